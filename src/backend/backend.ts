@@ -1,0 +1,30 @@
+// The small backend interface: allocate, free, write, read, run(op), flush. Backends never see modules or autograd.
+import type { DType, TypedArray } from '../tensor/dtype.js';
+import type { Op, OpParams, TensorInfo } from '../tensor/ops.js';
+
+/** Opaque handle to a backend's storage for one tensor. */
+export type DataId = number;
+
+/** An input as a backend sees it: its storage and its shape. */
+export interface BackendInput extends TensorInfo {
+  readonly id: DataId;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Storage for `size` elements of `dtype` (contents unspecified until written or computed). */
+  allocate(dtype: DType, size: number): DataId;
+  free(id: DataId): void;
+  write(id: DataId, data: TypedArray): void;
+  /** A copy of the data, resolved when the backend has finished the work that produces it. */
+  read(id: DataId): Promise<TypedArray>;
+  /** Synchronous read, for backends whose memory the host can see (js, wasm); undefined on GPU backends. */
+  readSync?(id: DataId): TypedArray;
+  /** Runs one op; outputs are freshly allocated with the shapes and dtypes shape inference gave. */
+  run<O extends Op>(op: O, inputs: readonly BackendInput[], params: OpParams[O], outputs: readonly TensorInfo[]): DataId[];
+  /** Waits for queued work. */
+  flush(): Promise<void>;
+  /** Bytes currently allocated, for memory accounting and leak tests. */
+  bytesInUse(): number;
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,13 @@
+// moekit public API: tensors, ops, autograd, backends.
+export { Op, ALL_OPS, type OpParams, type TensorInfo, type QuantFormat, type WeightFormat, type CompareOp, type AttentionParams } from './tensor/ops.js';
+export { type DType, DTYPES, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './tensor/dtype.js';
+export { ShapeError } from './tensor/shape.js';
+export { Tensor } from './tensor/tensor.js';
+export { Rng } from './tensor/random.js';
+export { setBackend, ready, getBackend, registerBackend, tidy, keep, dispose, noGrad, fromTyped } from './tensor/engine.js';
+export * from './tensor/api.js';
+export { backward, zeroGrad, variable, unbroadcast, GRAD } from './tensor/autograd.js';
+export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckResult } from './tensor/gradcheck.js';
+export type { Backend, DataId } from './backend/backend.js';
+export { JsBackend } from './backend/js/index.js';
+export { JS_KERNELS } from './backend/js/kernels/index.js';

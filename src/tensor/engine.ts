@@ -1,0 +1,171 @@
+// The engine: the current backend, op dispatch with shape checks, tidy scopes and autograd recording.
+import type { Backend } from '../backend/backend.js';
+import { JsBackend } from '../backend/js/index.js';
+import { allocTyped, matchesDType, type DType, type TypedArray } from './dtype.js';
+import { INFER } from './infer.js';
+import { Op, type OpParams } from './ops.js';
+import { ShapeError, fmtInfo, sizeOf } from './shape.js';
+import { Tensor, type TapeNode } from './tensor.js';
+
+export type BackendName = 'js' | 'wasm' | 'webgpu';
+export type BackendFactory = () => Promise<Backend>;
+
+/** Ops whose outputs carry no gradient: comparisons, indices, backward kernels, quantisation. */
+export const NON_DIFFERENTIABLE: ReadonlySet<Op> = new Set<Op>([
+  Op.Compare, Op.Argmax, Op.GeluGrad, Op.RMSNormGrad, Op.AttentionGrad, Op.CrossEntropyGrad,
+  Op.GroupedMatmulWeightGrad, Op.Quantize, Op.Dequantize,
+]);
+
+class Engine {
+  backend: Backend | null = null;
+  readonly factories = new Map<string, BackendFactory>([['js', () => Promise.resolve(new JsBackend())]]);
+  readonly scopes: Set<Tensor>[] = [];
+  gradEnabled = true;
+  seq = 0;
+
+  current(): Backend {
+    if (this.backend) return this.backend;
+    const want = envBackend();
+    if (want === 'js') {
+      this.backend = new JsBackend();
+      return this.backend;
+    }
+    throw new Error(`no backend is ready: call "await setBackend('${want}')" (or "await ready()") before running ops, or set MOEKIT_BACKEND=js`);
+  }
+
+  track(t: Tensor): void {
+    const top = this.scopes[this.scopes.length - 1];
+    if (top) top.add(t);
+  }
+}
+
+export const ENGINE = new Engine();
+
+function envBackend(): string {
+  const env = typeof process !== 'undefined' ? process.env?.MOEKIT_BACKEND : undefined;
+  return env && env.length > 0 ? env : 'wasm';
+}
+
+/** Registers a backend factory under a name (used by the wasm and webgpu modules). */
+export function registerBackend(name: string, factory: BackendFactory): void {
+  ENGINE.factories.set(name, factory);
+}
+
+/** Creates (or takes) a backend and makes it current. */
+export async function setBackend(which: string | Backend): Promise<Backend> {
+  if (typeof which !== 'string') {
+    ENGINE.backend = which;
+    return which;
+  }
+  const factory = ENGINE.factories.get(which);
+  if (!factory) throw new Error(`setBackend: unknown backend "${which}"; known: ${[...ENGINE.factories.keys()].join(', ')}`);
+  ENGINE.backend = await factory();
+  return ENGINE.backend;
+}
+
+/** Makes the backend named by MOEKIT_BACKEND (default wasm) current, unless one already is. */
+export async function ready(): Promise<Backend> {
+  return ENGINE.backend ?? setBackend(envBackend());
+}
+
+export function getBackend(): Backend {
+  return ENGINE.current();
+}
+
+/** Wraps existing storage as a tensor (tracked by the current tidy scope). */
+export function wrap(backend: Backend, id: number, shape: readonly number[], dtype: DType): Tensor {
+  const t = new Tensor(backend, id, shape, dtype);
+  ENGINE.track(t);
+  return t;
+}
+
+/** A tensor holding a copy of `data` on the current (or given) backend. */
+export function fromTyped(data: TypedArray, shape: readonly number[], dtype: DType, backend: Backend = ENGINE.current()): Tensor {
+  if (sizeOf(shape) !== data.length) throw new ShapeError(`tensor: ${data.length} values do not fill shape (${shape.join(', ')})`);
+  if (!matchesDType(data, dtype)) throw new ShapeError(`tensor: ${data.constructor.name} cannot hold dtype ${dtype}`);
+  const id = backend.allocate(dtype, data.length);
+  backend.write(id, data);
+  return wrap(backend, id, shape, dtype);
+}
+
+/** Typed array of `dtype` holding `values` (numbers, converted). */
+export function typedFrom(values: ArrayLike<number>, dtype: DType): TypedArray {
+  const out = allocTyped(dtype, values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i]!;
+  return out;
+}
+
+/** Runs one op: checks shapes and dtypes, dispatches to the backend, records it for autograd. */
+export function runOp<O extends Op>(op: O, inputs: readonly Tensor[], params: OpParams[O]): Tensor[] {
+  const backend = ENGINE.current();
+  for (const t of inputs) {
+    t.assertAlive(op);
+    if (t.backend !== backend) throw new Error(`${op}: input ${fmtInfo(t.shape, t.dtype)} lives on backend ${t.backend.name}, but the current backend is ${backend.name}`);
+  }
+  const infos = INFER[op](inputs, params);
+  const ids = backend.run(op, inputs.map((t) => ({ id: t.dataId, shape: t.shape, dtype: t.dtype })), params, infos);
+  const outs = ids.map((id, i) => wrap(backend, id, infos[i]!.shape, infos[i]!.dtype));
+  if (ENGINE.gradEnabled && !NON_DIFFERENTIABLE.has(op) && inputs.some((t) => t.requiresGrad)) {
+    const node: TapeNode<O> = { op, inputs: [...inputs], params, outputs: outs, seq: ENGINE.seq++ };
+    for (const o of outs) {
+      if (o.dtype !== 'f32') continue;
+      o.requiresGrad = true;
+      o.node = node as unknown as TapeNode;
+    }
+  }
+  return outs;
+}
+
+/** Runs fn without recording ops for autograd. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = ENGINE.gradEnabled;
+  ENGINE.gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    ENGINE.gradEnabled = prev;
+  }
+}
+
+export type TensorContainer = Tensor | number | string | boolean | null | undefined | void | readonly TensorContainer[] | { readonly [k: string]: TensorContainer };
+
+function collect(x: unknown, into: Set<Tensor>): void {
+  if (x instanceof Tensor) into.add(x);
+  else if (Array.isArray(x)) for (const v of x) collect(v, into);
+  else if (x && typeof x === 'object') for (const v of Object.values(x)) collect(v, into);
+}
+
+/**
+ * Runs fn in a scope: every tensor created inside is disposed on exit, except the tensors in the
+ * result and tensors marked with `keep`. Returned tensors move to the enclosing scope.
+ */
+export function tidy<T extends TensorContainer>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  ENGINE.scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    ENGINE.scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collect(result, survivors);
+  for (const t of scope) {
+    if (survivors.has(t)) ENGINE.track(t);
+    else if (!t.kept) t.dispose();
+  }
+  return result;
+}
+
+/** Excludes a tensor from tidy clean-up; the caller disposes it. */
+export function keep<T extends Tensor>(t: T): T {
+  t.kept = true;
+  return t;
+}
+
+/** Disposes every tensor in a container. */
+export function dispose(x: TensorContainer): void {
+  const all = new Set<Tensor>();
+  collect(x, all);
+  for (const t of all) t.dispose();
+}
