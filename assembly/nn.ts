@@ -134,6 +134,13 @@ export function nn_binary_rows(op: i32, a: usize, b: usize, o: usize, rows: i32,
 // @ts-ignore: decorator
 @inline function uspan(op: i32, x: usize, o: usize, n: i32): void {
   let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const q = <usize>i << 2;
+    const a = uop(op, v128.load(x + q));
+    const b = uop(op, v128.load(x + q, 16));
+    v128.store(o + q, a);
+    v128.store(o + q, b, 16);
+  }
   for (; i + 4 <= n; i += 4) {
     const q = <usize>i << 2;
     v128.store(o + q, uop(op, v128.load(x + q)));

@@ -43,8 +43,11 @@ import { fma } from './common';
 /** e^x per lane, like Math.exp rounded to f32: overflow to +inf, gradual underflow to denormals and 0, NaN kept. */
 // @ts-ignore: decorator
 @inline export function vexp(x: v128): v128 {
+  // clamping keeps NaN (wasm min/max propagate it); at the clamp bounds the result overflows to inf / rounds to 0
   const xc = f32x4.min(f32x4.max(x, sp(-104.0)), sp(88.8));
-  const n = f32x4.nearest(f32x4.mul(xc, sp(1.44269504088896341)));
+  // n = round(x log2 e) via the 1.5 * 2^23 shifter: its low mantissa bits hold n as an integer
+  const t = fma(xc, sp(1.44269504088896341), sp(12582912.0));
+  const n = f32x4.sub(t, sp(12582912.0));
   let r = fma(n, sp(-0.693359375), xc);
   r = fma(n, sp(2.12194440e-4), r);
   let p = sp(1.9875691500e-4);
@@ -55,15 +58,11 @@ import { fma } from './common';
   p = fma(p, r, sp(5.0000001201e-1));
   p = fma(p, f32x4.mul(r, r), f32x4.add(r, sp(1)));
   // 2^n as two factors so that n in [-150, 128] neither overflows nor flushes before the final product
-  const ni = i32x4.trunc_sat_f32x4_s(n);
+  const ni = i32x4.sub(t, i32x4.splat(0x4b400000));
   const n1 = i32x4.shr_s(ni, 1);
-  const n2 = i32x4.sub(ni, n1);
   const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
-  const s2 = i32x4.shl(i32x4.add(n2, i32x4.splat(127)), 23);
-  let y = f32x4.mul(f32x4.mul(p, s1), s2);
-  y = v128.bitselect(sp(<f32>Infinity), y, f32x4.gt(x, sp(88.72283172607422)));
-  y = v128.bitselect(sp(0), y, f32x4.lt(x, sp(-103.97208404541016)));
-  return v128.bitselect(x, y, f32x4.ne(x, x));
+  const s2 = i32x4.shl(i32x4.add(i32x4.sub(ni, n1), i32x4.splat(127)), 23);
+  return f32x4.mul(f32x4.mul(p, s1), s2);
 }
 
 /** ln x per lane, like Math.log: -inf at 0, NaN below 0 and at NaN, +inf at +inf, denormals handled. */
