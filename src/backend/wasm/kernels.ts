@@ -1,0 +1,128 @@
+// Typed wrappers for the GEMM-family wasm kernels: validate arguments, pick a thread count, dispatch.
+import type { WasmRuntime } from './runtime.js';
+
+/** Pointers are byte offsets into the runtime's memory; sizes and strides are in elements. */
+export interface MatmulParams {
+  a: number; // (M, K) row-major, or stored (K, M) when transA
+  b: number; // (K, N) row-major, or stored (N, K) when transB
+  c: number; // (M, N) row-major
+  bias?: number; // (N), 0 or absent = none
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  /** C += op(A)·op(B) instead of C = ... */
+  accumulate?: boolean;
+  batch?: number;
+  /** Element strides between batch items; 0 broadcasts the operand. Defaults: M·K, K·N, M·N. */
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+  /** Thread count override (default: by problem size). */
+  threads?: number;
+}
+
+export interface GroupedMatmulParams {
+  x: number; // (T, K), rows sorted by expert
+  w: number; // (E, K, N), or (E, N, K) when transW
+  y: number; // (T, N)
+  offsets: number; // Int32 (E + 1): offsets[0] = 0, offsets[E] = T, non-decreasing
+  E: number;
+  K: number;
+  N: number;
+  transW?: boolean;
+  threads?: number;
+}
+
+export interface GroupedMatmulWeightGradParams {
+  x: number; // (T, K)
+  dy: number; // (T, N)
+  dw: number; // (E, K, N)
+  offsets: number; // Int32 (E + 1)
+  E: number;
+  K: number;
+  N: number;
+  threads?: number;
+}
+
+/** Quantised weight formats: int8 / int4 with f16 group scales, or plain f16 / bf16 bits. */
+export type QFormat = 'int8' | 'int4' | 'f16' | 'bf16';
+const FORMAT_CODE: Record<QFormat, number> = { int8: 0, int4: 1, f16: 2, bf16: 3 };
+
+export interface QMatmulParams {
+  x: number; // (M, K) f32
+  w: number; // int8: Int8 (N, K); int4: Uint8 (N, K/2) low nibble first; f16/bf16: Uint16 (N, K)
+  scales?: number; // f16 bits (N, K/groupSize) for int8/int4
+  y: number; // (M, N) f32
+  M: number;
+  N: number;
+  K: number;
+  format: QFormat;
+  /** Elements per scale group for int8/int4 (default 32; must divide K; even for int4). */
+  groupSize?: number;
+  threads?: number;
+}
+
+/** Flops (or equivalent work) below which dispatching to workers costs more than it saves. */
+const MIN_PARALLEL_WORK = 1 << 18;
+
+function pickThreads(rt: WasmRuntime, work: number, requested: number | undefined): number {
+  if (requested !== undefined) return Math.max(1, Math.min(rt.threads, Math.floor(requested)));
+  return work < MIN_PARALLEL_WORK ? 1 : rt.threads;
+}
+
+function checkDims(op: string, dims: Record<string, number>): void {
+  for (const [k, v] of Object.entries(dims)) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${op}: ${k} must be a non-negative integer, got ${v}`);
+  }
+}
+
+/** C (M, N) = op(A)·op(B) [+ bias] [+ C], over `batch` problems. */
+export function matmul(rt: WasmRuntime, p: MatmulParams): void {
+  const batch = p.batch ?? 1;
+  checkDims('matmul', { M: p.M, N: p.N, K: p.K, batch });
+  if (p.M === 0 || p.N === 0 || batch === 0) return;
+  const sA = p.strideA ?? p.M * p.K, sB = p.strideB ?? p.K * p.N, sC = p.strideC ?? p.M * p.N;
+  const nt = pickThreads(rt, 2 * p.M * p.N * Math.max(p.K, 1) * batch, p.threads);
+  const s = rt.scratch();
+  rt.parallel('matmul', [p.a, p.b, p.c, p.bias ?? 0, p.M, p.N, p.K, p.transA ? 1 : 0, p.transB ? 1 : 0,
+    p.accumulate ? 1 : 0, batch, sA, sB, sC, s.ptr, s.stride], nt);
+}
+
+/** y rows of expert e = x rows of expert e · W_e, for every expert segment. */
+export function groupedMatmul(rt: WasmRuntime, p: GroupedMatmulParams): void {
+  checkDims('groupedMatmul', { E: p.E, K: p.K, N: p.N });
+  if (p.E === 0 || p.N === 0) return;
+  const T = rt.i32(p.offsets, p.E + 1)[p.E]!;
+  const nt = pickThreads(rt, 2 * T * p.N * Math.max(p.K, 1), p.threads);
+  const s = rt.scratch();
+  rt.parallel('groupedMatmul', [p.x, p.w, p.y, p.offsets, p.E, p.K, p.N, p.transW ? 1 : 0, s.ptr, s.stride], nt);
+}
+
+/** dW_e (K, N) = x_eᵀ · dy_e for every expert segment (zeros for empty segments). */
+export function groupedMatmulWeightGrad(rt: WasmRuntime, p: GroupedMatmulWeightGradParams): void {
+  checkDims('groupedMatmulWeightGrad', { E: p.E, K: p.K, N: p.N });
+  if (p.E === 0 || p.K === 0 || p.N === 0) return;
+  const T = rt.i32(p.offsets, p.E + 1)[p.E]!;
+  const nt = pickThreads(rt, 2 * Math.max(T, 1) * p.N * p.K, p.threads);
+  const s = rt.scratch();
+  rt.parallel('groupedMatmulWeightGrad', [p.x, p.dy, p.dw, p.offsets, p.E, p.K, p.N, s.ptr, s.stride], nt);
+}
+
+/** y (M, N) = x (M, K) · Wᵀ with W (N, K) dequantised on the fly. */
+export function qmatmul(rt: WasmRuntime, p: QMatmulParams): void {
+  checkDims('qmatmul', { M: p.M, N: p.N, K: p.K });
+  const code = FORMAT_CODE[p.format];
+  if (code === undefined) throw new RangeError(`qmatmul: unknown format ${String(p.format)}`);
+  const gs = p.format === 'int8' || p.format === 'int4' ? (p.groupSize ?? 32) : 1;
+  if (code <= 1) {
+    if (!Number.isInteger(gs) || gs <= 0 || p.K % gs !== 0) throw new RangeError(`qmatmul: groupSize ${gs} must divide K = ${p.K}`);
+    if (p.format === 'int4' && (gs % 2 !== 0 || p.K % 2 !== 0)) throw new RangeError(`qmatmul: int4 needs an even groupSize and K (got ${gs}, ${p.K})`);
+    if (!p.scales) throw new RangeError(`qmatmul: ${p.format} needs scales`);
+  }
+  if (p.M === 0 || p.N === 0) return;
+  const nt = pickThreads(rt, 2 * p.M * p.N * Math.max(p.K, 1), p.threads);
+  const s = rt.scratch();
+  rt.parallel('qmatmul', [p.x, p.w, p.scales ?? 0, p.y, p.M, p.N, p.K, code, gs, s.ptr, s.stride], nt);
+}

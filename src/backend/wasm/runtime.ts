@@ -1,0 +1,219 @@
+// WebAssembly runtime: one shared memory, the kernel module on the main thread + workers, synchronous dispatch.
+import { Allocator } from './alloc.js';
+import { KERNELS_PLAIN_B64, KERNELS_RELAXED_B64 } from './gen/kernels.js';
+import { ARGS_OFFSET, CTRL, CTRL_BYTES, MAX_ARGS, WORKER_SOURCE, type WorkerInit } from './worker.js';
+
+/**
+ * A kernel export of the module (its own args followed by (tid, nthreads)): the GEMM family named here, or any
+ * other function export (e.g. the nn_* kernels).
+ */
+export type KernelName = 'matmul' | 'groupedMatmul' | 'groupedMatmulWeightGrad' | 'qmatmul' | (string & {});
+
+export interface WasmRuntimeOptions {
+  /** Threads including the main thread (default: available parallelism). */
+  threads?: number;
+  /** true: require the relaxed-SIMD build; false: plain SIMD; 'auto' (default): relaxed when it validates. */
+  relaxedSimd?: boolean | 'auto';
+  /** Worker spin iterations before Atomics.wait (default 20000). */
+  spin?: number;
+}
+
+type KernelFn = (...args: number[]) => void;
+interface KernelExports {
+  heapBase(): number;
+  scratchBytes(): number;
+}
+
+/** Minimal common surface of Node's worker_threads.Worker and the browser Worker. */
+interface AnyWorker { terminate(): unknown }
+
+const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+const INITIAL_PAGES = 256;
+const MAX_PAGES = 65536;
+
+function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  if (typeof Buffer !== 'undefined') return new Uint8Array(Buffer.from(b64, 'base64'));
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+let relaxedFlagSet = false;
+async function enableRelaxedFlag(): Promise<void> {
+  if (!isNode || relaxedFlagSet) return;
+  const v8 = await import('node:v8');
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  relaxedFlagSet = true;
+}
+
+async function defaultThreads(): Promise<number> {
+  if (isNode) return (await import('node:os')).availableParallelism();
+  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+}
+
+export class WasmRuntime {
+  readonly memory: WebAssembly.Memory;
+  readonly threads: number;
+  /** Whether the relaxed-SIMD build runs. */
+  readonly relaxed: boolean;
+  private readonly exports: KernelExports & Record<string, KernelFn | undefined>;
+  /** Function exports in module order; the control block names a kernel by its index here. */
+  private readonly names: string[];
+  private readonly index = new Map<string, number>();
+  private readonly allocator: Allocator;
+  private readonly ctrl: number;
+  private readonly ctrlI32: Int32Array;
+  private readonly ctrlF64: Float64Array;
+  private readonly workers: AnyWorker[];
+  private readonly canWait: boolean;
+  private scratchPtr = 0;
+  private disposed = false;
+
+  private constructor(memory: WebAssembly.Memory, instance: WebAssembly.Instance, relaxed: boolean, threads: number) {
+    this.memory = memory;
+    this.relaxed = relaxed;
+    this.threads = threads;
+    this.exports = instance.exports as unknown as KernelExports & Record<string, KernelFn | undefined>;
+    this.names = Object.keys(instance.exports).filter((n) => typeof instance.exports[n] === 'function');
+    this.names.forEach((n, i) => this.index.set(n, i));
+    this.allocator = new Allocator(memory, this.exports.heapBase());
+    this.ctrl = this.allocator.alloc(CTRL_BYTES);
+    this.ctrlI32 = new Int32Array(memory.buffer, this.ctrl, ARGS_OFFSET / 4);
+    this.ctrlF64 = new Float64Array(memory.buffer, this.ctrl + ARGS_OFFSET, MAX_ARGS);
+    this.ctrlI32.fill(0);
+    this.workers = [];
+    // Atomics.wait is forbidden on a browser main thread; Node's main thread and workers allow it.
+    this.canWait = isNode || typeof (globalThis as { document?: unknown }).document === 'undefined';
+  }
+
+  /** Creates the memory, instantiates the module here and in threads - 1 workers; resolves when all are ready. */
+  static async create(opts: WasmRuntimeOptions = {}): Promise<WasmRuntime> {
+    const threads = Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
+    const want = opts.relaxedSimd ?? 'auto';
+    let relaxed = false;
+    if (want !== false) {
+      await enableRelaxedFlag();
+      const bytes = decodeBase64(KERNELS_RELAXED_B64);
+      relaxed = WebAssembly.validate(bytes);
+      if (!relaxed && want === true) throw new Error('WasmRuntime: relaxed SIMD requested but not supported by this runtime');
+    }
+    const module = await WebAssembly.compile(decodeBase64(relaxed ? KERNELS_RELAXED_B64 : KERNELS_PLAIN_B64) as Uint8Array<ArrayBuffer>);
+    const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const rt = new WasmRuntime(memory, instance, relaxed, threads);
+    try {
+      await rt.startWorkers(module, opts.spin ?? 20000);
+    } catch (e) {
+      rt.dispose();
+      throw e;
+    }
+    return rt;
+  }
+
+  private async startWorkers(module: WebAssembly.Module, spin: number): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (let tid = 1; tid < this.threads; tid++) {
+      const init: WorkerInit = { module, memory: this.memory, ctrl: this.ctrl, tid, names: this.names, relaxed: this.relaxed, spin };
+      if (isNode) {
+        const { Worker } = await import('node:worker_threads');
+        const w = new Worker(WORKER_SOURCE, { eval: true, workerData: init });
+        this.workers.push(w);
+        ready.push(new Promise<void>((resolve, reject) => {
+          // Unref only once ready: an unref'ed worker's messages would not keep create() alive.
+          w.once('message', () => { w.unref(); resolve(); });
+          w.once('error', reject);
+        }));
+      } else {
+        const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+        const w = new Worker(url);
+        this.workers.push(w);
+        ready.push(new Promise<void>((resolve, reject) => {
+          w.onmessage = () => resolve();
+          w.onerror = (e) => reject(new Error(`wasm worker failed: ${e.message}`));
+        }));
+        w.postMessage(init);
+      }
+    }
+    await Promise.all(ready);
+  }
+
+  /** Runs exports[kernel](...args, 0, 1) on the calling thread. */
+  call(kernel: KernelName, args: readonly number[]): void {
+    this.check();
+    this.fn(kernel)(...args, 0, 1);
+  }
+
+  private fn(kernel: string): KernelFn {
+    const f = this.exports[kernel];
+    if (typeof f !== 'function' || !this.index.has(kernel)) throw new Error(`wasm kernel ${kernel} does not exist`);
+    return f;
+  }
+
+  /** Runs exports[kernel](...args, tid, nthreads) on nthreads threads (main thread is tid 0); synchronous. */
+  parallel(kernel: KernelName, args: readonly number[], nthreads: number = this.threads): void {
+    this.check();
+    const nt = Math.max(1, Math.min(this.threads, Math.floor(nthreads)));
+    const fn = this.fn(kernel);
+    if (nt === 1) { fn(...args, 0, 1); return; }
+    if (args.length > MAX_ARGS) throw new RangeError(`parallel: at most ${MAX_ARGS} args`);
+    const I = this.ctrlI32;
+    const F = this.ctrlF64;
+    for (let i = 0; i < args.length; i++) F[i] = args[i]!;
+    I[CTRL.KERNEL] = this.index.get(kernel)!;
+    I[CTRL.NARGS] = args.length;
+    I[CTRL.NTHREADS] = nt;
+    I[CTRL.ERROR] = 0;
+    Atomics.store(I, CTRL.DONE, 0);
+    Atomics.add(I, CTRL.GEN, 1);
+    Atomics.notify(I, CTRL.GEN);
+    let mainError: unknown;
+    try {
+      fn(...args, 0, nt);
+    } catch (e) {
+      mainError = e;
+    }
+    const target = nt - 1;
+    let spins = 0;
+    for (;;) {
+      const done = Atomics.load(I, CTRL.DONE);
+      if (done >= target) break;
+      if (this.canWait && ++spins > 100000) Atomics.wait(I, CTRL.DONE, done, 1);
+    }
+    if (mainError !== undefined) throw mainError;
+    if (Atomics.load(I, CTRL.ERROR)) throw new Error(`wasm kernel ${kernel} failed in a worker thread`);
+  }
+
+  /** Per-thread packing scratch for the GEMM kernels: threads × scratchStride bytes, allocated once. */
+  scratch(): { ptr: number; stride: number } {
+    const stride = this.exports.scratchBytes();
+    if (this.scratchPtr === 0) this.scratchPtr = this.alloc(stride * this.threads);
+    return { ptr: this.scratchPtr, stride };
+  }
+
+  alloc(bytes: number): number { this.check(); return this.allocator.alloc(bytes); }
+  free(ptr: number): void { this.check(); this.allocator.free(ptr); }
+  get bytesInUse(): number { return this.allocator.bytesInUse; }
+  get peakBytes(): number { return this.allocator.peakBytes; }
+
+  f32(ptr: number, len: number): Float32Array { return new Float32Array(this.memory.buffer, ptr, len); }
+  i32(ptr: number, len: number): Int32Array { return new Int32Array(this.memory.buffer, ptr, len); }
+  u8(ptr: number, len: number): Uint8Array { return new Uint8Array(this.memory.buffer, ptr, len); }
+  u16(ptr: number, len: number): Uint16Array { return new Uint16Array(this.memory.buffer, ptr, len); }
+  i8(ptr: number, len: number): Int8Array { return new Int8Array(this.memory.buffer, ptr, len); }
+
+  /** Stops the workers; the runtime is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    Atomics.store(this.ctrlI32, CTRL.QUIT, 1);
+    Atomics.add(this.ctrlI32, CTRL.GEN, 1);
+    Atomics.notify(this.ctrlI32, CTRL.GEN);
+    for (const w of this.workers) void w.terminate();
+    this.workers.length = 0;
+  }
+
+  private check(): void {
+    if (this.disposed) throw new Error('WasmRuntime is disposed');
+  }
+}
