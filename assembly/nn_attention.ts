@@ -108,7 +108,60 @@ function attnRow(q: usize, k: usize, v: usize, ks: usize, vs: usize, o: usize, D
   if (jhi <= jlo) return -<f32>Infinity;
   const scv = sp(scale);
   let m: f32 = -<f32>Infinity, l: f32 = 0;
-  for (let j = jlo; j < jhi; j += 4) {
+  let j = jlo;
+  if (((D | Dv) & 3) == 0) {
+    // blocks of 8 keys: q and the o row are loaded once per 8 keys
+    for (; j + 8 <= jhi; j += 8) {
+      const k0 = k + <usize>j * ks, k1 = k0 + ks, k2 = k1 + ks, k3 = k2 + ks;
+      const k4 = k3 + ks, k5 = k4 + ks, k6 = k5 + ks, k7 = k6 + ks;
+      let a0 = sp(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+      for (let d = 0; d < D; d += 4) {
+        const off = <usize>d << 2;
+        const qv = v128.load(q + off);
+        a0 = fma(qv, v128.load(k0 + off), a0);
+        a1 = fma(qv, v128.load(k1 + off), a1);
+        a2 = fma(qv, v128.load(k2 + off), a2);
+        a3 = fma(qv, v128.load(k3 + off), a3);
+        a4 = fma(qv, v128.load(k4 + off), a4);
+        a5 = fma(qv, v128.load(k5 + off), a5);
+        a6 = fma(qv, v128.load(k6 + off), a6);
+        a7 = fma(qv, v128.load(k7 + off), a7);
+      }
+      const s0 = f32x4.mul(hsum4(a0, a1, a2, a3), scv);
+      const s1 = f32x4.mul(hsum4(a4, a5, a6, a7), scv);
+      const mb = hmax(f32x4.max(s0, s1));
+      if (mb > m) {
+        if (l > 0) {
+          const c = Mathf.exp(m - mb);
+          l *= c;
+          scaleRow(o, c, Dv);
+        }
+        m = mb;
+      }
+      const p0 = vexp(f32x4.sub(s0, sp(m))), p1 = vexp(f32x4.sub(s1, sp(m)));
+      l += hsum(f32x4.add(p0, p1));
+      const v0 = v + <usize>j * vs, v1 = v0 + vs, v2 = v1 + vs, v3 = v2 + vs;
+      const v4 = v3 + vs, v5 = v4 + vs, v6 = v5 + vs, v7 = v6 + vs;
+      const c0 = f32x4.splat(f32x4.extract_lane(p0, 0)), c1 = f32x4.splat(f32x4.extract_lane(p0, 1));
+      const c2 = f32x4.splat(f32x4.extract_lane(p0, 2)), c3 = f32x4.splat(f32x4.extract_lane(p0, 3));
+      const c4 = f32x4.splat(f32x4.extract_lane(p1, 0)), c5 = f32x4.splat(f32x4.extract_lane(p1, 1));
+      const c6 = f32x4.splat(f32x4.extract_lane(p1, 2)), c7 = f32x4.splat(f32x4.extract_lane(p1, 3));
+      for (let d = 0; d < Dv; d += 4) {
+        const off = <usize>d << 2;
+        let acc = v128.load(o + off);
+        acc = fma(c0, v128.load(v0 + off), acc);
+        acc = fma(c1, v128.load(v1 + off), acc);
+        acc = fma(c2, v128.load(v2 + off), acc);
+        acc = fma(c3, v128.load(v3 + off), acc);
+        acc = fma(c4, v128.load(v4 + off), acc);
+        acc = fma(c5, v128.load(v5 + off), acc);
+        acc = fma(c6, v128.load(v6 + off), acc);
+        acc = fma(c7, v128.load(v7 + off), acc);
+        v128.store(o + off, acc);
+      }
+    }
+  }
+  for (; j < jhi; j += 4) {
     const nk = min(4, jhi - j);
     const k0 = k + <usize>j * ks, v0 = v + <usize>j * vs;
     const k1 = nk > 1 ? k0 + ks : k0, k2 = nk > 2 ? k0 + 2 * ks : k0, k3 = nk > 3 ? k0 + 3 * ks : k0;
