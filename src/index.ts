@@ -4,10 +4,20 @@ export { type DType, DTYPES, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './
 export { ShapeError } from './tensor/shape.js';
 export { Tensor } from './tensor/tensor.js';
 export { Rng } from './tensor/random.js';
-export { setBackend, ready, getBackend, registerBackend, tidy, keep, dispose, noGrad, fromTyped } from './tensor/engine.js';
+export { setBackend, useBackend, ready, getBackend, registerBackend, tidy, keep, dispose, noGrad, fromTyped } from './tensor/engine.js';
 export * from './tensor/api.js';
 export { backward, zeroGrad, variable, unbroadcast, GRAD } from './tensor/autograd.js';
 export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckResult } from './tensor/gradcheck.js';
 export type { Backend, DataId } from './backend/backend.js';
 export { JsBackend } from './backend/js/index.js';
 export { JS_KERNELS } from './backend/js/kernels/index.js';
+export { WasmBackend } from './backend/wasm/index.js';
+
+import { registerBackend } from './tensor/engine.js';
+import { WasmBackend } from './backend/wasm/index.js';
+registerBackend('wasm', () => {
+  const env = typeof process !== 'undefined' ? process.env?.MOEKIT_THREADS : undefined;
+  const threads = env ? Number(env) : undefined;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new Error(`MOEKIT_THREADS must be a positive integer, got "${env}"`);
+  return WasmBackend.create(threads ? { threads } : {});
+});

@@ -63,6 +63,11 @@ export async function setBackend(which: string | Backend): Promise<Backend> {
   return ENGINE.backend;
 }
 
+/** Makes an existing backend current (synchronous). */
+export function useBackend(backend: Backend): void {
+  ENGINE.backend = backend;
+}
+
 /** Makes the backend named by MOEKIT_BACKEND (default wasm) current, unless one already is. */
 export async function ready(): Promise<Backend> {
   return ENGINE.backend ?? setBackend(envBackend());
@@ -131,20 +136,25 @@ export type TensorContainer = Tensor | number | string | boolean | null | undefi
 
 function collect(x: unknown, into: Set<Tensor>): void {
   if (x instanceof Tensor) into.add(x);
+  else if (ArrayBuffer.isView(x)) return;
   else if (Array.isArray(x)) for (const v of x) collect(v, into);
   else if (x && typeof x === 'object') for (const v of Object.values(x)) collect(v, into);
 }
 
 /**
  * Runs fn in a scope: every tensor created inside is disposed on exit, except the tensors in the
- * result and tensors marked with `keep`. Returned tensors move to the enclosing scope.
+ * result and tensors marked with `keep`. Returned tensors move to the enclosing scope. If fn throws,
+ * every tensor it created (and did not keep) is disposed before the error propagates.
  */
-export function tidy<T extends TensorContainer>(fn: () => T): T {
+export function tidy<T>(fn: () => T): T {
   const scope = new Set<Tensor>();
   ENGINE.scopes.push(scope);
   let result: T;
   try {
     result = fn();
+  } catch (err) {
+    for (const t of scope) if (!t.kept) t.dispose();
+    throw err;
   } finally {
     ENGINE.scopes.pop();
   }

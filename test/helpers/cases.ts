@@ -80,7 +80,7 @@ function attn(rng: Rng, n: number): OpCase<OpParams[Op.Attention]>[] {
   return [
     { name: `causal GQA T=${T}`, inputs: [f(rng, [1, T, 4, 8]), f(rng, [1, T, 2, 8]), f(rng, [1, T, 2, 8])], params: { causal: true, window: 0, scale: 0.35 } },
     { name: `window 2, kv cache S=T+2, Dv=5`, inputs: [f(rng, [2, T, 2, 4]), f(rng, [2, T + 2, 1, 4]), f(rng, [2, T + 2, 1, 5])], params: { causal: true, window: 2, scale: 0.5 } },
-    { name: `non-causal`, inputs: [f(rng, [1, T, 2, 4]), f(rng, [1, 3, 2, 4]), f(rng, [1, 3, 2, 4])], params: { causal: false, window: 0, scale: 0.5 } },
+    { name: `non-causal S=T+2`, inputs: [f(rng, [1, T, 2, 4]), f(rng, [1, T + 2, 2, 4]), f(rng, [1, T + 2, 2, 4])], params: { causal: false, window: 0, scale: 0.5 } },
   ];
 }
 function quantInputs(rng: Rng, format: 'int8' | 'int4' | 'f16' | 'bf16', N: number, K: number, g: number): GradcheckInput[] {

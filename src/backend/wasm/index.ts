@@ -1,0 +1,104 @@
+// The wasm backend: tensors live in one shared WebAssembly.Memory; hot ops run SIMD kernels on a worker pool.
+import { bytesPerElement, matchesDType, viewTyped, type DType, type TypedArray } from '../../tensor/dtype.js';
+import type { Op, OpParams, TensorInfo } from '../../tensor/ops.js';
+import { sizeOf } from '../../tensor/shape.js';
+import type { Backend, BackendInput, DataId } from '../backend.js';
+import { WasmRuntime, type WasmRuntimeOptions } from './runtime.js';
+import { WASM_KERNELS, type WasmView } from './table.js';
+
+interface Slot {
+  ptr: number;
+  size: number;
+  dtype: DType;
+}
+
+export class WasmBackend implements Backend {
+  readonly name = 'wasm';
+  private readonly slots = new Map<DataId, Slot>();
+  private nextId = 1;
+
+  private constructor(readonly rt: WasmRuntime) {}
+
+  /** Compiles the kernels (relaxed SIMD when the runtime validates it) and starts the worker pool. */
+  static async create(opts: WasmRuntimeOptions = {}): Promise<WasmBackend> {
+    return new WasmBackend(await WasmRuntime.create(opts));
+  }
+
+  get threads(): number {
+    return this.rt.threads;
+  }
+
+  get relaxedSimd(): boolean {
+    return this.rt.relaxed;
+  }
+
+  allocate(dtype: DType, size: number): DataId {
+    const bytes = size * bytesPerElement(dtype);
+    const ptr = bytes === 0 ? 0 : this.rt.alloc(bytes);
+    const id = this.nextId++;
+    this.slots.set(id, { ptr, size, dtype });
+    return id;
+  }
+
+  free(id: DataId): void {
+    const s = this.slots.get(id);
+    if (!s) throw new Error(`wasm backend: free of unknown or already freed data id ${id}`);
+    if (s.ptr !== 0) this.rt.free(s.ptr);
+    this.slots.delete(id);
+  }
+
+  private slot(id: DataId): Slot {
+    const s = this.slots.get(id);
+    if (!s) throw new Error(`wasm backend: data id ${id} is not allocated (was the tensor disposed?)`);
+    return s;
+  }
+
+  /** A typed-array view of a tensor's storage inside wasm memory (valid until the next free of that id). */
+  view(id: DataId): TypedArray {
+    const s = this.slot(id);
+    return viewTyped(s.dtype, this.rt.memory.buffer, s.ptr, s.size);
+  }
+
+  write(id: DataId, data: TypedArray): void {
+    const s = this.slot(id);
+    if (data.length !== s.size) throw new Error(`wasm backend: write of ${data.length} elements into storage of ${s.size}`);
+    if (!matchesDType(data, s.dtype)) throw new Error(`wasm backend: write of ${data.constructor.name} into ${s.dtype} storage`);
+    this.view(id).set(data);
+  }
+
+  readSync(id: DataId): TypedArray {
+    return this.view(id).slice();
+  }
+
+  read(id: DataId): Promise<TypedArray> {
+    return Promise.resolve(this.readSync(id));
+  }
+
+  run<O extends Op>(op: O, inputs: readonly BackendInput[], params: OpParams[O], outputs: readonly TensorInfo[]): DataId[] {
+    const ids = outputs.map((o) => this.allocate(o.dtype, sizeOf(o.shape)));
+    const mk = (id: DataId, info: TensorInfo): WasmView => ({ ptr: this.slot(id).ptr, data: this.view(id), shape: info.shape, dtype: info.dtype });
+    const ins = inputs.map((t) => mk(t.id, t));
+    const outs = ids.map((id, i) => mk(id, outputs[i]!));
+    try {
+      WASM_KERNELS[op](this.rt, ins, params, outs);
+    } catch (err) {
+      for (const id of ids) this.free(id);
+      throw err;
+    }
+    return ids;
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  bytesInUse(): number {
+    return this.rt.bytesInUse;
+  }
+
+  async dispose(): Promise<void> {
+    this.slots.clear();
+    await this.rt.dispose();
+  }
+}
+
