@@ -173,7 +173,7 @@ export class WasmRuntime {
     } catch (e) {
       mainError = e;
     }
-    const target = nt - 1;
+    const target = this.workers.length; // all workers acknowledge, see worker.ts
     let spins = 0;
     for (;;) {
       const done = Atomics.load(I, CTRL.DONE);

@@ -39,12 +39,15 @@ function moekitStart(d, post) {
     gen = Atomics.load(I, ${CTRL.GEN});
     if (Atomics.load(I, ${CTRL.QUIT})) return;
     const nt = I[${CTRL.NTHREADS}];
-    if (tid >= nt) continue;
-    const n = I[${CTRL.NARGS}];
-    args.length = n + 2;
-    for (let i = 0; i < n; i++) args[i] = F[i];
-    args[n] = tid; args[n + 1] = nt;
-    try { fns[I[${CTRL.KERNEL}]].apply(null, args); } catch (e) { Atomics.store(I, ${CTRL.ERROR}, 1); }
+    if (tid < nt) {
+      const n = I[${CTRL.NARGS}];
+      args.length = n + 2;
+      for (let i = 0; i < n; i++) args[i] = F[i];
+      args[n] = tid; args[n + 1] = nt;
+      try { fns[I[${CTRL.KERNEL}]].apply(null, args); } catch (e) { Atomics.store(I, ${CTRL.ERROR}, 1); }
+    }
+    // Every worker acknowledges every dispatch (idle ones at once), so the control block is never rewritten
+    // while a worker may still read it.
     Atomics.add(I, ${CTRL.DONE}, 1);
     Atomics.notify(I, ${CTRL.DONE});
   }

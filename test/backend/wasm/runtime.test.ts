@@ -46,6 +46,18 @@ describe('WasmRuntime', () => {
     for (const p of [a, b, c]) rt.free(p);
   });
 
+  it('mixes thread counts on a 3-thread pool (idle workers acknowledge every dispatch)', async () => {
+    const rt = await make(3);
+    const M = 5, N = 48, Kd = 3;
+    const a = rt.alloc(M * Kd * 4), b = rt.alloc(Kd * N * 4), c = rt.alloc(M * N * 4);
+    rt.f32(a, M * Kd).fill(1);
+    for (let it = 0; it < 600; it++) {
+      rt.f32(b, Kd * N).fill(it);
+      K.matmul(rt, { a, b, c, M, N, K: Kd, threads: 1 + (it % 3) });
+      if (rt.f32(c, M * N).some((v) => v !== 3 * it)) throw new Error(`iteration ${it}: wrong result`);
+    }
+  });
+
   it('views are fresh after memory growth', async () => {
     const rt = await make(1);
     const before = rt.memory.buffer.byteLength;
