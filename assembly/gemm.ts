@@ -171,25 +171,32 @@ function gemvN(x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
   const ls = <usize>ldb << 2;
   const n4 = N & ~3;
   let k = 0;
-  for (; k + 4 <= K; k += 4) {
-    const xo = <usize>k << 2;
-    const x0 = v128.load32_splat(x + xo), x1 = v128.load32_splat(x + xo, 4);
-    const x2 = v128.load32_splat(x + xo, 8), x3 = v128.load32_splat(x + xo, 12);
-    const b0 = b + <usize>k * ls, b1 = b0 + ls, b2 = b1 + ls, b3 = b2 + ls;
+  // Eight rows of B per pass over y: two independent accumulation chains, one y load/store per 8 FMAs.
+  for (; k + 8 <= K; k += 8) {
+    const xo = x + (<usize>k << 2);
+    const x0 = v128.load32_splat(xo), x1 = v128.load32_splat(xo, 4), x2 = v128.load32_splat(xo, 8), x3 = v128.load32_splat(xo, 12);
+    const x4 = v128.load32_splat(xo, 16), x5 = v128.load32_splat(xo, 20), x6 = v128.load32_splat(xo, 24), x7 = v128.load32_splat(xo, 28);
+    const b0 = b + <usize>k * ls;
     let n = 0;
     for (; n < n4; n += 4) {
       const o = <usize>n << 2;
-      let v = v128.load(y + o);
-      v = fma(x0, v128.load(b0 + o), v);
-      v = fma(x1, v128.load(b1 + o), v);
-      v = fma(x2, v128.load(b2 + o), v);
-      v = fma(x3, v128.load(b3 + o), v);
-      v128.store(y + o, v);
+      let p = b0 + o;
+      let v = fma(x0, v128.load(p), v128.load(y + o)); p += ls;
+      let w = f32x4.mul(x1, v128.load(p)); p += ls;
+      v = fma(x2, v128.load(p), v); p += ls;
+      w = fma(x3, v128.load(p), w); p += ls;
+      v = fma(x4, v128.load(p), v); p += ls;
+      w = fma(x5, v128.load(p), w); p += ls;
+      v = fma(x6, v128.load(p), v); p += ls;
+      w = fma(x7, v128.load(p), w);
+      v128.store(y + o, f32x4.add(v, w));
     }
     for (; n < N; n++) {
       const o = <usize>n << 2;
-      store<f32>(y + o, load<f32>(y + o) + f32x4.extract_lane(x0, 0) * load<f32>(b0 + o) + f32x4.extract_lane(x1, 0) * load<f32>(b1 + o)
-        + f32x4.extract_lane(x2, 0) * load<f32>(b2 + o) + f32x4.extract_lane(x3, 0) * load<f32>(b3 + o));
+      let p = b0 + o;
+      let s = load<f32>(y + o);
+      for (let r = 0; r < 8; r++) { s += load<f32>(xo + (<usize>r << 2)) * load<f32>(p); p += ls; }
+      store<f32>(y + o, s);
     }
   }
   for (; k < K; k++) {
