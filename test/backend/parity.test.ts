@@ -7,6 +7,7 @@ import { CASES, type OpCase } from '../helpers/cases.js';
 import { DEVICES } from '../helpers/devices.js';
 import { allocTyped } from '../../src/tensor/dtype.js';
 import type { GradcheckInput } from '../../src/tensor/gradcheck.js';
+import { relErr } from '../helpers/compare.js';
 
 const SIZES = [1, 3, 17, 129];
 const TOL = 1e-5;
@@ -18,22 +19,6 @@ function put(backend: Backend, i: GradcheckInput): mk.Tensor {
   return mk.fromTyped(data, i.shape, dtype, backend);
 }
 
-/** max |a - b| / max(1, max |b|); NaN and infinities must match exactly. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 1;
-  for (let i = 0; i < b.length; i++) if (Number.isFinite(b[i]!)) scale = Math.max(scale, Math.abs(b[i]!));
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (!Number.isFinite(y) || !Number.isFinite(x)) {
-      if (!(Object.is(x, y) || (Number.isNaN(x) && Number.isNaN(y)))) return Infinity;
-      continue;
-    }
-    m = Math.max(m, Math.abs(x - y) / scale);
-  }
-  return m;
-}
 
 describe.each(DEVICES)('device $name', (device) => {
   let backend: Backend | null = null;

@@ -1,6 +1,7 @@
 // The wasm kernel table: SIMD kernels for the hot ops, js kernels on views of wasm memory for the cold ones.
 import { JS_KERNELS } from '../js/kernels/index.js';
-import type { View } from '../js/view.js';
+import { checkOffsets } from '../js/kernels/linalg.js';
+import { ix, type View } from '../js/view.js';
 import { Op, type OpParams } from '../../tensor/ops.js';
 import { sizeOf } from '../../tensor/shape.js';
 import type { WasmRuntime } from './runtime.js';
@@ -44,7 +45,7 @@ const groupedMatmul: WasmKernel<Op.GroupedMatmul> = (rt, ins, p, outs) => {
   const [x, w, off] = ins as [WasmView, WasmView, WasmView];
   const [T, Kd] = x.shape as [number, number];
   const N = outs[0]!.shape[1]!;
-  checkOffsets(off, T);
+  checkOffsets(ix(off), off.shape[0]! - 1, T);
   if (T === 0 || N === 0) return;
   if (Kd === 0) {
     outs[0]!.data.fill(0);
@@ -55,7 +56,7 @@ const groupedMatmul: WasmKernel<Op.GroupedMatmul> = (rt, ins, p, outs) => {
 
 const groupedMatmulWeightGrad: WasmKernel<Op.GroupedMatmulWeightGrad> = (rt, ins, p, outs) => {
   const [x, dy, off] = ins as [WasmView, WasmView, WasmView];
-  checkOffsets(off, x.shape[0]!);
+  checkOffsets(ix(off), off.shape[0]! - 1, x.shape[0]!);
   const E = off.shape[0]! - 1;
   const dw = outs[0]!;
   if (dw.data.length === 0) return;
@@ -75,20 +76,6 @@ const quantMatmul: WasmKernel<Op.QuantMatmul> = (rt, ins, p, outs) => {
   }
   K.qmatmul(rt, { x: x.ptr, w: w.ptr, scales: scales ? scales.ptr : 0, y: outs[0]!.ptr, M, N, K: Kd, format: p.format, groupSize: p.groupSize });
 };
-
-/** Same contract as the js kernel: offsets start at 0, never decrease, end at T. */
-function checkOffsets(off: WasmView, T: number): void {
-  const o = off.data;
-  const E = o.length - 1;
-  let prev = 0;
-  for (let e = 0; e <= E; e++) {
-    const v = o[e]!;
-    if ((e === 0 && v !== 0) || v < prev || (e === E && v !== T)) {
-      throw new RangeError(`grouped_matmul: offsets [${Array.from(o.slice(0, 8)).join(', ')}${E > 7 ? ', ...' : ''}] must start at 0, never decrease and end at ${T} (offset ${e} is ${v})`);
-    }
-    prev = v;
-  }
-}
 
 export const WASM_KERNELS: { [O in Op]: WasmKernel<O> } = {
   [Op.Add]: NN.binary(Op.Add),

@@ -6,6 +6,7 @@ import { JS_KERNELS } from '../../../src/backend/js/kernels/index.js';
 import { WasmBackend } from '../../../src/backend/wasm/index.js';
 import { Op, type OpParams } from '../../../src/tensor/ops.js';
 import { allocTyped, type DType } from '../../../src/tensor/dtype.js';
+import { relErr } from '../../helpers/compare.js';
 
 interface In { shape: number[]; dtype?: DType; gen?: (i: number) => number }
 interface Case { name: string; op: Op; ins: In[]; params: unknown }
@@ -21,21 +22,6 @@ function make(backend: mk.Backend, ins: In[], data: number[][]): mk.Tensor[] {
   });
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 1;
-  for (let i = 0; i < b.length; i++) if (Number.isFinite(b[i]!)) scale = Math.max(scale, Math.abs(b[i]!));
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (!Number.isFinite(x) || !Number.isFinite(y)) {
-      if (!(Object.is(x, y) || (Number.isNaN(x) && Number.isNaN(y)))) return Infinity;
-      continue;
-    }
-    m = Math.max(m, Math.abs(x - y) / scale);
-  }
-  return m;
-}
 
 const big = [257, 301];
 const attnP = (causal: boolean, window: number): OpParams[Op.Attention] => ({ causal, window, scale: 0.125 });
