@@ -1,0 +1,121 @@
+// Benchmark driver helpers: spawn one engine per child process, collect its JSON rows, machine header, text tables.
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ResultRow } from './engines/types.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+const RUNNER = path.join(ROOT, 'bench', 'engines', 'run.ts');
+
+export const ALL_ENGINES = ['moekit-wasm', 'moekit-js', 'tfjs-wasm', 'jax-js', 'ort-web', 'ort-node'] as const;
+export const BASELINE = 'moekit-wasm';
+
+export function parseList(s: string): string[] {
+  return s.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+export function parseThreads(s: string): number[] {
+  const t = parseList(s).map(Number);
+  if (t.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`--threads: positive integers expected, got "${s}"`);
+  return t;
+}
+
+function isRow(v: unknown): v is ResultRow {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return typeof r['engine'] === 'string' && typeof r['threads'] === 'number' && (typeof r['gflops'] === 'number' || r['gflops'] === null);
+}
+
+/**
+ * Runs `tsx bench/engines/run.ts args...` to completion (children never overlap: the caller awaits each one).
+ * Every valid JSON row on its stdout goes to onRow; a crash is returned as a one-line message.
+ */
+export function runChild(args: string[], onRow: (row: ResultRow) => void): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(TSX, [RUNNER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    let err = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        try {
+          const v: unknown = JSON.parse(line);
+          if (isRow(v)) onRow(v);
+        } catch { /* not a result line */ }
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => { err = (err + chunk).slice(-4000); });
+    child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve(undefined);
+      const last = err.trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l)).pop() ?? '';
+      resolve(`child exited with ${signal ?? `code ${code}`}${last ? `: ${last.slice(0, 300)}` : ''}`);
+    });
+  });
+}
+
+/** CPU model, cores, Node version, date and current load average. */
+export function machineHeader(): string[] {
+  const cpus = os.cpus();
+  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  return [
+    `machine: ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} cores (available parallelism ${os.availableParallelism()}), ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    `node ${process.version} (V8 ${process.versions.v8}), ${os.platform()} ${os.release()}`,
+    `date: ${new Date().toISOString()}, load average at start: ${load}`,
+  ];
+}
+
+export function fmt(x: number | null | undefined, digits = 1): string {
+  return x === null || x === undefined ? '—' : x.toFixed(digits);
+}
+
+/** Right-aligned text table (first column left-aligned). */
+export function renderTable(headers: string[], rows: string[][]): string {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [line(headers), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** Footnote numbering for notes of null (or otherwise annotated) cells. */
+export class Notes {
+  private readonly list: string[] = [];
+  ref(note: string): string {
+    let i = this.list.indexOf(note);
+    if (i < 0) { this.list.push(note); i = this.list.length - 1; }
+    return `[${i + 1}]`;
+  }
+  render(): string[] {
+    return this.list.map((n, i) => `[${i + 1}] ${n}`);
+  }
+}
+
+function busyMs(): number {
+  return os.cpus().reduce((s, c) => s + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
+}
+
+/**
+ * Waits (up to maxS seconds) until other processes keep less than 0.3 cores busy over a 0.5 s window; returns the
+ * last window's load in cores. The machine is shared, so this trades run time for cleaner numbers.
+ */
+export async function waitIdle(maxS: number): Promise<number> {
+  const deadline = performance.now() + maxS * 1000;
+  for (;;) {
+    const b0 = busyMs(), t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const load = (busyMs() - b0) / (performance.now() - t0);
+    if (load < 0.3 || performance.now() >= deadline) return load;
+  }
+}
+
+/** A stderr progress line (only when stderr is a terminal or progress is forced). */
+export function progress(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}

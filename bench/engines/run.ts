@@ -1,0 +1,135 @@
+// Child-process entry: starts one engine at one thread count, checks and times its problems, prints JSON lines.
+import os from 'node:os';
+import { Command } from 'commander';
+import { JaxWasm } from './jax.js';
+import { checkGrouped, DEFAULT_MOE, describeCounts, makeGrouped, type Routing } from './moe-problem.js';
+import { MoekitJs, MoekitWasm, type GroupedProblem } from './moekit.js';
+import { OrtEngine } from './ort.js';
+import { TfjsWasm } from './tfjs.js';
+import { checkGemm, errorMessage, gflops, makeProblem, measure, type GemmEngine, type Prepared, type ResultRow } from './types.js';
+
+/** An engine that can also run the per-expert grouped matmul. */
+interface GroupedCapable extends GemmEngine {
+  prepareGrouped(g: GroupedProblem): Prepared | Promise<Prepared>;
+}
+
+export const ENGINES: Record<string, (threads: number) => Promise<GemmEngine>> = {
+  'moekit-wasm': (t) => MoekitWasm.create(t),
+  'moekit-js': () => Promise.resolve(new MoekitJs()),
+  'tfjs-wasm': (t) => TfjsWasm.create(t),
+  'jax-js': (t) => JaxWasm.create(t),
+  'ort-web': (t) => OrtEngine.web(t),
+  'ort-node': (t) => OrtEngine.node(t),
+};
+
+function hasGrouped(e: GemmEngine): e is GroupedCapable {
+  return typeof (e as Partial<GroupedCapable>).prepareGrouped === 'function';
+}
+
+function emit(row: ResultRow): void {
+  process.stdout.write(JSON.stringify(row) + '\n');
+}
+
+/** Checks the prepared problem once, then times it; a failure becomes a null row. */
+async function timeOne(base: Omit<ResultRow, 'gflops'>, flops: number, prep: () => Prepared | Promise<Prepared>,
+  check: (out: Float32Array) => void, minTime: number, note?: string): Promise<void> {
+  let p: Prepared | undefined;
+  try {
+    p = await prep();
+    check(await p.output());
+    const load = startLoadProbe();
+    const t = await measure(() => p!.run(), minTime);
+    const other = +load().toFixed(2);
+    emit({ ...base, gflops: +gflops(flops, t.ms).toFixed(3), ms: +t.ms.toFixed(4), reps: t.reps, other, ...(note ? { note } : {}) });
+  } catch (e) {
+    emit({ ...base, gflops: null, note: errorMessage(e) });
+  } finally {
+    try { await p?.dispose(); } catch { /* best effort */ }
+  }
+}
+
+function busyMs(): number {
+  return os.cpus().reduce((s, c) => s + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
+}
+
+/** Returns a function giving the CPU cores other processes kept busy on average since the probe started. */
+function startLoadProbe(): () => number {
+  const wall0 = performance.now(), busy0 = busyMs(), own0 = process.cpuUsage();
+  return () => {
+    const own = process.cpuUsage(own0);
+    const foreign = busyMs() - busy0 - (own.user + own.system) / 1000;
+    return Math.max(0, foreign / (performance.now() - wall0));
+  };
+}
+
+function parseShapes(s: string): [number, number, number][] {
+  return s.split(',').map((x) => {
+    const d = x.trim().split('x').map(Number);
+    if (d.length !== 3 || d.some((v) => !Number.isInteger(v) || v <= 0)) throw new Error(`bad shape "${x}" (want MxKxN)`);
+    return d as [number, number, number];
+  });
+}
+
+async function main(): Promise<void> {
+  const opts = new Command()
+    .requiredOption('--engine <name>')
+    .requiredOption('--threads <n>', 'thread count', Number)
+    .option('--bench <kind>', 'gemm | grouped', 'gemm')
+    .option('--shapes <list>', 'gemm shapes MxKxN,...', '1024x1024x1024')
+    .option('--cases <list>', 'grouped cases', 'uniform,skewed,dense')
+    .option('--min-time <s>', 'seconds per measurement', Number, 1)
+    .parse()
+    .opts<{ engine: string; threads: number; bench: string; shapes: string; cases: string; minTime: number }>();
+  const { engine: name, threads, minTime } = opts;
+  const factory = ENGINES[name];
+  const gemmShapes = opts.bench === 'gemm' ? parseShapes(opts.shapes) : [];
+  const cases = opts.bench === 'grouped' ? opts.cases.split(',') : [];
+  const nullRows = (note: string): void => {
+    for (const shape of gemmShapes) emit({ engine: name, shape, threads, gflops: null, note });
+    for (const c of cases) emit({ engine: name, case: c, threads, gflops: null, note });
+  };
+  if (!factory) { nullRows(`unknown engine (known: ${Object.keys(ENGINES).join(', ')})`); return; }
+
+  let engine: GemmEngine;
+  try {
+    engine = await factory(threads);
+  } catch (e) {
+    nullRows(`failed to load: ${errorMessage(e)}`);
+    return;
+  }
+  try {
+    if (engine.threads < threads) {
+      // Never report a single-threaded number under a multi-threaded label.
+      nullRows(engine.note ?? `runs ${engine.threads} thread(s) only`);
+      return;
+    }
+    const note = engine.note;
+    for (const shape of gemmShapes) {
+      const [M, K, N] = shape;
+      const prob = makeProblem(M, K, N);
+      await timeOne({ engine: name, shape, threads }, 2 * M * K * N, () => engine.prepareGemm(prob), (c) => checkGemm(prob, c), minTime, note);
+    }
+    for (const c of cases) {
+      if (c === 'dense') {
+        const g = makeGrouped(DEFAULT_MOE, 'uniform');
+        const prob = makeProblem(g.T, g.K, g.N);
+        await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGemm(prob),
+          (y) => checkGemm(prob, y), minTime, `dense ${g.T}x${g.K}x${g.N}`);
+      } else if (c === 'uniform' || c === 'skewed') {
+        const g = makeGrouped(DEFAULT_MOE, c as Routing);
+        if (!hasGrouped(engine)) { emit({ engine: name, case: c, threads, gflops: null, note: 'no grouped adapter' }); continue; }
+        await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGrouped(g),
+          (y) => checkGrouped(g, y), minTime, `rows/expert ${describeCounts(g)}`);
+      } else {
+        emit({ engine: name, case: c, threads, gflops: null, note: 'unknown case' });
+      }
+    }
+  } finally {
+    await engine.close().catch(() => undefined);
+  }
+}
+
+main().then(
+  () => process.exit(0), // worker pools (ort-web, moekit) must not keep the child alive
+  (e: unknown) => { process.stderr.write(`${errorMessage(e)}\n`); process.exit(1); },
+);
