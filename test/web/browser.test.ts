@@ -1,0 +1,68 @@
+// The wasm backend in a real browser: headless Chromium, Web Workers over shared memory, results equal js.
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { build } from 'esbuild';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const CHROMIUM = process.env.MOEKIT_CHROMIUM ?? '/usr/bin/chromium';
+const available = existsSync(CHROMIUM);
+if (!available) console.warn(`[skip] browser tests: no Chromium at ${CHROMIUM} (apt-get install -y chromium; .ci/run installs it)`);
+
+// CI installs Chromium, so there the browser suite must run, never skip.
+it.runIf(!available && process.env.CI === 'true')('CI has Chromium', () => {
+  expect.fail(`CI must provide Chromium at ${CHROMIUM}`);
+});
+
+describe.skipIf(!available)('wasm backend in headless Chromium', () => {
+  let server: http.Server;
+  let browser: Browser;
+  let url = '';
+
+  beforeAll(async () => {
+    const bundle = await build({
+      entryPoints: [new URL('./entry.ts', import.meta.url).pathname],
+      bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false,
+      external: ['node:*'],
+    });
+    const js = bundle.outputFiles[0]!.text;
+    const html = '<!doctype html><meta charset="utf-8"><script type="module" src="/entry.js"></script>';
+    server = http.createServer((req, res) => {
+      // cross-origin isolation: required for SharedArrayBuffer (shared wasm memory) in browsers
+      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+      res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+      if (req.url === '/entry.js') res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(js);
+      else res.writeHead(200, { 'Content-Type': 'text/html' }).end(html);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  it('runs matmul, grouped matmul, attention, softmax and int4 matmul on 2 Web Worker threads, equal to js', async () => {
+    const page = await browser.newPage();
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(m.text()));
+    page.on('pageerror', (e) => logs.push(String(e)));
+    await page.goto(url);
+    await page.waitForFunction(() => (globalThis as { moekitReport?: unknown }).moekitReport !== undefined, undefined, { timeout: 60_000 });
+    const report = await page.evaluate(() => (globalThis as { moekitReport?: unknown }).moekitReport) as {
+      crossOriginIsolated: boolean; threads: number; relaxedSimd: boolean; diffs: Record<string, number>; error?: string;
+    };
+    console.log('browser report', JSON.stringify(report), logs.join('\n'));
+    expect(report.error).toBeUndefined();
+    expect(report.crossOriginIsolated).toBe(true);
+    expect(report.threads).toBe(2);
+    expect(Object.keys(report.diffs)).toHaveLength(5);
+    for (const [op, d] of Object.entries(report.diffs)) expect(d, op).toBeLessThan(1e-5);
+  });
+});
