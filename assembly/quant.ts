@@ -1,5 +1,5 @@
 // On-the-fly dequantisation (int8, int4, f16, bf16) and the quantised matmul y = x · Wᵀ.
-import { KC, NR, NC, OFF_BP, OFF_TMP } from './common';
+import { KC, NR, NC, OFF_BP, OFF_TMP, fma, hsum } from './common';
 import { dot, macroKernel, packBPanel } from './gemm';
 
 export const FMT_INT8: i32 = 0;
@@ -17,17 +17,35 @@ export function f16tof32(h: u32): f32 {
   return reinterpret<f32>(bits | sign);
 }
 
-/** Four halves (u16 zero-extended in i32 lanes) → four f32, exact. */
+/**
+ * Four halves (u16 zero-extended in i32 lanes) → four f32, exact. Integer exponent rebias; subnormal halves go
+ * through an exact subtraction of normal numbers (no denormal arithmetic, which is slow on x86); inf/nan keep
+ * their payload bits.
+ */
 // @ts-ignore: decorator
 @inline function f16x4(h: v128): v128 {
-  const em = v128.and(h, i32x4.splat(0x7fff));
-  const sign = i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16);
-  const sh = i32x4.shl(em, 13);
-  const norm = f32x4.mul(sh, i32x4.splat(0x77800000));
-  const special = v128.or(sh, i32x4.splat(0x7f800000));
-  const isSpecial = i32x4.gt_s(em, i32x4.splat(0x7bff));
-  return v128.or(v128.bitselect(special, norm, isSpecial), sign);
+  return f16x4c(h, i32x4.splat(0x7fff), i32x4.splat(0x8000), i32x4.splat(0x0400), i32x4.splat(112 << 23),
+    i32x4.splat(1 << 23), i32x4.splat(113 << 23), i32x4.splat(0x7f800000), i32x4.splat(0x7bff));
 }
+
+/** f16x4 with its constants passed in (loop callers load them from memory once, so V8 keeps them in registers). */
+// @ts-ignore: decorator
+@inline function f16x4c(h: v128, cEm: v128, cSign: v128, cSub: v128, cBias: v128, cOne: v128, cMagic: v128,
+  cInf: v128, cSpec: v128): v128 {
+  const em = v128.and(h, cEm);
+  const sign = i32x4.shl(v128.and(h, cSign), 16);
+  const sh = i32x4.shl(em, 13);
+  const t = i32x4.add(sh, cBias);
+  const sub = f32x4.sub(i32x4.add(t, cOne), cMagic);
+  const norm = v128.bitselect(sub, t, i32x4.gt_s(cSub, em));
+  return v128.or(v128.bitselect(v128.or(sh, cInf), norm, i32x4.gt_s(em, cSpec)), sign);
+}
+
+/** The f16x4 constants in memory: cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec (one i32x4 each). */
+const F16C: usize = memory.data<u32>([
+  0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x8000, 0x8000, 0x8000, 0x8000, 0x0400, 0x0400, 0x0400, 0x0400,
+  112 << 23, 112 << 23, 112 << 23, 112 << 23, 1 << 23, 1 << 23, 1 << 23, 1 << 23, 113 << 23, 113 << 23, 113 << 23, 113 << 23,
+  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x7bff, 0x7bff, 0x7bff, 0x7bff], 16);
 
 /** 16 signed bytes × scale → four f32x4 stored at dst. */
 // @ts-ignore: decorator
@@ -94,6 +112,131 @@ export function dequantRow(format: i32, w: usize, scales: usize, n: i32, K: i32,
   }
 }
 
+/** 16 quantised values (int8 bytes, or 16 int4 nibbles low first from 8 bytes) as signed i8x16. */
+// @ts-ignore: decorator
+@inline function q16(p: usize, int4: bool): v128 {
+  if (int4) {
+    const v = v128.load64_zero(p);
+    return i8x16.shuffle(i8x16.shr_s(i8x16.shl(v, 4), 4), i8x16.shr_s(v, 4), 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  }
+  return v128.load(p);
+}
+
+/** p + (16 signed bytes of q as f32) · (x0..x3). */
+// @ts-ignore: decorator
+@inline function qfma16(q: v128, x0: v128, x1: v128, x2: v128, x3: v128, p: v128): v128 {
+  const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
+  p = fma(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), x0, p);
+  p = fma(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), x1, p);
+  p = fma(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), x2, p);
+  return fma(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), x3, p);
+}
+
+/** f16 scale → splatted f32x4. */
+// @ts-ignore: decorator
+@inline function scaleAt(p: usize): v128 {
+  return f32x4.splat(f16tof32(load<u16>(p)));
+}
+
+/**
+ * y[n..n+4) (stride 4 B) += four rows of int8/int4 W (row stride rb bytes, scale rows stride sb bytes) · x (K):
+ * dequantisation fused into the dot product, group partial sums scaled once per group. Needs gs % 16 == 0.
+ */
+function qdot4(x: usize, w: usize, rb: usize, sc: usize, sb: usize, K: i32, gs: i32, int4: bool, y: usize): void {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0), acc2 = f32x4.splat(0), acc3 = f32x4.splat(0);
+  const step: usize = int4 ? 8 : 16;
+  let xp = x;
+  const xe = x + (<usize>K << 2);
+  const gb = <usize>gs << 2;
+  while (xp < xe) {
+    const ge = xp + gb;
+    let p0 = f32x4.splat(0), p1 = f32x4.splat(0), p2 = f32x4.splat(0), p3 = f32x4.splat(0);
+    for (; xp < ge; xp += 64, w += step) {
+      const x0 = v128.load(xp), x1 = v128.load(xp, 16), x2 = v128.load(xp, 32), x3 = v128.load(xp, 48);
+      p0 = qfma16(q16(w, int4), x0, x1, x2, x3, p0);
+      p1 = qfma16(q16(w + rb, int4), x0, x1, x2, x3, p1);
+      p2 = qfma16(q16(w + 2 * rb, int4), x0, x1, x2, x3, p2);
+      p3 = qfma16(q16(w + 3 * rb, int4), x0, x1, x2, x3, p3);
+    }
+    acc0 = fma(p0, scaleAt(sc), acc0);
+    acc1 = fma(p1, scaleAt(sc + sb), acc1);
+    acc2 = fma(p2, scaleAt(sc + 2 * sb), acc2);
+    acc3 = fma(p3, scaleAt(sc + 3 * sb), acc3);
+    sc += 2;
+  }
+  store<f32>(y, load<f32>(y) + hsum(acc0)); store<f32>(y, load<f32>(y, 4) + hsum(acc1), 4);
+  store<f32>(y, load<f32>(y, 8) + hsum(acc2), 8); store<f32>(y, load<f32>(y, 12) + hsum(acc3), 12);
+}
+
+/** Eight halves (f16 or bf16 bits) → two f32x4. */
+// @ts-ignore: decorator
+@inline function h8lo(v: v128, f16: bool, cEm: v128, cSign: v128, cSub: v128, cBias: v128, cOne: v128, cMagic: v128, cInf: v128, cSpec: v128): v128 {
+  return f16 ? f16x4(i32x4.extend_low_i16x8_u(v)) : i32x4.shl(i32x4.extend_low_i16x8_u(v), 16);
+}
+// @ts-ignore: decorator
+@inline function h8hi(v: v128, f16: bool, cEm: v128, cSign: v128, cSub: v128, cBias: v128, cOne: v128, cMagic: v128, cInf: v128, cSpec: v128): v128 {
+  return f16 ? f16x4(i32x4.extend_high_i16x8_u(v)) : i32x4.shl(i32x4.extend_high_i16x8_u(v), 16);
+}
+
+/** y[n..n+4) += four rows of f16/bf16 W (row stride rb bytes) · x (K), converted in registers. */
+function hdot4(x: usize, w: usize, rb: usize, K: i32, f16: bool, y: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+  const cEm = v128.load(F16C), cSign = v128.load(F16C, 16), cSub = v128.load(F16C, 32), cBias = v128.load(F16C, 48);
+  const cOne = v128.load(F16C, 64), cMagic = v128.load(F16C, 80), cInf = v128.load(F16C, 96), cSpec = v128.load(F16C, 112);
+  let xp = x;
+  const k8 = K & ~7;
+  const xe = x + (<usize>k8 << 2);
+  for (; xp < xe; xp += 32, w += 16) {
+    const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+    let v = v128.load(w);
+    a0 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a0); e0 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e0);
+    v = v128.load(w + rb);
+    a1 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a1); e1 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e1);
+    v = v128.load(w + 2 * rb);
+    a2 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a2); e2 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e2);
+    v = v128.load(w + 3 * rb);
+    a3 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a3); e3 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e3);
+  }
+  let s0 = hsum(f32x4.add(a0, e0)), s1 = hsum(f32x4.add(a1, e1)), s2 = hsum(f32x4.add(a2, e2)), s3 = hsum(f32x4.add(a3, e3));
+  for (let k = k8; k < K; k++) {
+    const xs = load<f32>(x + (<usize>k << 2));
+    const o = <usize>(k - k8) << 1;
+    if (f16) {
+      s0 += xs * f16tof32(load<u16>(w + o)); s1 += xs * f16tof32(load<u16>(w + rb + o));
+      s2 += xs * f16tof32(load<u16>(w + 2 * rb + o)); s3 += xs * f16tof32(load<u16>(w + 3 * rb + o));
+    } else {
+      s0 += xs * reinterpret<f32>(<u32>load<u16>(w + o) << 16); s1 += xs * reinterpret<f32>(<u32>load<u16>(w + rb + o) << 16);
+      s2 += xs * reinterpret<f32>(<u32>load<u16>(w + 2 * rb + o) << 16); s3 += xs * reinterpret<f32>(<u32>load<u16>(w + 3 * rb + o) << 16);
+    }
+  }
+  store<f32>(y, load<f32>(y) + s0); store<f32>(y, load<f32>(y, 4) + s1, 4);
+  store<f32>(y, load<f32>(y, 8) + s2, 8); store<f32>(y, load<f32>(y, 12) + s3, 12);
+}
+
+/** Fused decode path for one x row: y[n0..n4) (+=) four W rows at a time; returns the first row not done. */
+function qgemv4(x: usize, w: usize, scales: usize, y: usize, K: i32, format: i32, gs: i32, n0: i32, n1: i32): i32 {
+  let n = n0;
+  if (format == FMT_F16 || format == FMT_BF16) {
+    const rb = <usize>K << 1;
+    const f16 = format == FMT_F16;
+    for (; n + 4 <= n1; n += 4) {
+      if (f16) hdot4(x, w + <usize>n * rb, rb, K, true, y + (<usize>n << 2));
+      else hdot4(x, w + <usize>n * rb, rb, K, false, y + (<usize>n << 2));
+    }
+    return n;
+  }
+  if (gs & 15) return n;
+  const int4 = format == FMT_INT4;
+  const rb = int4 ? <usize>(K >> 1) : <usize>K;
+  const sb = <usize>(K / gs) << 1;
+  for (; n + 4 <= n1; n += 4) {
+    if (int4) qdot4(x, w + <usize>n * rb, rb, scales + <usize>n * sb, sb, K, gs, true, y + (<usize>n << 2));
+    else qdot4(x, w + <usize>n * rb, rb, scales + <usize>n * sb, sb, K, gs, false, y + (<usize>n << 2));
+  }
+  return n;
+}
+
 /**
  * Columns [n0, n1) of y (M, N) = x (M, K) · Wᵀ, W (N, K) quantised; single thread.
  * M < 4: dequantise one row chunk of W at a time and dot it with every x row.
@@ -105,8 +248,10 @@ export function qgemm(x: usize, w: usize, scales: usize, y: usize, M: i32, N: i3
   const tmp = scratch + OFF_TMP;
   const ldyb = <usize>N << 2;
   if (M < 4) {
-    for (let n = n0; n < n1; n++) {
-      for (let m = 0; m < M; m++) store<f32>(y + <usize>m * ldyb + (<usize>n << 2), 0);
+    for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) store<f32>(y + <usize>m * ldyb + (<usize>n << 2), 0);
+    let nf = n1;
+    for (let m = 0; m < M; m++) nf = qgemv4(x + <usize>m * <usize>K * 4, w, scales, y + <usize>m * ldyb, K, format, gs, n0, n1);
+    for (let n = nf; n < n1; n++) {
       for (let pc = 0; pc < K; pc += KC) {
         const kc = min(KC, K - pc);
         dequantRow(format, w, scales, n, K, gs, pc, pc + kc, tmp);
