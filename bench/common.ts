@@ -77,6 +77,17 @@ export function fmt(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined ? '—' : x.toFixed(digits);
 }
 
+/** Cells measured while other processes kept at least this many cores busy get a `*`. */
+export const BUSY = 0.5;
+export const BUSY_LEGEND = `* measured while other processes kept ≥ ${BUSY} core busy on average (the 2-core machine is shared): treat as a lower bound; 2-thread cells so marked effectively ran on one free core`;
+
+/** A result cell: GFLOP/s, `*` when contended, or — plus a footnote for a null result. */
+export function cell(r: ResultRow | undefined, notes: Notes, noteKey: string): string {
+  if (!r) return '—';
+  if (r.gflops === null) return `—${notes.ref(`${noteKey}: ${r.note ?? 'no result'}`)}`;
+  return `${fmt(r.gflops)}${(r.other ?? 0) >= BUSY ? '*' : ''}`;
+}
+
 /** Right-aligned text table (first column left-aligned). */
 export function renderTable(headers: string[], rows: string[][]): string {
   const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -94,24 +105,6 @@ export class Notes {
   }
   render(): string[] {
     return this.list.map((n, i) => `[${i + 1}] ${n}`);
-  }
-}
-
-function busyMs(): number {
-  return os.cpus().reduce((s, c) => s + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
-}
-
-/**
- * Waits (up to maxS seconds) until other processes keep less than 0.3 cores busy over a 0.5 s window; returns the
- * last window's load in cores. The machine is shared, so this trades run time for cleaner numbers.
- */
-export async function waitIdle(maxS: number): Promise<number> {
-  const deadline = performance.now() + maxS * 1000;
-  for (;;) {
-    const b0 = busyMs(), t0 = performance.now();
-    await new Promise((r) => setTimeout(r, 500));
-    const load = (busyMs() - b0) / (performance.now() - t0);
-    if (load < 0.3 || performance.now() >= deadline) return load;
   }
 }
 

@@ -1,11 +1,12 @@
 // fp32 GEMM benchmark driver: every engine × thread count in its own child process, one after another; JSON lines or a table.
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ALL_ENGINES, BASELINE, fmt, machineHeader, Notes, parseList, parseThreads, progress, renderTable, runChild, waitIdle } from './common.js';
+import { ALL_ENGINES, BASELINE, BUSY, BUSY_LEGEND, cell, machineHeader, Notes, parseList, parseThreads, progress, renderTable, runChild } from './common.js';
 import type { ResultRow } from './engines/types.js';
 
 const DEFAULT_SHAPES = '1x1024x4096,64x512x1024,512x512x1024,1024x1024x1024,2048x768x3072';
 
-interface Opts { shapes: string; threads: string; engines: string; json?: boolean; minTime: number; waitIdle: number }
+interface Opts { shapes: string; threads: string; engines: string; json?: boolean; minTime: number; waitIdle: number; out?: string }
 
 type Shape = [number, number, number];
 const shapeKey = (s: readonly number[]): string => s.join('x');
@@ -24,22 +25,17 @@ function table(rows: ResultRow[], shapes: Shape[], threads: number[], engines: s
   const notes = new Notes();
   const peers = engines.filter((e) => e !== BASELINE);
   const withBase = engines.includes(BASELINE);
-  const headers = ['M×K×N', 'thr', ...engines, ...(withBase ? peers.map((p) => `${p}/moekit`) : []), 'other'];
+  const headers = ['M×K×N', 'thr', ...engines, ...(withBase ? peers.map((p) => `${p}/moekit`) : [])];
   const body: string[][] = [];
   for (const s of shapes) {
     for (const t of threads) {
-      const cells = engines.map((e) => {
-        const r = get(e, s, t);
-        if (!r) return '—';
-        return r.gflops === null ? `—${notes.ref(`${e}, ${t} thr: ${r.note ?? 'no result'}`)}` : fmt(r.gflops);
-      });
+      const cells = engines.map((e) => cell(get(e, s, t), notes, `${e}, ${t} thr`));
       const base = get(BASELINE, s, t)?.gflops ?? null;
       const ratios = withBase ? peers.map((p) => {
         const g = get(p, s, t)?.gflops ?? null;
         return g !== null && base !== null ? `${(g / base).toFixed(2)}×` : '—';
       }) : [];
-      const other = Math.max(0, ...engines.map((e) => get(e, s, t)?.other ?? 0));
-      body.push([shapeKey(s), String(t), ...cells, ...ratios, other.toFixed(1)]);
+      body.push([shapeKey(s), String(t), ...cells, ...ratios]);
     }
   }
   const out = [renderTable(headers, body)];
@@ -53,6 +49,7 @@ function table(rows: ResultRow[], shapes: Shape[], threads: number[], engines: s
     }))]);
     out.push('', 'Thread scaling (GFLOP/s ratio, same shape):', renderTable(sh, sb));
   }
+  if (rows.some((r) => (r.other ?? 0) >= BUSY)) out.push('', BUSY_LEGEND);
   const engineNotes = [...new Set(rows.filter((r) => r.gflops !== null && r.note).map((r) => `${r.engine}: ${r.note}`))];
   if (engineNotes.length) out.push('', ...engineNotes);
   const n = notes.render();
@@ -69,7 +66,8 @@ async function main(): Promise<void> {
     .option('--engines <list>', `engines (${ALL_ENGINES.join(',')})`, ALL_ENGINES.join(','))
     .option('--json', 'print one JSON object per line instead of a table')
     .option('--min-time <s>', 'seconds of timed calls per measurement', Number, 1)
-    .option('--wait-idle <s>', 'before each engine, wait up to s seconds for other processes to leave the CPUs idle', Number, 0)
+    .option('--out <file>', 'also write the JSON lines to this file')
+    .option('--wait-idle <s>', 'before each measurement, wait up to s seconds for other processes to leave the CPUs idle; re-measure once if they did not', Number, 0)
     .parse()
     .opts<Opts>();
   const shapes = parseShapes(opts.shapes);
@@ -81,20 +79,24 @@ async function main(): Promise<void> {
     console.log(['fp32 GEMM, GFLOP/s (2·M·N·K / median call time; each engine in its own process, run one at a time)', ...header].join('\n'));
   }
   const rows: ResultRow[] = [];
+  if (opts.out) writeFileSync(opts.out, '');
+  const record = (r: ResultRow): void => {
+    if (opts.json) console.log(JSON.stringify(r));
+    if (opts.out) appendFileSync(opts.out, JSON.stringify(r) + '\n');
+  };
   const jobs = engines.flatMap((e) => threads.map((t) => [e, t] as const));
   let i = 0;
   for (const [engine, t] of jobs) {
-    const load = opts.waitIdle > 0 ? await waitIdle(opts.waitIdle) : undefined;
-    if (!opts.json) progress(`[${++i}/${jobs.length}] ${engine}, ${t} thread(s)...${load === undefined ? '' : ` (other load ${load.toFixed(1)} cores)`}`);
+    if (!opts.json) progress(`[${++i}/${jobs.length}] ${engine}, ${t} thread(s)...`);
     const got: ResultRow[] = [];
     const crash = await runChild(['--bench', 'gemm', '--engine', engine, '--threads', String(t), '--shapes', shapes.map(shapeKey).join(','),
-      '--min-time', String(opts.minTime)], (r) => { got.push(r); if (opts.json) console.log(JSON.stringify(r)); });
+      '--min-time', String(opts.minTime), '--wait-idle', String(opts.waitIdle)], (r) => { got.push(r); record(r); });
     // A crashed child still yields one row per shape.
     for (const s of shapes) {
       if (got.some((r) => r.shape && shapeKey(r.shape) === shapeKey(s))) continue;
       const r: ResultRow = { engine, shape: s, threads: t, gflops: null, note: crash ?? 'no result' };
       got.push(r);
-      if (opts.json) console.log(JSON.stringify(r));
+      record(r);
     }
     rows.push(...got);
   }

@@ -1,28 +1,25 @@
 // MoE grouped-matmul benchmark driver: moekit groupedMatmul vs its dense matmul of equal FLOPs vs per-expert peer loops.
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { BASELINE, fmt, machineHeader, Notes, parseList, parseThreads, progress, renderTable, runChild, waitIdle } from './common.js';
+import { BASELINE, BUSY, BUSY_LEGEND, cell, machineHeader, Notes, parseList, parseThreads, progress, renderTable, runChild } from './common.js';
 import { DEFAULT_MOE, ZIPF_S } from './engines/moe-problem.js';
 import type { ResultRow } from './engines/types.js';
 
 const CASES = ['uniform', 'skewed', 'dense'] as const;
 const GROUPED_ENGINES = ['moekit-wasm', 'tfjs-wasm', 'ort-node'];
 
-interface Opts { threads: string; engines: string; cases: string; json?: boolean; minTime: number; waitIdle: number }
+interface Opts { threads: string; engines: string; cases: string; json?: boolean; minTime: number; waitIdle: number; out?: string }
 
 function table(rows: ResultRow[], cases: string[], threads: number[], engines: string[]): string[] {
   const get = (e: string, c: string, t: number): ResultRow | undefined => rows.find((r) => r.engine === e && r.case === c && r.threads === t);
   const notes = new Notes();
   const peers = engines.filter((e) => e !== BASELINE);
   const withBase = engines.includes(BASELINE);
-  const headers = ['case', 'thr', ...engines, ...(withBase ? ['moekit vs dense', ...peers.map((p) => `${p}/moekit`)] : []), 'other'];
+  const headers = ['case', 'thr', ...engines, ...(withBase ? ['moekit vs dense', ...peers.map((p) => `${p}/moekit`)] : [])];
   const body: string[][] = [];
   for (const c of cases) {
     for (const t of threads) {
-      const cells = engines.map((e) => {
-        const r = get(e, c, t);
-        if (!r) return '—';
-        return r.gflops === null ? `—${notes.ref(`${e}, ${t} thr: ${r.note ?? 'no result'}`)}` : fmt(r.gflops);
-      });
+      const cells = engines.map((e) => cell(get(e, c, t), notes, `${e}, ${t} thr`));
       const base = get(BASELINE, c, t)?.gflops ?? null;
       const dense = get(BASELINE, 'dense', t)?.gflops ?? null;
       const vsDense = c === 'dense' ? '100%' : base !== null && dense !== null ? `${((100 * base) / dense).toFixed(0)}%` : '—';
@@ -30,11 +27,11 @@ function table(rows: ResultRow[], cases: string[], threads: number[], engines: s
         const g = get(p, c, t)?.gflops ?? null;
         return g !== null && base !== null ? `${(g / base).toFixed(2)}×` : '—';
       });
-      const other = Math.max(0, ...engines.map((e) => get(e, c, t)?.other ?? 0));
-      body.push([c, String(t), ...cells, ...(withBase ? [vsDense, ...ratios] : []), other.toFixed(1)]);
+      body.push([c, String(t), ...cells, ...(withBase ? [vsDense, ...ratios] : [])]);
     }
   }
   const out = [renderTable(headers, body)];
+  if (rows.some((r) => (r.other ?? 0) >= BUSY)) out.push('', BUSY_LEGEND);
   const counts = [...new Set(rows.filter((r) => r.gflops !== null && r.note?.startsWith('rows/expert')).map((r) => `${r.case}: ${r.note}`))];
   if (counts.length) out.push('', ...counts);
   const n = notes.render();
@@ -51,7 +48,8 @@ async function main(): Promise<void> {
     .option('--cases <list>', `cases (${CASES.join(',')})`, CASES.join(','))
     .option('--json', 'print one JSON object per line instead of a table')
     .option('--min-time <s>', 'seconds of timed calls per measurement', Number, 1)
-    .option('--wait-idle <s>', 'before each engine, wait up to s seconds for other processes to leave the CPUs idle', Number, 0)
+    .option('--out <file>', 'also write the JSON lines to this file')
+    .option('--wait-idle <s>', 'before each measurement, wait up to s seconds for other processes to leave the CPUs idle; re-measure once if they did not', Number, 0)
     .parse()
     .opts<Opts>();
   const threads = parseThreads(opts.threads);
@@ -70,19 +68,23 @@ async function main(): Promise<void> {
     ].join('\n'));
   }
   const rows: ResultRow[] = [];
+  if (opts.out) writeFileSync(opts.out, '');
+  const record = (r: ResultRow): void => {
+    if (opts.json) console.log(JSON.stringify(r));
+    if (opts.out) appendFileSync(opts.out, JSON.stringify(r) + '\n');
+  };
   const jobs = engines.flatMap((e) => threads.map((t) => [e, t] as const));
   let i = 0;
   for (const [engine, t] of jobs) {
-    const load = opts.waitIdle > 0 ? await waitIdle(opts.waitIdle) : undefined;
-    if (!opts.json) progress(`[${++i}/${jobs.length}] ${engine}, ${t} thread(s)...${load === undefined ? '' : ` (other load ${load.toFixed(1)} cores)`}`);
+    if (!opts.json) progress(`[${++i}/${jobs.length}] ${engine}, ${t} thread(s)...`);
     const got: ResultRow[] = [];
     const crash = await runChild(['--bench', 'grouped', '--engine', engine, '--threads', String(t), '--cases', cases.join(','),
-      '--min-time', String(opts.minTime)], (r) => { got.push(r); if (opts.json) console.log(JSON.stringify(r)); });
+      '--min-time', String(opts.minTime), '--wait-idle', String(opts.waitIdle)], (r) => { got.push(r); record(r); });
     for (const c of cases) {
       if (got.some((r) => r.case === c)) continue;
       const r: ResultRow = { engine, case: c, threads: t, gflops: null, note: crash ?? 'no result' };
       got.push(r);
-      if (opts.json) console.log(JSON.stringify(r));
+      record(r);
     }
     rows.push(...got);
   }

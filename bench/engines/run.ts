@@ -1,12 +1,12 @@
 // Child-process entry: starts one engine at one thread count, checks and times its problems, prints JSON lines.
-import os from 'node:os';
 import { Command } from 'commander';
 import { JaxWasm } from './jax.js';
+import { startLoadProbe, waitIdle } from './load.js';
 import { checkGrouped, DEFAULT_MOE, describeCounts, makeGrouped, type Routing } from './moe-problem.js';
 import { MoekitJs, MoekitWasm, type GroupedProblem } from './moekit.js';
 import { OrtEngine } from './ort.js';
 import { TfjsWasm } from './tfjs.js';
-import { checkGemm, errorMessage, gflops, makeProblem, measure, type GemmEngine, type Prepared, type ResultRow } from './types.js';
+import { checkGemm, errorMessage, gflops, makeProblem, measure, type GemmEngine, type Prepared, type ResultRow, type Timing } from './types.js';
 
 /** An engine that can also run the per-expert grouped matmul. */
 interface GroupedCapable extends GemmEngine {
@@ -30,36 +30,35 @@ function emit(row: ResultRow): void {
   process.stdout.write(JSON.stringify(row) + '\n');
 }
 
-/** Checks the prepared problem once, then times it; a failure becomes a null row. */
+/** --min-time and --wait-idle, in seconds. */
+interface TimingOpts { minTime: number; waitIdle: number }
+
+/**
+ * Checks the prepared problem once, then times it; a failure becomes a null row. With --wait-idle, waits for
+ * idle CPUs first and re-measures once when other processes kept ≥ 0.5 core busy, keeping the quieter run.
+ */
 async function timeOne(base: Omit<ResultRow, 'gflops'>, flops: number, prep: () => Prepared | Promise<Prepared>,
-  check: (out: Float32Array) => void, minTime: number, note?: string): Promise<void> {
+  check: (out: Float32Array) => void, opts: TimingOpts, note?: string): Promise<void> {
+  const { minTime, waitIdle: idleWait } = opts;
   let p: Prepared | undefined;
   try {
     p = await prep();
     check(await p.output());
-    const load = startLoadProbe();
-    const t = await measure(() => p!.run(), minTime);
-    const other = +load().toFixed(2);
+    let best: { t: Timing; other: number } | undefined;
+    for (let attempt = 0; attempt < (idleWait > 0 ? 2 : 1) && !(best && best.other < 0.5); attempt++) {
+      if (idleWait > 0) await waitIdle(idleWait);
+      const load = startLoadProbe();
+      const t = await measure(() => p!.run(), minTime);
+      const other = load();
+      if (!best || other < best.other) best = { t, other };
+    }
+    const t = best!.t, other = +best!.other.toFixed(2);
     emit({ ...base, gflops: +gflops(flops, t.ms).toFixed(3), ms: +t.ms.toFixed(4), reps: t.reps, other, ...(note ? { note } : {}) });
   } catch (e) {
     emit({ ...base, gflops: null, note: errorMessage(e) });
   } finally {
     try { await p?.dispose(); } catch { /* best effort */ }
   }
-}
-
-function busyMs(): number {
-  return os.cpus().reduce((s, c) => s + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
-}
-
-/** Returns a function giving the CPU cores other processes kept busy on average since the probe started. */
-function startLoadProbe(): () => number {
-  const wall0 = performance.now(), busy0 = busyMs(), own0 = process.cpuUsage();
-  return () => {
-    const own = process.cpuUsage(own0);
-    const foreign = busyMs() - busy0 - (own.user + own.system) / 1000;
-    return Math.max(0, foreign / (performance.now() - wall0));
-  };
 }
 
 function parseShapes(s: string): [number, number, number][] {
@@ -78,9 +77,10 @@ async function main(): Promise<void> {
     .option('--shapes <list>', 'gemm shapes MxKxN,...', '1024x1024x1024')
     .option('--cases <list>', 'grouped cases', 'uniform,skewed,dense')
     .option('--min-time <s>', 'seconds per measurement', Number, 1)
+    .option('--wait-idle <s>', 'wait up to s seconds for idle CPUs before each measurement', Number, 0)
     .parse()
-    .opts<{ engine: string; threads: number; bench: string; shapes: string; cases: string; minTime: number }>();
-  const { engine: name, threads, minTime } = opts;
+    .opts<{ engine: string; threads: number; bench: string; shapes: string; cases: string; minTime: number; waitIdle: number }>();
+  const { engine: name, threads } = opts;
   const factory = ENGINES[name];
   const gemmShapes = opts.bench === 'gemm' ? parseShapes(opts.shapes) : [];
   const cases = opts.bench === 'grouped' ? opts.cases.split(',') : [];
@@ -107,19 +107,19 @@ async function main(): Promise<void> {
     for (const shape of gemmShapes) {
       const [M, K, N] = shape;
       const prob = makeProblem(M, K, N);
-      await timeOne({ engine: name, shape, threads }, 2 * M * K * N, () => engine.prepareGemm(prob), (c) => checkGemm(prob, c), minTime, note);
+      await timeOne({ engine: name, shape, threads }, 2 * M * K * N, () => engine.prepareGemm(prob), (c) => checkGemm(prob, c), opts, note);
     }
     for (const c of cases) {
       if (c === 'dense') {
         const g = makeGrouped(DEFAULT_MOE, 'uniform');
         const prob = makeProblem(g.T, g.K, g.N);
         await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGemm(prob),
-          (y) => checkGemm(prob, y), minTime, `dense ${g.T}x${g.K}x${g.N}`);
+          (y) => checkGemm(prob, y), opts, `dense ${g.T}x${g.K}x${g.N}`);
       } else if (c === 'uniform' || c === 'skewed') {
         const g = makeGrouped(DEFAULT_MOE, c as Routing);
         if (!hasGrouped(engine)) { emit({ engine: name, case: c, threads, gflops: null, note: 'no grouped adapter' }); continue; }
         await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGrouped(g),
-          (y) => checkGrouped(g, y), minTime, `rows/expert ${describeCounts(g)}`);
+          (y) => checkGrouped(g, y), opts, `rows/expert ${describeCounts(g)}`);
       } else {
         emit({ engine: name, case: c, threads, gflops: null, note: 'unknown case' });
       }
