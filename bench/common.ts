@@ -1,5 +1,6 @@
 // Benchmark driver helpers: spawn one engine per child process, collect its JSON rows, machine header, text tables.
 import { spawn } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +63,72 @@ export function runChild(args: string[], onRow: (row: ResultRow) => void): Promi
   });
 }
 
+/** What one driver runs: each engine × thread count as a child, each item (shape or case) a row. */
+export interface JobSpec {
+  bench: 'gemm' | 'grouped';
+  engines: string[];
+  threads: number[];
+  /** Child arguments naming the items, e.g. ['--shapes', '1x2x3'] */
+  itemArgs: string[];
+  /** A placeholder row per item, used when a child crashes before reporting it. */
+  items: (engine: string, threads: number, note: string) => ResultRow[];
+  /** The item a row belongs to (shape or case). */
+  itemOf: (r: ResultRow) => string;
+  minTime: number;
+  waitIdle: number;
+  rounds: number;
+  json?: boolean;
+  out?: string;
+}
+
+/**
+ * Runs every engine × thread count, one child at a time, `rounds` times over (interleaved: the machine is noisy and
+ * noise only ever slows a run down). With several rounds each result is the best round, with `rounds` and `spread`
+ * (1 − worst/best) attached. Rows are printed as JSON lines (--json) and appended to --out.
+ */
+export async function runJobs(spec: JobSpec): Promise<ResultRow[]> {
+  if (spec.out) writeFileSync(spec.out, '');
+  const record = (r: ResultRow): void => {
+    if (spec.json) console.log(JSON.stringify(r));
+    if (spec.out) appendFileSync(spec.out, JSON.stringify(r) + '\n');
+  };
+  const jobs = spec.engines.flatMap((e) => spec.threads.map((t) => [e, t] as const));
+  const all: ResultRow[] = [];
+  let i = 0;
+  for (let round = 1; round <= spec.rounds; round++) {
+    for (const [engine, t] of jobs) {
+      if (!spec.json) progress(`[${++i}/${jobs.length * spec.rounds}] ${spec.bench}: ${engine}, ${t} thread(s)${spec.rounds > 1 ? `, round ${round}` : ''}...`);
+      const got: ResultRow[] = [];
+      const crash = await runChild(['--bench', spec.bench, '--engine', engine, '--threads', String(t), ...spec.itemArgs,
+        '--min-time', String(spec.minTime), '--wait-idle', String(spec.waitIdle)], (r) => {
+        got.push(r);
+        if (spec.rounds === 1) record(r);
+      });
+      for (const r of spec.items(engine, t, crash ?? 'no result')) {
+        if (got.some((g) => spec.itemOf(g) === spec.itemOf(r))) continue;
+        got.push(r);
+        if (spec.rounds === 1) record(r);
+      }
+      all.push(...got);
+    }
+  }
+  if (spec.rounds === 1) return all;
+  const best = new Map<string, ResultRow>();
+  const worst = new Map<string, number>();
+  for (const r of all) {
+    const k = `${r.engine}|${r.threads}|${spec.itemOf(r)}`;
+    const b = best.get(k);
+    if (!b || (r.gflops ?? -1) > (b.gflops ?? -1)) best.set(k, r);
+    if (r.gflops !== null) worst.set(k, Math.min(worst.get(k) ?? Infinity, r.gflops));
+  }
+  const merged = [...best.entries()].map(([k, r]) => {
+    const w = worst.get(k);
+    return r.gflops === null || w === undefined ? r : { ...r, rounds: spec.rounds, spread: +(1 - w / r.gflops).toFixed(3) };
+  });
+  merged.forEach(record);
+  return merged;
+}
+
 /** CPU model, cores, Node version, date and current load average. */
 export function machineHeader(): string[] {
   const cpus = os.cpus();
@@ -85,7 +152,18 @@ export const BUSY_LEGEND = `* measured while other processes kept ≥ ${BUSY} co
 export function cell(r: ResultRow | undefined, notes: Notes, noteKey: string): string {
   if (!r) return '—';
   if (r.gflops === null) return `—${notes.ref(`${noteKey}: ${r.note ?? 'no result'}`)}`;
-  return `${fmt(r.gflops)}${(r.other ?? 0) >= BUSY ? '*' : ''}`;
+  return `${fmt(r.gflops)}${(r.spread ?? 0) > SPREAD ? '~' : ''}${(r.other ?? 0) >= BUSY ? '*' : ''}`;
+}
+
+/** Cells whose rounds differ by more than this fraction get a `~`. */
+export const SPREAD = 0.15;
+
+/** Legend lines for the marks that occur in rows. */
+export function legends(rows: ResultRow[]): string[] {
+  const out: string[] = [];
+  if (rows.some((r) => (r.other ?? 0) >= BUSY)) out.push(BUSY_LEGEND);
+  if (rows.some((r) => (r.spread ?? 0) > SPREAD)) out.push(`~ best and worst round differ by more than ${SPREAD * 100}%`);
+  return out;
 }
 
 /** Right-aligned text table (first column left-aligned). */

@@ -1,12 +1,11 @@
 // fp32 GEMM benchmark driver: every engine × thread count in its own child process, one after another; JSON lines or a table.
-import { appendFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ALL_ENGINES, BASELINE, BUSY, BUSY_LEGEND, cell, machineHeader, Notes, parseList, parseThreads, progress, renderTable, runChild } from './common.js';
+import { ALL_ENGINES, BASELINE, cell, legends, machineHeader, Notes, parseList, parseThreads, renderTable, runJobs } from './common.js';
 import type { ResultRow } from './engines/types.js';
 
 const DEFAULT_SHAPES = '1x1024x4096,64x512x1024,512x512x1024,1024x1024x1024,2048x768x3072';
 
-interface Opts { shapes: string; threads: string; engines: string; json?: boolean; minTime: number; waitIdle: number; out?: string }
+interface Opts { shapes: string; threads: string; engines: string; json?: boolean; minTime: number; waitIdle: number; out?: string; rounds: number }
 
 type Shape = [number, number, number];
 const shapeKey = (s: readonly number[]): string => s.join('x');
@@ -49,7 +48,8 @@ function table(rows: ResultRow[], shapes: Shape[], threads: number[], engines: s
     }))]);
     out.push('', 'Thread scaling (GFLOP/s ratio, same shape):', renderTable(sh, sb));
   }
-  if (rows.some((r) => (r.other ?? 0) >= BUSY)) out.push('', BUSY_LEGEND);
+  const marks = legends(rows);
+  if (marks.length) out.push('', ...marks);
   const engineNotes = [...new Set(rows.filter((r) => r.gflops !== null && r.note).map((r) => `${r.engine}: ${r.note}`))];
   if (engineNotes.length) out.push('', ...engineNotes);
   const n = notes.render();
@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     .option('--engines <list>', `engines (${ALL_ENGINES.join(',')})`, ALL_ENGINES.join(','))
     .option('--json', 'print one JSON object per line instead of a table')
     .option('--min-time <s>', 'seconds of timed calls per measurement', Number, 1)
+    .option('--rounds <n>', 'run everything n times over (interleaved) and keep each configuration\'s best round', Number, 1)
     .option('--out <file>', 'also write the JSON lines to this file')
     .option('--wait-idle <s>', 'before each measurement, wait up to s seconds for other processes to leave the CPUs idle; re-measure once if they did not', Number, 0)
     .parse()
@@ -74,32 +75,18 @@ async function main(): Promise<void> {
   const threads = parseThreads(opts.threads);
   const engines = parseList(opts.engines);
   if (!(opts.minTime > 0)) throw new Error('--min-time must be positive');
+  if (!(Number.isInteger(opts.rounds) && opts.rounds >= 1)) throw new Error('--rounds must be a positive integer');
   const header = machineHeader();
   if (!opts.json) {
-    console.log(['fp32 GEMM, GFLOP/s (2·M·N·K / median call time; each engine in its own process, run one at a time)', ...header].join('\n'));
+    const best = opts.rounds > 1 ? `; best of ${opts.rounds} interleaved rounds` : '';
+    console.log([`fp32 GEMM, GFLOP/s (2·M·N·K / median call time; each engine in its own process, run one at a time${best})`, ...header].join('\n'));
   }
-  const rows: ResultRow[] = [];
-  if (opts.out) writeFileSync(opts.out, '');
-  const record = (r: ResultRow): void => {
-    if (opts.json) console.log(JSON.stringify(r));
-    if (opts.out) appendFileSync(opts.out, JSON.stringify(r) + '\n');
-  };
-  const jobs = engines.flatMap((e) => threads.map((t) => [e, t] as const));
-  let i = 0;
-  for (const [engine, t] of jobs) {
-    if (!opts.json) progress(`[${++i}/${jobs.length}] ${engine}, ${t} thread(s)...`);
-    const got: ResultRow[] = [];
-    const crash = await runChild(['--bench', 'gemm', '--engine', engine, '--threads', String(t), '--shapes', shapes.map(shapeKey).join(','),
-      '--min-time', String(opts.minTime), '--wait-idle', String(opts.waitIdle)], (r) => { got.push(r); record(r); });
-    // A crashed child still yields one row per shape.
-    for (const s of shapes) {
-      if (got.some((r) => r.shape && shapeKey(r.shape) === shapeKey(s))) continue;
-      const r: ResultRow = { engine, shape: s, threads: t, gflops: null, note: crash ?? 'no result' };
-      got.push(r);
-      record(r);
-    }
-    rows.push(...got);
-  }
+  const rows = await runJobs({
+    bench: 'gemm', engines, threads, itemArgs: ['--shapes', shapes.map(shapeKey).join(',')],
+    items: (engine, t, note) => shapes.map((shape) => ({ engine, shape, threads: t, gflops: null, note })),
+    itemOf: (r) => (r.shape ? shapeKey(r.shape) : ''),
+    minTime: opts.minTime, waitIdle: opts.waitIdle, rounds: opts.rounds, json: opts.json, out: opts.out,
+  });
   if (!opts.json) console.log(['', ...table(rows, shapes, threads, engines)].join('\n'));
 }
 

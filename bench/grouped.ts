@@ -1,14 +1,13 @@
 // MoE grouped-matmul benchmark driver: moekit groupedMatmul vs its dense matmul of equal FLOPs vs per-expert peer loops.
-import { appendFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { BASELINE, BUSY, BUSY_LEGEND, cell, machineHeader, Notes, parseList, parseThreads, progress, renderTable, runChild } from './common.js';
+import { BASELINE, cell, legends, machineHeader, Notes, parseList, parseThreads, renderTable, runJobs } from './common.js';
 import { DEFAULT_MOE, ZIPF_S } from './engines/moe-problem.js';
 import type { ResultRow } from './engines/types.js';
 
 const CASES = ['uniform', 'skewed', 'dense'] as const;
 const GROUPED_ENGINES = ['moekit-wasm', 'tfjs-wasm', 'ort-node'];
 
-interface Opts { threads: string; engines: string; cases: string; json?: boolean; minTime: number; waitIdle: number; out?: string }
+interface Opts { threads: string; engines: string; cases: string; json?: boolean; minTime: number; waitIdle: number; out?: string; rounds: number }
 
 function table(rows: ResultRow[], cases: string[], threads: number[], engines: string[]): string[] {
   const get = (e: string, c: string, t: number): ResultRow | undefined => rows.find((r) => r.engine === e && r.case === c && r.threads === t);
@@ -31,7 +30,8 @@ function table(rows: ResultRow[], cases: string[], threads: number[], engines: s
     }
   }
   const out = [renderTable(headers, body)];
-  if (rows.some((r) => (r.other ?? 0) >= BUSY)) out.push('', BUSY_LEGEND);
+  const marks = legends(rows);
+  if (marks.length) out.push('', ...marks);
   const counts = [...new Set(rows.filter((r) => r.gflops !== null && r.note?.startsWith('rows/expert')).map((r) => `${r.case}: ${r.note}`))];
   if (counts.length) out.push('', ...counts);
   const n = notes.render();
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     .option('--cases <list>', `cases (${CASES.join(',')})`, CASES.join(','))
     .option('--json', 'print one JSON object per line instead of a table')
     .option('--min-time <s>', 'seconds of timed calls per measurement', Number, 1)
+    .option('--rounds <n>', 'run everything n times over (interleaved) and keep each configuration\'s best round', Number, 1)
     .option('--out <file>', 'also write the JSON lines to this file')
     .option('--wait-idle <s>', 'before each measurement, wait up to s seconds for other processes to leave the CPUs idle; re-measure once if they did not', Number, 0)
     .parse()
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   const engines = parseList(opts.engines);
   const cases = parseList(opts.cases);
   if (!(opts.minTime > 0)) throw new Error('--min-time must be positive');
+  if (!(Number.isInteger(opts.rounds) && opts.rounds >= 1)) throw new Error('--rounds must be a positive integer');
   const m = DEFAULT_MOE;
   const rowsPermuted = m.tokens * m.topK;
   if (!opts.json) {
@@ -64,30 +66,16 @@ async function main(): Promise<void> {
         `→ ${rowsPermuted} permuted rows · (${m.hidden}×${m.inter}) per expert; dense = one ${rowsPermuted}×${m.hidden}×${m.inter} matmul (same FLOPs)`,
       `routing: uniform (each token picks ${m.topK} distinct experts uniformly), skewed (Zipf weights 1/(e+1)^${ZIPF_S}); fixed seeds`,
       'peers run the per-expert loop: slice each non-empty expert\'s rows, one matmul per expert, results gathered into y',
+      ...(opts.rounds > 1 ? [`best of ${opts.rounds} interleaved rounds per cell`] : []),
       ...machineHeader(),
     ].join('\n'));
   }
-  const rows: ResultRow[] = [];
-  if (opts.out) writeFileSync(opts.out, '');
-  const record = (r: ResultRow): void => {
-    if (opts.json) console.log(JSON.stringify(r));
-    if (opts.out) appendFileSync(opts.out, JSON.stringify(r) + '\n');
-  };
-  const jobs = engines.flatMap((e) => threads.map((t) => [e, t] as const));
-  let i = 0;
-  for (const [engine, t] of jobs) {
-    if (!opts.json) progress(`[${++i}/${jobs.length}] ${engine}, ${t} thread(s)...`);
-    const got: ResultRow[] = [];
-    const crash = await runChild(['--bench', 'grouped', '--engine', engine, '--threads', String(t), '--cases', cases.join(','),
-      '--min-time', String(opts.minTime), '--wait-idle', String(opts.waitIdle)], (r) => { got.push(r); record(r); });
-    for (const c of cases) {
-      if (got.some((r) => r.case === c)) continue;
-      const r: ResultRow = { engine, case: c, threads: t, gflops: null, note: crash ?? 'no result' };
-      got.push(r);
-      record(r);
-    }
-    rows.push(...got);
-  }
+  const rows = await runJobs({
+    bench: 'grouped', engines, threads, itemArgs: ['--cases', cases.join(',')],
+    items: (engine, t, note) => cases.map((c) => ({ engine, case: c, threads: t, gflops: null, note })),
+    itemOf: (r) => r.case ?? '',
+    minTime: opts.minTime, waitIdle: opts.waitIdle, rounds: opts.rounds, json: opts.json, out: opts.out,
+  });
   if (!opts.json) console.log(['', ...table(rows, cases, threads, engines)].join('\n'));
 }
 

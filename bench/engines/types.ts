@@ -34,6 +34,9 @@ export interface ResultRow {
   reps?: number;
   /** CPU cores that other processes kept busy on average during the measurement (the machine is shared). */
   other?: number;
+  /** With --rounds > 1: rounds run, and 1 − worst/best GFLOP/s over them. */
+  rounds?: number;
+  spread?: number;
   note?: string;
   shape?: [number, number, number];
   case?: string;
