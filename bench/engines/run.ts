@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { JaxWasm } from './jax.js';
 import { startLoadProbe, waitIdle } from './load.js';
-import { checkGrouped, DEFAULT_MOE, describeCounts, makeGrouped, type Routing } from './moe-problem.js';
+import { checkGrouped, DEFAULT_MOE, describeCounts, makeGrouped } from './moe-problem.js';
 import { MoekitJs, MoekitWasm, type GroupedProblem } from './moekit.js';
 import { OrtEngine } from './ort.js';
 import { TfjsWasm } from './tfjs.js';
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
         await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGemm(prob),
           (y) => checkGemm(prob, y), opts, `dense ${g.T}x${g.K}x${g.N}`);
       } else if (c === 'uniform' || c === 'skewed') {
-        const g = makeGrouped(DEFAULT_MOE, c as Routing);
+        const g = makeGrouped(DEFAULT_MOE, c);
         if (!hasGrouped(engine)) { emit({ engine: name, case: c, threads, gflops: null, note: 'no grouped adapter' }); continue; }
         await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGrouped(g),
           (y) => checkGrouped(g, y), opts, `rows/expert ${describeCounts(g)}`);
