@@ -2,7 +2,6 @@
 import os from 'node:os';
 import { JsBackend } from '../backend/js/index.js';
 import { WasmBackend } from '../backend/wasm/index.js';
-import type { Backend } from '../backend/backend.js';
 import * as T from '../tensor/api.js';
 import { tidy, useBackend } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';

@@ -1,6 +1,6 @@
 // Reverse-mode autograd: the gradient rule of every op (exhaustive table) and backward over the recorded graph.
 import * as T from './api.js';
-import { ENGINE, keep, noGrad, tidy } from './engine.js';
+import { keep, noGrad, tidy } from './engine.js';
 import { Op, type OpParams } from './ops.js';
 import { ShapeError, normAxis } from './shape.js';
 import { Tensor, type TapeNode } from './tensor.js';
@@ -245,4 +245,3 @@ export function variable(t: Tensor): Tensor {
   return keep(t);
 }
 
-export { ENGINE };

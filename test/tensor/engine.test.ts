@@ -1,6 +1,7 @@
 // Engine behaviour: scopes, disposal, backend selection and creation errors.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
+import { ENGINE } from '../../src/tensor/engine.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
@@ -23,12 +24,17 @@ describe('tidy scopes', () => {
   });
 
   it('keep survives the scope; dispose twice is safe', () => {
+    let kept: mk.Tensor | null = null;
+    let dropped: mk.Tensor | null = null;
     const k = mk.tidy(() => {
-      const t = mk.keep(mk.zeros([3]));
-      mk.zeros([5]);
+      kept = mk.keep(mk.zeros([3]));
+      dropped = mk.zeros([5]);
       return null;
     });
     expect(k).toBeNull();
+    expect(kept!.disposed).toBe(false);
+    expect(dropped!.disposed).toBe(true);
+    kept!.dispose();
     const t = mk.keep(mk.zeros([2]));
     t.dispose();
     t.dispose();
@@ -74,5 +80,34 @@ describe('creation and backends', () => {
     expect([a.normal(), a.uniform(), a.nextU32()]).toEqual([b.normal(), b.uniform(), b.nextU32()]);
     const c = mk.Rng.fromState(a.state());
     expect(c.normal()).toBe(a.normal());
+  });
+});
+
+describe('backend selection', () => {
+  it('ready() follows MOEKIT_BACKEND and MOEKIT_THREADS; the default is wasm', async () => {
+    const saved = { b: process.env.MOEKIT_BACKEND, t: process.env.MOEKIT_THREADS, current: ENGINE.backend };
+    try {
+      process.env.MOEKIT_BACKEND = 'js';
+      ENGINE.backend = null;
+      expect((await mk.ready()).name).toBe('js');
+      delete process.env.MOEKIT_BACKEND;
+      process.env.MOEKIT_THREADS = '1';
+      ENGINE.backend = null;
+      const wasm = await mk.ready();
+      expect(wasm.name).toBe('wasm');
+      expect((wasm as mk.WasmBackend).threads).toBe(1);
+      await wasm.dispose();
+      process.env.MOEKIT_THREADS = 'two';
+      ENGINE.backend = null;
+      await expect(mk.ready()).rejects.toThrow('MOEKIT_THREADS must be a positive integer, got "two"');
+      ENGINE.backend = null;
+      expect(() => mk.zeros([1])).toThrow(/no backend is ready/);
+    } finally {
+      if (saved.b === undefined) delete process.env.MOEKIT_BACKEND;
+      else process.env.MOEKIT_BACKEND = saved.b;
+      if (saved.t === undefined) delete process.env.MOEKIT_THREADS;
+      else process.env.MOEKIT_THREADS = saved.t;
+      ENGINE.backend = saved.current;
+    }
   });
 });
