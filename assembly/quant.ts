@@ -18,34 +18,30 @@ export function f16tof32(h: u32): f32 {
 }
 
 /**
- * Four halves (u16 zero-extended in i32 lanes) → four f32, exact. Integer exponent rebias; subnormal halves go
- * through an exact subtraction of normal numbers (no denormal arithmetic, which is slow on x86); inf/nan keep
- * their payload bits.
+ * Four halves (u16 zero-extended in i32 lanes) → four f32, exact, with no denormal arithmetic (slow on x86):
+ * normals and inf/nan rebias the exponent in integer lanes (inf/nan get a second rebias to exponent 255, keeping
+ * the payload); subnormal halves are em · 2^-24, an exact int→float conversion times a power of two that lands
+ * on a normal f32. Constants come in as arguments so loops load them once (V8 does not hoist splats).
  */
 // @ts-ignore: decorator
-@inline function f16x4(h: v128): v128 {
-  return f16x4c(h, i32x4.splat(0x7fff), i32x4.splat(0x8000), i32x4.splat(0x0400), i32x4.splat(112 << 23),
-    i32x4.splat(1 << 23), i32x4.splat(113 << 23), i32x4.splat(0x7f800000), i32x4.splat(0x7bff));
-}
-
-/** f16x4 with its constants passed in (loop callers load them from memory once, so V8 keeps them in registers). */
-// @ts-ignore: decorator
-@inline function f16x4c(h: v128, cEm: v128, cSign: v128, cSub: v128, cBias: v128, cOne: v128, cMagic: v128,
-  cInf: v128, cSpec: v128): v128 {
+@inline function f16x4c(h: v128, cEm: v128, cBias: v128, cSpec: v128, cSub: v128, cTiny: v128): v128 {
   const em = v128.and(h, cEm);
-  const sign = i32x4.shl(v128.and(h, cSign), 16);
-  const sh = i32x4.shl(em, 13);
-  const t = i32x4.add(sh, cBias);
-  const sub = f32x4.sub(i32x4.add(t, cOne), cMagic);
-  const norm = v128.bitselect(sub, t, i32x4.gt_s(cSub, em));
-  return v128.or(v128.bitselect(v128.or(sh, cInf), norm, i32x4.gt_s(em, cSpec)), sign);
+  const sign = i32x4.shl(v128.xor(h, em), 16);
+  let t = i32x4.add(i32x4.shl(em, 13), cBias);
+  t = i32x4.add(t, v128.and(i32x4.gt_s(em, cSpec), cBias));
+  const sub = f32x4.mul(f32x4.convert_i32x4_s(em), cTiny);
+  return v128.or(v128.bitselect(sub, t, i32x4.gt_s(cSub, em)), sign);
 }
 
-/** The f16x4 constants in memory: cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec (one i32x4 each). */
+// @ts-ignore: decorator
+@inline function f16x4(h: v128): v128 {
+  return f16x4c(h, i32x4.splat(0x7fff), i32x4.splat(112 << 23), i32x4.splat(0x7bff), i32x4.splat(0x0400), i32x4.splat(0x33800000));
+}
+
+/** The f16x4 constants in memory: cEm, cBias, cSpec, cSub, cTiny (= 2^-24 as f32 bits), one i32x4 each. */
 const F16C: usize = memory.data<u32>([
-  0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x8000, 0x8000, 0x8000, 0x8000, 0x0400, 0x0400, 0x0400, 0x0400,
-  112 << 23, 112 << 23, 112 << 23, 112 << 23, 1 << 23, 1 << 23, 1 << 23, 1 << 23, 113 << 23, 113 << 23, 113 << 23, 113 << 23,
-  0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000, 0x7bff, 0x7bff, 0x7bff, 0x7bff], 16);
+  0x7fff, 0x7fff, 0x7fff, 0x7fff, 112 << 23, 112 << 23, 112 << 23, 112 << 23, 0x7bff, 0x7bff, 0x7bff, 0x7bff,
+  0x0400, 0x0400, 0x0400, 0x0400, 0x33800000, 0x33800000, 0x33800000, 0x33800000], 16);
 
 /** 16 signed bytes × scale → four f32x4 stored at dst. */
 // @ts-ignore: decorator
@@ -170,33 +166,33 @@ function qdot4(x: usize, w: usize, rb: usize, sc: usize, sb: usize, K: i32, gs: 
 
 /** Eight halves (f16 or bf16 bits) → two f32x4. */
 // @ts-ignore: decorator
-@inline function h8lo(v: v128, f16: bool, cEm: v128, cSign: v128, cSub: v128, cBias: v128, cOne: v128, cMagic: v128, cInf: v128, cSpec: v128): v128 {
-  return f16 ? f16x4(i32x4.extend_low_i16x8_u(v)) : i32x4.shl(i32x4.extend_low_i16x8_u(v), 16);
+@inline function h8lo(v: v128, f16: bool, cEm: v128, cBias: v128, cSpec: v128, cSub: v128, cTiny: v128): v128 {
+  return f16 ? f16x4c(i32x4.extend_low_i16x8_u(v), cEm, cBias, cSpec, cSub, cTiny) : i32x4.shl(i32x4.extend_low_i16x8_u(v), 16);
 }
 // @ts-ignore: decorator
-@inline function h8hi(v: v128, f16: bool, cEm: v128, cSign: v128, cSub: v128, cBias: v128, cOne: v128, cMagic: v128, cInf: v128, cSpec: v128): v128 {
-  return f16 ? f16x4(i32x4.extend_high_i16x8_u(v)) : i32x4.shl(i32x4.extend_high_i16x8_u(v), 16);
+@inline function h8hi(v: v128, f16: bool, cEm: v128, cBias: v128, cSpec: v128, cSub: v128, cTiny: v128): v128 {
+  return f16 ? f16x4c(i32x4.extend_high_i16x8_u(v), cEm, cBias, cSpec, cSub, cTiny) : i32x4.shl(i32x4.extend_high_i16x8_u(v), 16);
 }
 
 /** y[n..n+4) += four rows of f16/bf16 W (row stride rb bytes) · x (K), converted in registers. */
 function hdot4(x: usize, w: usize, rb: usize, K: i32, f16: bool, y: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
-  const cEm = v128.load(F16C), cSign = v128.load(F16C, 16), cSub = v128.load(F16C, 32), cBias = v128.load(F16C, 48);
-  const cOne = v128.load(F16C, 64), cMagic = v128.load(F16C, 80), cInf = v128.load(F16C, 96), cSpec = v128.load(F16C, 112);
+  const cEm = v128.load(F16C), cBias = v128.load(F16C, 16), cSpec = v128.load(F16C, 32), cSub = v128.load(F16C, 48);
+  const cTiny = v128.load(F16C, 64);
   let xp = x;
   const k8 = K & ~7;
   const xe = x + (<usize>k8 << 2);
   for (; xp < xe; xp += 32, w += 16) {
     const x0 = v128.load(xp), x1 = v128.load(xp, 16);
     let v = v128.load(w);
-    a0 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a0); e0 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e0);
+    a0 = fma(h8lo(v, f16, cEm, cBias, cSpec, cSub, cTiny), x0, a0); e0 = fma(h8hi(v, f16, cEm, cBias, cSpec, cSub, cTiny), x1, e0);
     v = v128.load(w + rb);
-    a1 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a1); e1 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e1);
+    a1 = fma(h8lo(v, f16, cEm, cBias, cSpec, cSub, cTiny), x0, a1); e1 = fma(h8hi(v, f16, cEm, cBias, cSpec, cSub, cTiny), x1, e1);
     v = v128.load(w + 2 * rb);
-    a2 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a2); e2 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e2);
+    a2 = fma(h8lo(v, f16, cEm, cBias, cSpec, cSub, cTiny), x0, a2); e2 = fma(h8hi(v, f16, cEm, cBias, cSpec, cSub, cTiny), x1, e2);
     v = v128.load(w + 3 * rb);
-    a3 = fma(h8lo(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x0, a3); e3 = fma(h8hi(v, f16, cEm, cSign, cSub, cBias, cOne, cMagic, cInf, cSpec), x1, e3);
+    a3 = fma(h8lo(v, f16, cEm, cBias, cSpec, cSub, cTiny), x0, a3); e3 = fma(h8hi(v, f16, cEm, cBias, cSpec, cSub, cTiny), x1, e3);
   }
   let s0 = hsum(f32x4.add(a0, e0)), s1 = hsum(f32x4.add(a1, e1)), s2 = hsum(f32x4.add(a2, e2)), s3 = hsum(f32x4.add(a3, e3));
   for (let k = k8; k < K; k++) {
