@@ -20,6 +20,8 @@ export interface Backend {
   read(id: DataId): Promise<TypedArray>;
   /** Synchronous read, for backends whose memory the host can see (js, wasm); undefined on GPU backends. */
   readSync?(id: DataId): TypedArray;
+  /** Copies the contents of `src` into `dst` (same dtype and size), on the device. */
+  copy(src: DataId, dst: DataId): void;
   /** Runs one op; outputs are freshly allocated with the shapes and dtypes shape inference gave. */
   run<O extends Op>(op: O, inputs: readonly BackendInput[], params: OpParams[O], outputs: readonly TensorInfo[]): DataId[];
   /** Waits for queued work. */

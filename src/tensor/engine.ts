@@ -4,7 +4,7 @@ import { JsBackend } from '../backend/js/index.js';
 import { allocTyped, matchesDType, type DType, type TypedArray } from './dtype.js';
 import { INFER } from './infer.js';
 import { Op, type OpParams } from './ops.js';
-import { ShapeError, fmtInfo, sizeOf } from './shape.js';
+import { ShapeError, fmtInfo, shapesEqual, sizeOf } from './shape.js';
 import { Tensor, type TapeNode } from './tensor.js';
 
 export type BackendName = 'js' | 'wasm' | 'webgpu';
@@ -119,6 +119,20 @@ export function runOp<O extends Op>(op: O, inputs: readonly Tensor[], params: Op
     }
   }
   return outs;
+}
+
+/**
+ * Overwrites `target`'s storage with `value`'s (same shape and dtype, same backend): the in-place update
+ * optimizers use, so modules keep their parameter tensors. Not recorded for autograd.
+ */
+export function assign(target: Tensor, value: Tensor): void {
+  target.assertAlive('assign');
+  value.assertAlive('assign');
+  if (target.dtype !== value.dtype || !shapesEqual(target.shape, value.shape)) {
+    throw new ShapeError(`assign: value ${fmtInfo(value.shape, value.dtype)} does not match target ${fmtInfo(target.shape, target.dtype)}`);
+  }
+  if (target.backend !== value.backend) throw new Error(`assign: value lives on backend ${value.backend.name}, target on ${target.backend.name}`);
+  if (target.dataId !== value.dataId) target.backend.copy(value.dataId, target.dataId);
 }
 
 /** Runs fn without recording ops for autograd. */

@@ -111,3 +111,21 @@ describe('backend selection', () => {
     }
   });
 });
+
+describe('assign', () => {
+  it('copies values into the target storage on js and wasm, refusing shape or dtype mismatches', async () => {
+    const wasm = await mk.WasmBackend.create({ threads: 1 });
+    try {
+      for (const be of [mk.getBackend(), wasm]) {
+        const t = mk.fromTyped(new Float32Array([1, 2, 3]), [3], 'f32', be);
+        const id = t.dataId;
+        mk.assign(t, mk.fromTyped(new Float32Array([4, 5, 6]), [3], 'f32', be));
+        expect(t.dataId).toBe(id);
+        expect(t.toArray()).toEqual([4, 5, 6]);
+        expect(() => mk.assign(t, mk.fromTyped(new Float32Array([1, 2]), [2], 'f32', be))).toThrow('assign: value f32(2) does not match target f32(3)');
+      }
+    } finally {
+      await wasm.dispose();
+    }
+  });
+});

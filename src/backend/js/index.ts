@@ -51,6 +51,13 @@ export class JsBackend implements Backend {
     e.data.set(data);
   }
 
+  copy(src: DataId, dst: DataId): void {
+    const a = this.get(src);
+    const b = this.get(dst);
+    if (a.dtype !== b.dtype || a.data.length !== b.data.length) throw new Error(`js backend: copy of ${a.dtype}[${a.data.length}] into ${b.dtype}[${b.data.length}]`);
+    b.data.set(a.data);
+  }
+
   readSync(id: DataId): TypedArray {
     return this.get(id).data.slice();
   }

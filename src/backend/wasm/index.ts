@@ -66,6 +66,13 @@ export class WasmBackend implements Backend {
     this.view(id).set(data);
   }
 
+  copy(src: DataId, dst: DataId): void {
+    const a = this.slot(src);
+    const b = this.slot(dst);
+    if (a.dtype !== b.dtype || a.size !== b.size) throw new Error(`wasm backend: copy of ${a.dtype}[${a.size}] into ${b.dtype}[${b.size}]`);
+    this.view(dst).set(this.view(src));
+  }
+
   readSync(id: DataId): TypedArray {
     return this.view(id).slice();
   }

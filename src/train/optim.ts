@@ -1,0 +1,106 @@
+// AdamW with decoupled weight decay, and global-norm gradient clipping; parameters are updated in place.
+import * as T from '../tensor/api.js';
+import { assign, keep, noGrad, tidy } from '../tensor/engine.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface AdamWOptions {
+  /** default 0.9 (Loshchilov & Hutter; PyTorch default) */
+  beta1?: number;
+  /** default 0.95 (LLM pre-training practice: GPT-3, LLaMA) */
+  beta2?: number;
+  /** default 1e-8 (PyTorch default) */
+  eps?: number;
+  /** decoupled weight decay, default 0.1 (GPT-3, LLaMA) */
+  weightDecay?: number;
+  /** parameter names (or a predicate) that get no weight decay, e.g. norms and biases */
+  noDecay?: (name: string, p: Tensor) => boolean;
+}
+
+/** Default: no decay for 1-d parameters (norm weights, biases) — the usual LLM convention. */
+const defaultNoDecay = (_name: string, p: Tensor): boolean => p.rank < 2;
+
+export class AdamW {
+  readonly params: readonly [string, Tensor][];
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  private readonly decay: boolean[];
+  private readonly m: Tensor[];
+  private readonly v: Tensor[];
+  /** completed update steps */
+  step = 0;
+
+  constructor(params: readonly [string, Tensor][], opts: AdamWOptions = {}) {
+    this.params = params;
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.95;
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0.1;
+    for (const [k, v] of [['beta1', this.beta1], ['beta2', this.beta2]] as const) {
+      if (!(v >= 0 && v < 1)) throw new RangeError(`AdamW: ${k} must be in [0, 1), got ${v}`);
+    }
+    const noDecay = opts.noDecay ?? defaultNoDecay;
+    this.decay = params.map(([n, p]) => !noDecay(n, p));
+    this.m = params.map(([, p]) => keep(T.zeros(p.shape)));
+    this.v = params.map(([, p]) => keep(T.zeros(p.shape)));
+  }
+
+  /** One update with learning rate `lr` from the parameters' `.grad` (parameters without a gradient are skipped). */
+  update(lr: number): void {
+    this.step++;
+    const { beta1: b1, beta2: b2, eps } = this;
+    const c1 = 1 - b1 ** this.step;
+    const c2 = 1 - b2 ** this.step;
+    noGrad(() => {
+      this.params.forEach(([, p], i) => {
+        const g = p.grad;
+        if (!g) return;
+        tidy(() => {
+          const m = T.add(T.mul(this.m[i]!, b1), T.mul(g, 1 - b1)); // first moment
+          const v = T.add(T.mul(this.v[i]!, b2), T.mul(T.mul(g, g), 1 - b2)); // second moment
+          assign(this.m[i]!, m);
+          assign(this.v[i]!, v);
+          const stepDir = T.div(T.div(m, c1), T.add(T.sqrt(T.div(v, c2)), eps));
+          const decayed = this.decay[i] && this.weightDecay > 0 ? T.mul(p, 1 - lr * this.weightDecay) : p;
+          assign(p, T.sub(decayed, T.mul(stepDir, lr)));
+        });
+      });
+    });
+  }
+
+  /** Moments in parameter order, for checkpoints. */
+  state(): { step: number; m: readonly Tensor[]; v: readonly Tensor[] } {
+    return { step: this.step, m: this.m, v: this.v };
+  }
+
+  /** Restores moments and step count saved by `state()` (values are copied). */
+  load(state: { step: number; m: readonly Tensor[]; v: readonly Tensor[] }): void {
+    if (state.m.length !== this.m.length || state.v.length !== this.v.length) {
+      throw new Error(`AdamW.load: state has ${state.m.length} moments, optimizer has ${this.m.length} parameters`);
+    }
+    state.m.forEach((t, i) => assign(this.m[i]!, t));
+    state.v.forEach((t, i) => assign(this.v[i]!, t));
+    this.step = state.step;
+  }
+
+  dispose(): void {
+    for (const t of [...this.m, ...this.v]) t.dispose();
+  }
+}
+
+/**
+ * Scales all gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping.
+ * (Pascanu et al. 2013; the usual LLM setting is maxNorm = 1.)
+ */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
+  if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+  if (grads.length === 0) return 0;
+  const norm = noGrad(() => tidy(() => Math.sqrt(grads.map((g) => T.sum(T.mul(g, g)).item()).reduce((a, b) => a + b, 0))));
+  if (norm > maxNorm && Number.isFinite(norm)) {
+    const s = maxNorm / (norm + 1e-6);
+    noGrad(() => tidy(() => grads.forEach((g) => assign(g, T.mul(g, s)))));
+  }
+  return norm;
+}
