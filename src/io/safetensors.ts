@@ -1,0 +1,212 @@
+// safetensors: a validating, lazy reader (header only; tensors read by byte range) and an atomic writer.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+/** Element types of the safetensors format that moekit reads and writes. */
+export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+export const ST_DTYPE_BYTES: { [D in StDType]: number } = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+/** Largest header the reader accepts (the format's own limit). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface StTensorInfo {
+  readonly name: string;
+  readonly dtype: StDType;
+  readonly shape: readonly number[];
+  /** byte range in the file (absolute offsets) */
+  readonly begin: number;
+  readonly end: number;
+}
+
+export class SafetensorsError extends Error {
+  override name = 'SafetensorsError';
+}
+
+/** Names of the top-level keys of a JSON object text, in order, duplicates kept (JSON.parse would hide them). */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+      expectKey = false;
+      i = j;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      expectKey = c === '{' && depth === 1;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return keys;
+}
+
+function fail(where: string, msg: string): never {
+  throw new SafetensorsError(`safetensors: ${where}: ${msg}`);
+}
+
+/** Validates a header (the JSON text after the 8-byte length) against the file size; returns tensors and metadata. */
+export function parseHeader(text: string, headerLen: number, fileSize: number, where: string): { tensors: StTensorInfo[]; metadata: Record<string, string> } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    fail(where, `header is not valid JSON (${(e as Error).message})`);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) fail(where, 'header must be a JSON object');
+  const keys = topLevelKeys(text);
+  const dup = keys.find((k, i) => keys.indexOf(k) !== i);
+  if (dup !== undefined) fail(where, `tensor "${dup}" appears twice in the header`);
+  const dataStart = 8 + headerLen;
+  const dataLen = fileSize - dataStart;
+  const metadata: Record<string, string> = {};
+  const tensors: StTensorInfo[] = [];
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(where, '__metadata__ must be an object of strings');
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') fail(where, `__metadata__ value of "${k}" must be a string, got ${typeof v}`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+    if (!e || typeof e !== 'object') fail(where, `entry of tensor "${name}" must be an object`);
+    if (typeof e.dtype !== 'string' || !(e.dtype in ST_DTYPE_BYTES)) fail(where, `tensor "${name}" has dtype ${JSON.stringify(e.dtype)}, expected one of ${Object.keys(ST_DTYPE_BYTES).join(', ')}`);
+    const dtype = e.dtype as StDType;
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(where, `tensor "${name}" has shape ${JSON.stringify(e.shape)}, expected non-negative integers`);
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
+      fail(where, `tensor "${name}" has data_offsets ${JSON.stringify(off)}, expected [begin, end] with 0 <= begin <= end`);
+    }
+    const shape = e.shape as number[];
+    const want = shape.reduce((a, d) => a * d, 1) * ST_DTYPE_BYTES[dtype];
+    const [b, en] = off as [number, number];
+    if (en - b !== want) fail(where, `tensor "${name}" (${dtype} [${shape.join(', ')}]) needs ${want} bytes but data_offsets [${b}, ${en}] hold ${en - b}`);
+    if (en > dataLen) fail(where, `tensor "${name}" ends at byte ${dataStart + en} but the file has ${fileSize}`);
+    tensors.push({ name, dtype, shape, begin: dataStart + b, end: dataStart + en });
+  }
+  const sorted = [...tensors].sort((x, y) => x.begin - y.begin || x.end - y.end);
+  let at = dataStart;
+  for (const t of sorted) {
+    if (t.begin !== at) fail(where, `tensor "${t.name}" starts at data byte ${t.begin - dataStart} but the previous tensor ends at ${at - dataStart} (${t.begin < at ? 'overlap' : 'gap'})`);
+    at = t.end;
+  }
+  if (at !== fileSize) fail(where, `tensors end at data byte ${at - dataStart} but the data section has ${dataLen} bytes`);
+  return { tensors, metadata };
+}
+
+/** An open safetensors file: the header is parsed and checked; tensors are read on demand by byte range. */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly handle: fs.FileHandle,
+    readonly tensors: ReadonlyMap<string, StTensorInfo>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {}
+
+  static async open(file: string): Promise<SafetensorsFile> {
+    const handle = await fs.open(file, 'r').catch((e: NodeJS.ErrnoException) => {
+      throw new SafetensorsError(`safetensors: cannot open ${file}: ${e.code ?? e.message}`);
+    });
+    try {
+      const { size } = await handle.stat();
+      if (size < 8) fail(file, `file has ${size} bytes, less than the 8-byte header length`);
+      const lenBuf = Buffer.alloc(8);
+      await handle.read(lenBuf, 0, 8, 0);
+      const len = lenBuf.readBigUInt64LE(0);
+      if (len > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+      const headerLen = Number(len);
+      if (8 + headerLen > size) fail(file, `header length ${headerLen} runs past the end of the file (${size} bytes)`);
+      const hb = Buffer.alloc(headerLen);
+      await handle.read(hb, 0, headerLen, 8);
+      const { tensors, metadata } = parseHeader(hb.toString('utf8'), headerLen, size, file);
+      return new SafetensorsFile(file, handle, new Map(tensors.map((t) => [t.name, t])), metadata);
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+
+  info(name: string): StTensorInfo {
+    const t = this.tensors.get(name);
+    if (!t) fail(this.path, `no tensor "${name}" (the file has ${this.tensors.size} tensors)`);
+    return t;
+  }
+
+  /** The raw little-endian bytes of one tensor (copied into a fresh, aligned buffer). */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const t = this.info(name);
+    const out = new Uint8Array(t.end - t.begin);
+    let done = 0;
+    while (done < out.length) {
+      const { bytesRead } = await this.handle.read(out, done, out.length - done, t.begin + done);
+      if (bytesRead === 0) fail(this.path, `file shrank while reading "${name}"`);
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+export interface StTensorIn {
+  name: string;
+  dtype: StDType;
+  shape: readonly number[];
+  /** little-endian element data (any typed array; its bytes are written as they are) */
+  data: ArrayBufferView;
+}
+
+/** Serialises tensors (in the given order) and metadata (`{"format":"pt"}` by default); header padded to 8 bytes. */
+export function encodeSafetensors(tensors: readonly StTensorIn[], metadata: Record<string, string> = { format: 'pt' }): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let at = 0;
+  for (const t of tensors) {
+    if (t.name in header) fail('encode', `tensor "${t.name}" given twice`);
+    const bytes = t.shape.reduce((a, d) => a * d, 1) * ST_DTYPE_BYTES[t.dtype];
+    if (bytes !== t.data.byteLength) fail('encode', `tensor "${t.name}" (${t.dtype} [${t.shape.join(', ')}]) needs ${bytes} bytes, data has ${t.data.byteLength}`);
+    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [at, at + bytes] };
+    at += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const hb = Buffer.from(json, 'utf8');
+  const out = new Uint8Array(8 + hb.length + at);
+  new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
+  out.set(hb, 8);
+  let pos = 8 + hb.length;
+  for (const t of tensors) {
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
+    pos += t.data.byteLength;
+  }
+  return out;
+}
+
+/** Writes a file atomically: a temporary file in the same directory, fsync, then rename over the target. */
+export async function writeFileAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const h = await fs.open(tmp, 'w');
+  try {
+    await h.writeFile(bytes);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  try {
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** encodeSafetensors + writeFileAtomic. */
+export async function writeSafetensors(file: string, tensors: readonly StTensorIn[], metadata?: Record<string, string>): Promise<void> {
+  await writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+}

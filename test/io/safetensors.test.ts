@@ -1,0 +1,105 @@
+// safetensors: reads transformers' files, round-trips its own, and rejects damaged or hostile files cleanly.
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../src/tensor/random.js';
+import { SafetensorsError, SafetensorsFile, encodeSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+
+const fixture = new URL('../../../shared/fixtures/hf/mixtral/model.safetensors', import.meta.url).pathname;
+const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-st-'));
+
+function header(obj: unknown, data: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const hb = Buffer.from(JSON.stringify(obj));
+  const out = new Uint8Array(8 + hb.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
+  out.set(hb, 8);
+  out.set(data, 8 + hb.length);
+  return out;
+}
+
+async function open(bytes: Uint8Array, name = 'f.safetensors'): Promise<SafetensorsFile> {
+  const p = path.join(dir, name);
+  writeFileSync(p, bytes);
+  return SafetensorsFile.open(p);
+}
+
+describe('safetensors reader', () => {
+  it("opens transformers' mixtral fixture lazily and reads a tensor by byte range", async () => {
+    const f = await SafetensorsFile.open(fixture);
+    const norm = f.info('model.norm.weight');
+    expect(norm.dtype).toBe('F32');
+    expect(norm.shape).toEqual([64]);
+    const v = new Float32Array((await f.readBytes('model.norm.weight')).buffer);
+    expect(v.length).toBe(64);
+    expect(v.every((x) => Math.abs(x - 1) < 1)).toBe(true); // norm weights are 1 + N(0, 0.1)
+    expect([...f.tensors.keys()].some((n) => n.includes('block_sparse_moe.experts.0.w1'))).toBe(true);
+    await expect(f.readBytes('nope')).rejects.toThrow(/no tensor "nope"/);
+    await f.close();
+  });
+
+  it('round-trips what the writer writes (metadata, order, bytes); the write is atomic', async () => {
+    const a = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const b = Int32Array.from([7, -8]);
+    const p = path.join(dir, 'rt.safetensors');
+    await writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [2, 3], data: a }, { name: 'b', dtype: 'I32', shape: [2], data: b }], { format: 'pt', step: '3' });
+    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    const bytes = readFileSync(p);
+    expect(Number(bytes.readBigUInt64LE(0)) % 8).toBe(0);
+    const f = await SafetensorsFile.open(p);
+    expect(f.metadata).toEqual({ format: 'pt', step: '3' });
+    expect(Array.from(new Float32Array((await f.readBytes('a')).buffer))).toEqual(Array.from(a));
+    expect(Array.from(new Int32Array((await f.readBytes('b')).buffer))).toEqual([7, -8]);
+    await f.close();
+  });
+
+  const cases: [string, Uint8Array, RegExp][] = [
+    ['a file shorter than 8 bytes', new Uint8Array(5), /less than the 8-byte header length/],
+    ['a huge header length', (() => { const b = new Uint8Array(16); new DataView(b.buffer).setBigUint64(0, 1n << 60n, true); return b; })(), /exceeds the 100000000-byte limit/],
+    ['a header running past the end', (() => { const b = new Uint8Array(16); new DataView(b.buffer).setBigUint64(0, 100n, true); return b; })(), /runs past the end of the file/],
+    ['bad JSON', header('x').slice(0, 10), /not valid JSON|runs past/],
+    ['negative offsets', header({ t: { dtype: 'F32', shape: [1], data_offsets: [-4, 0] } }, new Uint8Array(4)), /data_offsets \[-4,0\]/],
+    ['a size that does not match dtype × shape', header({ t: { dtype: 'F32', shape: [2], data_offsets: [0, 4] } }, new Uint8Array(4)), /needs 8 bytes but data_offsets \[0, 4\] hold 4/],
+    ['overlapping tensors', header({ a: { dtype: 'U8', shape: [4], data_offsets: [0, 4] }, b: { dtype: 'U8', shape: [2], data_offsets: [2, 4] } }, new Uint8Array(4)), /overlap/],
+    ['a gap between tensors', header({ a: { dtype: 'U8', shape: [1], data_offsets: [0, 1] }, b: { dtype: 'U8', shape: [1], data_offsets: [2, 3] } }, new Uint8Array(3)), /gap/],
+    ['trailing bytes', header({ a: { dtype: 'U8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(3)), /data section has 3 bytes/],
+    ['an unknown dtype', header({ a: { dtype: 'Q7', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /dtype "Q7"/],
+    ['a tensor past the end', header({ a: { dtype: 'U8', shape: [8], data_offsets: [0, 8] } }, new Uint8Array(2)), /ends at byte/],
+    ['non-string metadata', header({ __metadata__: { step: 3 } }), /must be a string/],
+  ];
+  for (const [what, bytes, msg] of cases) {
+    it(`rejects ${what}`, async () => {
+      await expect(open(bytes)).rejects.toThrow(msg);
+    });
+  }
+
+  it('rejects duplicate tensor names (which JSON.parse would hide)', async () => {
+    const text = '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}';
+    const hb = Buffer.from(text);
+    const b = new Uint8Array(8 + hb.length + 1);
+    new DataView(b.buffer).setBigUint64(0, BigInt(hb.length), true);
+    b.set(hb, 8);
+    await expect(open(b)).rejects.toThrow('tensor "a" appears twice in the header');
+  });
+
+  it('fuzz: random truncations and header bit flips are rejected with a SafetensorsError or parse to a valid file', async () => {
+    const good = encodeSafetensors([
+      { name: 'w', dtype: 'F32', shape: [3, 4], data: new Float32Array(12) },
+      { name: 'b', dtype: 'F16', shape: [4], data: new Uint16Array(4) },
+    ]);
+    const headerEnd = 8 + Number(new DataView(good.buffer).getBigUint64(0, true));
+    const rng = new Rng(42);
+    for (let i = 0; i < 200; i++) {
+      const bytes = i % 2 === 0 ? good.slice(0, rng.int(good.length)) : good.slice();
+      if (i % 2 === 1) bytes[rng.int(headerEnd)] ^= 1 << rng.int(8);
+      try {
+        const f = await open(bytes, `fuzz${i}.safetensors`);
+        // accepted: every tensor must lie inside the file
+        for (const t of f.tensors.values()) expect(t.end).toBeLessThanOrEqual(bytes.length);
+        await f.close();
+      } catch (e) {
+        expect(e).toBeInstanceOf(SafetensorsError);
+      }
+    }
+  });
+});
