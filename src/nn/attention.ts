@@ -1,0 +1,136 @@
+// Multi-head attention: q/k/v/o projections, RoPE, GQA, optional q/k norms and bias, sliding window, KV cache.
+import { arange, attention, concat, reshape, rope, tensor } from '../tensor/api.js';
+import { keep } from '../tensor/engine.js';
+import type { Rng } from '../tensor/random.js';
+import { ShapeError, fmtInfo } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Linear, RMSNorm } from './layers.js';
+import { Module } from './module.js';
+
+export interface AttentionConfig {
+  /** H: model width */
+  hidden: number;
+  /** Hq: query heads */
+  heads: number;
+  /** Hkv: key/value heads (GQA when < heads); default heads */
+  kvHeads?: number;
+  /** D: head dim; default hidden / heads */
+  headDim?: number;
+  /** RoPE base; default 10000 (Llama; Qwen3 uses 1e6) */
+  ropeTheta?: number;
+  /** 'head': RMSNorm over D per head (Qwen3); 'full': over Hq·D / Hkv·D before the head split (OLMoE); default 'none' */
+  qkNorm?: 'none' | 'head' | 'full';
+  /** bias on q/k/v projections (Qwen2); default false */
+  qkvBias?: boolean;
+  /** sliding window in tokens; 0 = full causal (default) */
+  window?: number;
+  /** RMSNorm eps of the q/k norms; default 1e-6 */
+  eps?: number;
+}
+
+/** Keys and values of the tokens seen so far, per layer: k/v (B, S, Hkv, D), grown by `append`. */
+export class KVCache {
+  k: Tensor | null = null; // (B, S, Hkv, D)
+  v: Tensor | null = null; // (B, S, Hkv, D)
+
+  get length(): number {
+    return this.k?.shape[1] ?? 0;
+  }
+
+  /** Appends k/v (B, T, Hkv, D) and returns the whole cache (B, S + T, Hkv, D); the cache keeps its tensors. */
+  append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    if (this.k && this.v && (this.k.shape[0] !== k.shape[0] || this.k.shape[2] !== k.shape[2] || this.k.shape[3] !== k.shape[3])) {
+      throw new ShapeError(`KVCache: new keys ${fmtInfo(k.shape, k.dtype)} do not fit the cached ${fmtInfo(this.k.shape, this.k.dtype)}`);
+    }
+    const nk = keep(this.k ? concat([this.k, k], 1) : concat([k], 1)); // (B, S + T, Hkv, D)
+    const nv = keep(this.v ? concat([this.v, v], 1) : concat([v], 1)); // (B, S + T, Hkv, D)
+    this.k?.dispose();
+    this.v?.dispose();
+    this.k = nk;
+    this.v = nv;
+    return { k: nk, v: nv };
+  }
+
+  dispose(): void {
+    this.k?.dispose();
+    this.v?.dispose();
+    this.k = this.v = null;
+  }
+}
+
+export interface AttentionForwardOptions {
+  /** append this step's k/v and attend over everything cached */
+  cache?: KVCache;
+  /** position of the first token of x; default cache.length (or 0) */
+  startPos?: number;
+}
+
+/** Causal self-attention over x (B, T, H) or (T, H). HF names: q_proj, k_proj, v_proj, o_proj, q_norm, k_norm. */
+export class Attention extends Module {
+  readonly H: number;
+  readonly Hq: number;
+  readonly Hkv: number;
+  readonly D: number;
+  readonly window: number;
+  readonly qkNorm: 'none' | 'head' | 'full';
+  readonly qProj: Linear;
+  readonly kProj: Linear;
+  readonly vProj: Linear;
+  readonly oProj: Linear;
+  readonly qNorm: RMSNorm | null;
+  readonly kNorm: RMSNorm | null;
+
+  constructor(cfg: AttentionConfig, rng: Rng) {
+    super();
+    this.H = cfg.hidden;
+    this.Hq = cfg.heads;
+    this.Hkv = cfg.kvHeads ?? cfg.heads;
+    this.D = cfg.headDim ?? cfg.hidden / cfg.heads;
+    this.window = cfg.window ?? 0;
+    this.qkNorm = cfg.qkNorm ?? 'none';
+    if (!Number.isInteger(this.D) || this.D % 2 !== 0) throw new Error(`Attention: head dim ${this.D} (hidden ${this.H} / heads ${this.Hq}) must be an even integer`);
+    if (this.Hq % this.Hkv !== 0) throw new Error(`Attention: heads ${this.Hq} must be a multiple of kvHeads ${this.Hkv}`);
+    const bias = cfg.qkvBias ?? false;
+    this.qProj = this.addModule('q_proj', new Linear(this.H, this.Hq * this.D, rng, { bias })); // W (Hq·D, H)
+    this.kProj = this.addModule('k_proj', new Linear(this.H, this.Hkv * this.D, rng, { bias })); // W (Hkv·D, H)
+    this.vProj = this.addModule('v_proj', new Linear(this.H, this.Hkv * this.D, rng, { bias })); // W (Hkv·D, H)
+    this.oProj = this.addModule('o_proj', new Linear(this.Hq * this.D, this.H, rng)); // W (H, Hq·D)
+    const eps = cfg.eps ?? 1e-6;
+    const [qn, kn] = this.qkNorm === 'head' ? [this.D, this.D] : this.qkNorm === 'full' ? [this.Hq * this.D, this.Hkv * this.D] : [0, 0];
+    this.qNorm = qn ? this.addModule('q_norm', new RMSNorm(qn, eps)) : null;
+    this.kNorm = kn ? this.addModule('k_norm', new RMSNorm(kn, eps)) : null;
+    const theta = cfg.ropeTheta ?? 10000;
+    this.addBuffer('inv_freq', tensor(Array.from({ length: this.D / 2 }, (_, i) => theta ** (-(2 * i) / this.D)))); // (D/2)
+  }
+
+  /** x (B, T, H) or (T, H) -> same shape */
+  forward(x: Tensor, opts: AttentionForwardOptions = {}): Tensor {
+    const flat = x.rank === 2;
+    if ((x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== this.H) throw new ShapeError(`Attention: input ${fmtInfo(x.shape, x.dtype)} must be (B, T, ${this.H}) or (T, ${this.H})`);
+    const [B, T] = flat ? [1, x.shape[0]!] : [x.shape[0]!, x.shape[1]!];
+    const start = opts.startPos ?? opts.cache?.length ?? 0;
+    if (opts.cache && start !== opts.cache.length) throw new Error(`Attention: startPos ${start} must equal the cache length ${opts.cache.length}`);
+    const x3 = reshape(x, [B, T, this.H]); // (B, T, H)
+    let q = this.qProj.forward(x3); // (B, T, Hq·D)
+    let k = this.kProj.forward(x3); // (B, T, Hkv·D)
+    const v = reshape(this.vProj.forward(x3), [B, T, this.Hkv, this.D]); // (B, T, Hkv, D)
+    if (this.qkNorm === 'full') {
+      q = this.qNorm!.forward(q);
+      k = this.kNorm!.forward(k);
+    }
+    q = reshape(q, [B, T, this.Hq, this.D]); // (B, T, Hq, D)
+    k = reshape(k, [B, T, this.Hkv, this.D]); // (B, T, Hkv, D)
+    if (this.qkNorm === 'head') {
+      q = this.qNorm!.forward(q);
+      k = this.kNorm!.forward(k);
+    }
+    const pos = arange(start, start + T); // (T) i32
+    const invFreq = this.buffer('inv_freq'); // (D/2)
+    q = rope(q, pos, invFreq);
+    k = rope(k, pos, invFreq);
+    const kv = opts.cache ? opts.cache.append(k, v) : { k, v }; // (B, S, Hkv, D)
+    const o = attention(q, kv.k, kv.v, { causal: true, window: this.window }); // (B, T, Hq, D)
+    const y = this.oProj.forward(reshape(o, [B, T, this.Hq * this.D])); // (B, T, H)
+    return flat ? reshape(y, [T, this.H]) : y;
+  }
+}

@@ -1,0 +1,95 @@
+// Basic layers: Linear (weight (out, in) like torch nn.Linear), Embedding and RMSNorm.
+import { gather, matmul, ones, rmsNorm, zeros } from '../tensor/api.js';
+import type { Rng } from '../tensor/random.js';
+import { ShapeError, fmtInfo } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Module, initNormal } from './module.js';
+
+export interface LinearOptions {
+  /** add a bias (out); default false (LLM projections have none) */
+  bias?: boolean;
+  /** init std; default 1/sqrt(in) (keeps activation scale) */
+  std?: number;
+}
+
+/** y = x · Wᵀ (+ b) with W (out, in). */
+export class Linear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly hasBias: boolean;
+
+  constructor(inFeatures: number, outFeatures: number, rng: Rng, opts: LinearOptions = {}) {
+    super();
+    if (!(Number.isInteger(inFeatures) && inFeatures > 0 && Number.isInteger(outFeatures) && outFeatures > 0)) {
+      throw new Error(`Linear: in ${inFeatures} and out ${outFeatures} must be positive integers`);
+    }
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    this.hasBias = opts.bias ?? false;
+    this.addParameter('weight', initNormal([outFeatures, inFeatures], rng, opts.std ?? 1 / Math.sqrt(inFeatures))); // (out, in)
+    if (this.hasBias) this.addParameter('bias', zeros([outFeatures])); // (out)
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  get bias(): Tensor | undefined {
+    return this.hasBias ? this.param('bias') : undefined;
+  }
+
+  /** x (..., in) -> (..., out) */
+  forward(x: Tensor): Tensor {
+    if (x.rank < 2 || x.shape.at(-1) !== this.inFeatures) {
+      throw new ShapeError(`Linear(${this.inFeatures} -> ${this.outFeatures}): input ${fmtInfo(x.shape, x.dtype)} must be (..., ${this.inFeatures}) with rank >= 2`);
+    }
+    const b = this.bias;
+    return matmul(x, this.weight, b ? { transB: true, bias: b } : { transB: true }); // (..., out)
+  }
+}
+
+/** Token embedding table (V, H). */
+export class Embedding extends Module {
+  readonly vocab: number;
+  readonly dim: number;
+
+  constructor(vocab: number, dim: number, rng: Rng, std = 1) {
+    super();
+    this.vocab = vocab;
+    this.dim = dim;
+    this.addParameter('weight', initNormal([vocab, dim], rng, std)); // (V, H)
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  /** ids i32 (...) -> (..., H) */
+  forward(ids: Tensor): Tensor {
+    if (ids.dtype !== 'i32') throw new ShapeError(`Embedding(${this.vocab}, ${this.dim}): ids must be i32, got ${fmtInfo(ids.shape, ids.dtype)}`);
+    return gather(this.weight, ids); // (..., H)
+  }
+}
+
+/** x / rms(x) · w over the last axis. */
+export class RMSNorm extends Module {
+  readonly dim: number;
+  readonly eps: number;
+
+  constructor(dim: number, eps = 1e-6) {
+    super();
+    this.dim = dim;
+    this.eps = eps;
+    this.addParameter('weight', ones([dim])); // (H)
+  }
+
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+
+  /** x (..., H) -> (..., H) */
+  forward(x: Tensor): Tensor {
+    if (x.shape.at(-1) !== this.dim) throw new ShapeError(`RMSNorm(${this.dim}): input ${fmtInfo(x.shape, x.dtype)} must end in ${this.dim}`);
+    return rmsNorm(x, this.weight, this.eps);
+  }
+}

@@ -1,0 +1,129 @@
+// Module: a tree of named parameters (trainable leaves), buffers and child modules with dotted HF-style names.
+import { randn } from '../tensor/api.js';
+import { variable } from '../tensor/autograd.js';
+import { keep } from '../tensor/engine.js';
+import type { Rng } from '../tensor/random.js';
+import { ShapeError, fmt } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export class Module {
+  readonly #params = new Map<string, Tensor>();
+  readonly #buffers = new Map<string, Tensor>();
+  readonly #children = new Map<string, Module>();
+
+  /** Registers a trainable leaf (made a `variable`: kept, requires grad). */
+  protected addParameter(name: string, t: Tensor): Tensor {
+    this.#checkName(name);
+    this.#params.set(name, variable(t));
+    return t;
+  }
+
+  /** Registers a non-trainable tensor (kept; listed by `buffers()`, not by `parameters()`). */
+  protected addBuffer(name: string, t: Tensor): Tensor {
+    this.#checkName(name);
+    this.#buffers.set(name, keep(t));
+    return t;
+  }
+
+  protected addModule<M extends Module>(name: string, m: M): M {
+    this.#checkName(name);
+    this.#children.set(name, m);
+    return m;
+  }
+
+  /** The current tensor of a parameter of this module (not a child). */
+  protected param(name: string): Tensor {
+    const t = this.#params.get(name);
+    if (!t) throw new Error(`${this.constructor.name}: no parameter "${name}"; have ${[...this.#params.keys()].join(', ') || 'none'}`);
+    return t;
+  }
+
+  protected buffer(name: string): Tensor {
+    const t = this.#buffers.get(name);
+    if (!t) throw new Error(`${this.constructor.name}: no buffer "${name}"; have ${[...this.#buffers.keys()].join(', ') || 'none'}`);
+    return t;
+  }
+
+  /** Every trainable tensor with its dotted name, e.g. `layers.0.mlp.gate.weight`, in registration order. */
+  parameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, t] of this.#params) out.push([prefix + n, t]);
+    for (const [n, m] of this.#children) out.push(...m.parameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Every buffer with its dotted name. */
+  buffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, t] of this.#buffers) out.push([prefix + n, t]);
+    for (const [n, m] of this.#children) out.push(...m.buffers(`${prefix}${n}.`));
+    return out;
+  }
+
+  children(): [string, Module][] {
+    return [...this.#children];
+  }
+
+  numParams(): number {
+    let n = 0;
+    for (const [, t] of this.parameters()) n += t.size;
+    return n;
+  }
+
+  /**
+   * Replaces a parameter or buffer by dotted name (loading weights, optimiser steps). The new tensor must
+   * have the old one's shape; the old tensor and its gradient are disposed.
+   */
+  setTensor(name: string, t: Tensor): void {
+    const dot = name.indexOf('.');
+    if (dot >= 0) {
+      const child = this.#children.get(name.slice(0, dot));
+      if (!child) throw new Error(`${this.constructor.name}: no child module "${name.slice(0, dot)}" (in "${name}")`);
+      child.setTensor(name.slice(dot + 1), t);
+      return;
+    }
+    const isParam = this.#params.has(name);
+    const old = this.#params.get(name) ?? this.#buffers.get(name);
+    if (!old) throw new Error(`${this.constructor.name}: no parameter or buffer "${name}"`);
+    if (old.shape.length !== t.shape.length || old.shape.some((d, i) => d !== t.shape[i])) {
+      throw new ShapeError(`${this.constructor.name}: "${name}" has shape ${fmt(old.shape)}, got ${fmt(t.shape)}`);
+    }
+    if (old !== t) {
+      old.grad?.dispose();
+      old.grad = null;
+      old.dispose();
+    }
+    if (isParam) this.#params.set(name, variable(t));
+    else this.#buffers.set(name, keep(t));
+  }
+
+  /** Frees every parameter, gradient and buffer of this module and its children. */
+  dispose(): void {
+    for (const t of [...this.#params.values(), ...this.#buffers.values()]) {
+      t.grad?.dispose();
+      t.dispose();
+    }
+    for (const m of this.#children.values()) m.dispose();
+  }
+
+  #checkName(name: string): void {
+    if (name.length === 0 || name.includes('.')) throw new Error(`${this.constructor.name}: name "${name}" must be non-empty and contain no "."`);
+    if (this.#params.has(name) || this.#buffers.has(name) || this.#children.has(name)) throw new Error(`${this.constructor.name}: "${name}" is registered twice`);
+  }
+}
+
+/** A list of modules named 0, 1, 2, … (HF `layers.0.…`). */
+export class ModuleList<M extends Module> extends Module {
+  readonly items: readonly M[];
+  constructor(items: readonly M[]) {
+    super();
+    this.items = items;
+    items.forEach((m, i) => this.addModule(String(i), m));
+  }
+  get length(): number {
+    return this.items.length;
+  }
+}
+
+/** Normal(0, std) initialisation from a seeded generator (std defaults to 1/sqrt(fanIn) where used). */
+export const initNormal = (shape: readonly number[], rng: Rng, std: number): Tensor => randn(shape, rng, std);
