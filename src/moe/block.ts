@@ -1,0 +1,193 @@
+// MoEBlock: route -> indicesAndBins -> permute -> experts -> unpermute, plus shared expert and balancing.
+import { Linear } from '../nn/layers.js';
+import { Module, initNormal } from '../nn/module.js';
+import { SwiGLU, swiglu } from '../nn/swiglu.js';
+import { add, matmul, mul, reshape, sigmoid, tensor, zeros } from '../tensor/api.js';
+import { noGrad } from '../tensor/engine.js';
+import type { Rng } from '../tensor/random.js';
+import { ShapeError, fmtInfo } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
+import { experts, type ExpertWeights } from './experts.js';
+import { route, type RouteResult, type RouterKind } from './route.js';
+
+export interface MoEConfig {
+  /** H: model width */
+  hidden: number;
+  /** E: routed experts */
+  experts: number;
+  /** K: experts per token */
+  topK: number;
+  /** I: width of each routed expert */
+  expertWidth: number;
+  /** default 'softmax-topk' (Mixtral, Qwen-MoE, OLMoE); 'sigmoid-group' is DeepSeek-V3 */
+  router?: RouterKind;
+  /** softmax-topk: renormalise the K weights; default true (Mixtral, Qwen3; OLMoE uses false) */
+  renormalize?: boolean;
+  /** sigmoid-group: n_group (default 1), topk_group (default groups), routed_scaling_factor (default 1) */
+  groups?: number;
+  topGroups?: number;
+  routedScale?: number;
+  /** width of the always-on shared expert (Qwen2-MoE, DeepSeek); default 0 = none */
+  sharedWidth?: number;
+  /** multiply the shared expert by sigmoid(x · w) (Qwen2-MoE shared_expert_gate); default false */
+  sharedGate?: boolean;
+  /** per-expert capacity factor; default undefined = dropless (MegaBlocks) */
+  capacityFactor?: number;
+  /** α of the Switch balance loss; default 1e-2 (Switch Transformer) */
+  auxLossCoef?: number;
+  /** router z-loss coefficient; default 1e-3 (ST-MoE) */
+  zLossCoef?: number;
+  /** keep a selection bias (aux-loss-free balancing, `updateBias`); default true for sigmoid-group */
+  selectionBias?: boolean;
+}
+
+/** The weights the block function reads (tensors owned by the caller). */
+export interface MoEWeights {
+  router: Tensor; // (E, H) torch Linear layout
+  experts: ExpertWeights;
+  shared?: { gate: Tensor; up: Tensor; down: Tensor }; // (S, H), (S, H), (H, S)
+  sharedGate?: Tensor; // (1, H)
+  bias?: Tensor; // (E) selection-only score bias
+}
+
+export interface MoEOutput {
+  y: Tensor; // (T, H) or (B, T, H), as the input
+  aux: {
+    /** auxLossCoef · switch + zLossCoef · z: add it to the training loss */
+    loss: Tensor; // ()
+    switch: Tensor; // () unscaled Switch balance loss (1 when balanced)
+    z: Tensor; // () unscaled router z-loss
+  };
+  stats: {
+    /** routing slots per expert before any capacity drop (feed to `updateBias`) */
+    tokensPerExpert: number[];
+    dropped: number;
+  };
+  routing: RouteResult;
+}
+
+/**
+ * The MoE block as a function of its weights (used by MoEBlock and by gradchecks). The dense FLOP-matched
+ * baseline of this block is `new SwiGLU(H, K·I + sharedWidth, rng)`: same active multiply-adds per token.
+ */
+export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
+  const H = cfg.hidden;
+  const E = cfg.experts;
+  if ((x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H) throw new ShapeError(`MoE: input ${fmtInfo(x.shape, x.dtype)} must be (T, ${H}) or (B, T, ${H})`);
+  const T = x.size / H;
+  const xt = reshape(x, [T, H]); // (T, H)
+  const logits = matmul(xt, w.router, { transB: true }); // (T, E) router logits
+  const r = route(logits, {
+    kind: cfg.router ?? 'softmax-topk', K: cfg.topK, renormalize: cfg.renormalize ?? true,
+    groups: cfg.groups ?? 1, topGroups: cfg.topGroups ?? cfg.groups ?? 1, routedScale: cfg.routedScale ?? 1,
+    ...(w.bias ? { bias: w.bias } : {}),
+  });
+  const bins = indicesAndBins(r.experts, E, cfg.capacityFactor === undefined ? {} : { capacityFactor: cfg.capacityFactor });
+  let y: Tensor; // (T, H)
+  if (bins.order.length === 0) y = zeros([T, H]);
+  else {
+    const xs = permute(xt, bins); // (N, H) rows sorted by expert
+    const ys = experts(xs, offsetsTensor(bins), w.experts); // (N, H)
+    y = unpermute(ys, bins, r.weights, T); // (T, H)
+  }
+  if (w.shared) {
+    let s = swiglu(xt, w.shared.gate, w.shared.up, w.shared.down); // (T, H)
+    if (w.sharedGate) s = mul(sigmoid(matmul(xt, w.sharedGate, { transB: true })), s); // (T, 1) gate times (T, H)
+    y = add(y, s);
+  }
+  const loss = add(mul(r.aux.switch, cfg.auxLossCoef ?? 1e-2), mul(r.aux.z, cfg.zLossCoef ?? 1e-3)); // ()
+  return {
+    y: reshape(y, x.shape),
+    aux: { loss, switch: r.aux.switch, z: r.aux.z },
+    stats: { tokensPerExpert: bins.routed, dropped: bins.dropped },
+    routing: r,
+  };
+}
+
+/** Stacked routed experts; parameters gate_proj/up_proj (E, H, I) and down_proj (E, I, H). */
+export class Experts extends Module {
+  constructor(E: number, H: number, I: number, rng: Rng) {
+    super();
+    this.addParameter('gate_proj', initNormal([E, H, I], rng, 1 / Math.sqrt(H))); // (E, H, I)
+    this.addParameter('up_proj', initNormal([E, H, I], rng, 1 / Math.sqrt(H))); // (E, H, I)
+    this.addParameter('down_proj', initNormal([E, I, H], rng, 1 / Math.sqrt(I))); // (E, I, H)
+  }
+  get weights(): ExpertWeights {
+    return { gate: this.param('gate_proj'), up: this.param('up_proj'), down: this.param('down_proj') };
+  }
+}
+
+/** Router weight (E, H) and, when used, the selection bias buffer (E) (HF DeepSeek-V3 names). */
+export class Router extends Module {
+  readonly hasBias: boolean;
+  constructor(E: number, H: number, rng: Rng, withBias: boolean) {
+    super();
+    this.hasBias = withBias;
+    this.addParameter('weight', initNormal([E, H], rng, 1 / Math.sqrt(H))); // (E, H)
+    if (withBias) this.addBuffer('e_score_correction_bias', zeros([E])); // (E)
+  }
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  get bias(): Tensor | undefined {
+    return this.hasBias ? this.buffer('e_score_correction_bias') : undefined;
+  }
+}
+
+/** MoE block module. Names: gate.weight, gate.e_score_correction_bias (buffer), experts.*, shared_expert.*, shared_expert_gate.weight. */
+export class MoEBlock extends Module {
+  readonly cfg: MoEConfig;
+  readonly gate: Router;
+  readonly experts: Experts;
+  readonly sharedExpert: SwiGLU | null;
+  readonly sharedExpertGate: Linear | null;
+
+  constructor(cfg: MoEConfig, rng: Rng) {
+    super();
+    const { hidden: H, experts: E, topK: K, expertWidth: I } = cfg;
+    for (const [n, v] of [['hidden', H], ['experts', E], ['topK', K], ['expertWidth', I]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`MoEBlock: ${n} = ${v} must be a positive integer`);
+    }
+    if (K > E) throw new Error(`MoEBlock: topK ${K} exceeds experts ${E}`);
+    this.cfg = { ...cfg };
+    this.gate = this.addModule('gate', new Router(E, H, rng, cfg.selectionBias ?? cfg.router === 'sigmoid-group'));
+    this.experts = this.addModule('experts', new Experts(E, H, I, rng));
+    const S = cfg.sharedWidth ?? 0;
+    this.sharedExpert = S > 0 ? this.addModule('shared_expert', new SwiGLU(H, S, rng)) : null;
+    this.sharedExpertGate = S > 0 && cfg.sharedGate ? this.addModule('shared_expert_gate', new Linear(H, 1, rng)) : null;
+  }
+
+  /** The selection bias (E), or null when the block has none. */
+  get bias(): Float32Array | null {
+    const b = this.gate.bias;
+    return b ? Float32Array.from(b.dataSync()) : null;
+  }
+
+  get weights(): MoEWeights {
+    const w: MoEWeights = { router: this.gate.weight, experts: this.experts.weights };
+    if (this.sharedExpert) w.shared = { gate: this.sharedExpert.gateProj.weight, up: this.sharedExpert.upProj.weight, down: this.sharedExpert.downProj.weight };
+    if (this.sharedExpertGate) w.sharedGate = this.sharedExpertGate.weight;
+    const b = this.gate.bias;
+    if (b) w.bias = b;
+    return w;
+  }
+
+  /** x (T, H) or (B, T, H) */
+  forward(x: Tensor): MoEOutput {
+    return moe(x, this.weights, this.cfg);
+  }
+
+  /**
+   * Auxiliary-loss-free balancing (DeepSeek-V3): b_i -= γ when expert i got more than the mean load,
+   * += γ when less. Pass `stats.tokensPerExpert`; γ defaults to 1e-3. The bias only changes selection.
+   */
+  updateBias(counts: readonly number[], gamma = 1e-3): void {
+    const b = this.bias;
+    if (!b) throw new Error('MoEBlock.updateBias: this block has no selection bias (set selectionBias: true)');
+    if (counts.length !== b.length) throw new Error(`MoEBlock.updateBias: ${counts.length} counts for ${b.length} experts`);
+    const meanLoad = counts.reduce((a, c) => a + c, 0) / counts.length;
+    counts.forEach((c, i) => (b[i] = b[i]! + (c > meanLoad ? -gamma : c < meanLoad ? gamma : 0)));
+    this.gate.setTensor('e_score_correction_bias', noGrad(() => tensor(b, [b.length])));
+  }
+}
