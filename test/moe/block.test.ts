@@ -84,6 +84,23 @@ describe('MoEBlock', () => {
     block.dispose();
   });
 
+  it('repeated forward + backward steps in tidy allocate nothing new after the first', () => {
+    const block = new MoEBlock({ hidden: 6, experts: 4, topK: 2, expertWidth: 3, sharedWidth: 4 }, new mk.Rng(3));
+    const x = mk.randn([10, 6], new mk.Rng(4));
+    const params = block.parameters().map(([, p]) => p);
+    const inUse: number[] = [];
+    for (let s = 0; s < 4; s++) {
+      mk.tidy(() => {
+        const o = block.forward(x);
+        mk.backward(mk.add(mk.sum(mk.square(o.y)), o.aux.loss));
+      });
+      mk.zeroGrad(params);
+      inUse.push(mk.getBackend().bytesInUse());
+    }
+    expect(new Set(inUse).size).toBe(1);
+    block.dispose();
+  });
+
   for (const router of ['softmax-topk', 'sigmoid-group'] as const) {
     it(`${router}: gradcheck of y and aux loss w.r.t. x, router, experts, shared expert and its gate`, () => {
       const [T, H, E, K, I, S] = [6, 5, 4, 2, 3, 4];
