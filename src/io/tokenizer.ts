@@ -107,6 +107,9 @@ export function trainBpe(texts: Iterable<string>, opts: TrainBpeOptions): BpeMod
       `trainBpe: vocabSize ${opts.vocabSize} must be an integer in [${base}, ${SHIFT}) (specials + 256 byte symbols at least)`,
     );
   }
+  if (!Number.isInteger(minFrequency) || minFrequency < 1) {
+    throw new Error(`trainBpe: minFrequency ${minFrequency} must be an integer >= 1`);
+  }
   if (new Set(specialTokens).size !== specialTokens.length) {
     throw new Error(`trainBpe: specialTokens ${JSON.stringify(specialTokens)} contains duplicates`);
   }

@@ -57,8 +57,9 @@ describe('trainBpe', () => {
     expect(m.vocab.has('<|')).toBe(false);
   });
 
-  it('rejects a vocab size smaller than specials + bytes', () => {
+  it('rejects a vocab size smaller than specials + bytes, and minFrequency < 1', () => {
     expect(() => trainBpe(['x'], { vocabSize: 100 })).toThrow('vocabSize 100 must be an integer in [257,');
+    expect(() => trainBpe(['x'], { vocabSize: 300, minFrequency: 0 })).toThrow('minFrequency 0 must be an integer >= 1');
   });
 
   it('trained on Brown, saved as tokenizer.json and loaded by @huggingface/tokenizers, round-trips text', () => {
