@@ -1,4 +1,7 @@
-// moekit public API: tensors, ops, autograd, backends.
+// moekit public API: tensors, ops, autograd, backends, layers, the MoE block, training utilities, safetensors.
+import { registerBackend } from './tensor/engine.js';
+import { WasmBackend } from './backend/wasm/index.js';
+
 export { Op, ALL_OPS, type OpParams, type TensorInfo, type QuantFormat, type WeightFormat, type CompareOp, type AttentionParams } from './tensor/ops.js';
 export { type DType, DTYPES, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './tensor/dtype.js';
 export { ShapeError } from './tensor/shape.js';
@@ -11,10 +14,14 @@ export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckRe
 export type { Backend, DataId } from './backend/backend.js';
 export { JsBackend } from './backend/js/index.js';
 export { JS_KERNELS } from './backend/js/kernels/index.js';
-export { WasmBackend } from './backend/wasm/index.js';
+export { WasmBackend };
+export * from './nn/index.js';
+export * from './moe/index.js';
+export { AdamW, clipGradNorm, type AdamWOptions } from './train/optim.js';
+export { cosineLr, type CosineSchedule } from './train/schedule.js';
+export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
+export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';
 
-import { registerBackend } from './tensor/engine.js';
-import { WasmBackend } from './backend/wasm/index.js';
 registerBackend('wasm', () => {
   const env = typeof process !== 'undefined' ? process.env?.MOEKIT_THREADS : undefined;
   const threads = env ? Number(env) : undefined;

@@ -1,6 +1,9 @@
 // safetensors: a validating, lazy reader (header only; tensors read by byte range) and an atomic writer.
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
+
+/** Node's file APIs, loaded on first use so this module also loads in browsers (which only encode/parse). */
+const nodeFs = () => import('node:fs/promises');
+const nodePath = async () => (await import('node:path')).default;
 
 /** Element types of the safetensors format that moekit reads and writes. */
 export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -103,12 +106,13 @@ export function parseHeader(text: string, headerLen: number, fileSize: number, w
 export class SafetensorsFile {
   private constructor(
     readonly path: string,
-    private readonly handle: fs.FileHandle,
+    private readonly handle: FileHandle,
     readonly tensors: ReadonlyMap<string, StTensorInfo>,
     readonly metadata: Readonly<Record<string, string>>,
   ) {}
 
   static async open(file: string): Promise<SafetensorsFile> {
+    const fs = await nodeFs();
     const handle = await fs.open(file, 'r').catch((e: NodeJS.ErrnoException) => {
       throw new SafetensorsError(`safetensors: cannot open ${file}: ${e.code ?? e.message}`);
     });
@@ -190,6 +194,8 @@ export function encodeSafetensors(tensors: readonly StTensorIn[], metadata: Reco
 
 /** Writes a file atomically: a temporary file in the same directory, fsync, then rename over the target. */
 export async function writeFileAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
+  const fs = await nodeFs();
+  const path = await nodePath();
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   const h = await fs.open(tmp, 'w');
   try {

@@ -1,7 +1,5 @@
 // Checkpoints: weights and optimizer moments as safetensors plus a JSON state, written so a crash never
 // corrupts the last good one (each checkpoint is built in a temp directory, renamed, then `latest.json` swapped).
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { SafetensorsFile, writeFileAtomic, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
 import { assign, fromTyped } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -13,6 +11,9 @@ export interface CheckpointState {
   [key: string]: unknown;
 }
 
+/** Node's file APIs, loaded on first use so importing moekit in a browser does not pull them in. */
+const node = async () => ({ fs: await import('node:fs/promises'), path: (await import('node:path')).default });
+
 const f32 = (t: Tensor): StTensorIn => {
   if (t.dtype !== 'f32') throw new Error(`checkpoint: only f32 parameters are saved, got ${t} `);
   const d = t.dataSync();
@@ -21,6 +22,7 @@ const f32 = (t: Tensor): StTensorIn => {
 
 /** Writes `dir/step-<step>/{model.safetensors, optimizer.safetensors, state.json}` and points `dir/latest.json` at it. */
 export async function saveCheckpoint(dir: string, params: readonly [string, Tensor][], opt: AdamW | null, state: CheckpointState, keepLast = 2): Promise<string> {
+  const { fs, path } = await node();
   await fs.mkdir(dir, { recursive: true });
   const name = `step-${state.step}`;
   const final = path.join(dir, name);
@@ -45,6 +47,7 @@ export async function saveCheckpoint(dir: string, params: readonly [string, Tens
 
 /** The directory of the newest complete checkpoint under `dir`, or null when there is none. */
 export async function latestCheckpoint(dir: string): Promise<string | null> {
+  const { fs, path } = await node();
   try {
     const { checkpoint } = JSON.parse(await fs.readFile(path.join(dir, 'latest.json'), 'utf8')) as { checkpoint: string };
     return path.join(dir, checkpoint);
@@ -74,6 +77,7 @@ async function loadInto(file: string, targets: readonly [string, Tensor][]): Pro
 
 /** Loads weights (and optimizer moments) saved by `saveCheckpoint` into existing tensors; returns the JSON state. */
 export async function loadCheckpoint(ckpt: string, params: readonly [string, Tensor][], opt: AdamW | null): Promise<CheckpointState> {
+  const { fs, path } = await node();
   await loadInto(path.join(ckpt, 'model.safetensors'), params);
   const state = JSON.parse(await fs.readFile(path.join(ckpt, 'state.json'), 'utf8')) as CheckpointState;
   if (opt) {
