@@ -52,7 +52,7 @@ describe.skipIf(!run)('wasm backend in headless Chromium', () => {
     page.on('console', (m) => logs.push(m.text()));
     page.on('pageerror', (e) => logs.push(String(e)));
     await page.goto(url);
-    await page.waitForFunction(() => (globalThis as { moekitReport?: unknown }).moekitReport !== undefined, undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => (globalThis as { moekitReport?: unknown }).moekitReport !== undefined, undefined, { timeout: 110_000 });
     const report = await page.evaluate(() => (globalThis as { moekitReport?: unknown }).moekitReport) as {
       crossOriginIsolated: boolean; threads: number; relaxedSimd: boolean; diffs: Record<string, number>; error?: string;
     };

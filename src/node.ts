@@ -1,0 +1,7 @@
+// moekit/node: the file-reading parts that need Node (corpora, GLUE/WikiText readers, tokenizer files), plus everything in 'moekit'.
+export * from './index.js';
+export { BROWN_GENRES, loadBrown, splitBrown, brownGenreTask, brownDir, type BrownDoc, type BrownSplit, type GenreRow, type GenreTaskOptions } from './io/brown.js';
+export { trainBpe, saveTokenizerJson, loadTokenizer, tokenizerJson, type BpeModel, type TrainBpeOptions, type LoadedTokenizer } from './io/tokenizer.js';
+export { readGlueTsv, readSst2, readMrpc, type GlueRow, type GlueSpec } from './io/glue.js';
+export { loadWikitext, WIKITEXT_FILES, type Wikitext, type WikitextSplit, type WikitextArticle } from './io/wikitext.js';
+export { readLines } from './io/lines.js';
