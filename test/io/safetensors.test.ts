@@ -5,8 +5,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/tensor/random.js';
 import { SafetensorsError, SafetensorsFile, encodeSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { fixture } from '../helpers/fixtures.js';
 
-const fixture = new URL('../../../shared/fixtures/hf/mixtral/model.safetensors', import.meta.url).pathname;
+const mixtral = fixture('hf/mixtral/model.safetensors');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-st-'));
 
 function header(obj: unknown, data: Uint8Array = new Uint8Array(0)): Uint8Array {
@@ -26,7 +27,7 @@ async function open(bytes: Uint8Array, name = 'f.safetensors'): Promise<Safetens
 
 describe('safetensors reader', () => {
   it("opens transformers' mixtral fixture lazily and reads a tensor by byte range", async () => {
-    const f = await SafetensorsFile.open(fixture);
+    const f = await SafetensorsFile.open(mixtral);
     const norm = f.info('model.norm.weight');
     expect(norm.dtype).toBe('F32');
     expect(norm.shape).toEqual([64]);

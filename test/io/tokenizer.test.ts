@@ -2,12 +2,12 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadBrown } from '../../src/io/brown.js';
 import { bytesToUnicode, loadTokenizer, saveTokenizerJson, tokenizerJson, trainBpe } from '../../src/io/tokenizer.js';
+import { fixture } from '../helpers/fixtures.js';
 
-const fixtureDir = fileURLToPath(new URL('../../../shared/fixtures/hf/tokenizer/', import.meta.url));
+const fixtureDir = fixture('hf/tokenizer') + '/';
 const tmp = mkdtempSync(join(tmpdir(), 'moekit-tok-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
