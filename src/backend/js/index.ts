@@ -1,5 +1,5 @@
 // The js backend: plain TypeScript kernels on typed arrays, the reference oracle for every other backend.
-import { allocTyped, bytesPerElement, matchesDType, type DType, type TypedArray } from '../../tensor/dtype.js';
+import { allocTyped, matchesDType, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Op, OpParams, TensorInfo } from '../../tensor/ops.js';
 import { sizeOf } from '../../tensor/shape.js';
 import type { Backend, BackendInput, DataId } from '../backend.js';
@@ -85,11 +85,6 @@ export class JsBackend implements Backend {
 
   bytesInUse(): number {
     return this.bytes;
-  }
-
-  /** Bytes one element of `dtype` takes here. */
-  elementBytes(dtype: DType): number {
-    return dtype === 'f32' && this.float64 ? 8 : bytesPerElement(dtype);
   }
 
   dispose(): Promise<void> {
