@@ -1,0 +1,137 @@
+// ModelConfig: the one flat, zod-validated config of the MoE language model, its presets and the dense baseline.
+import { z } from 'zod';
+
+const posInt = z.number().int().positive();
+const nonNeg = z.number().nonnegative();
+
+/** The schema; every default names its source. Unknown keys are rejected (a typo is an error, not a no-op). */
+export const ModelConfigSchema = z
+  .strictObject({
+    /** V: vocabulary size (of the tokenizer); default 32000 (Llama / Mixtral) */
+    vocabSize: posInt.default(32000),
+    /** H: model width; default 512 */
+    hidden: posInt.default(512),
+    /** decoder layers; default 8 */
+    layers: posInt.default(8),
+    /** Hq: query heads; default 8 */
+    heads: posInt.default(8),
+    /** Hkv: key/value heads (GQA when < heads); default 8 = multi-head attention (Vaswani et al.) */
+    kvHeads: posInt.default(8),
+    /** D: head dim; default 64 (GPT-2, Llama: hidden / heads) */
+    headDim: posInt.default(64),
+    /** RoPE base θ; default 1e4 (Su et al. RoFormer; Llama 2, Mixtral use 1e4 / 1e6) */
+    ropeTheta: z.number().positive().default(10000),
+    /** RMSNorm eps; default 1e-6 (Qwen, OLMoE, DeepSeek rms_norm_eps) */
+    normEps: z.number().positive().default(1e-6),
+    /** longest sequence the model is meant for (positions are RoPE, so this only bounds inputs); default 2048 (Llama 1) */
+    maxSeqLen: posInt.default(2048),
+    /** 'moe' (routed experts) or 'dense' (one SwiGLU of width denseWidth); default 'moe' */
+    ffn: z.enum(['moe', 'dense']).default('moe'),
+    /** E: routed experts per MoE layer; default 8 (Mixtral 8x7B) */
+    experts: posInt.default(8),
+    /** K: experts per token; default 2 (Mixtral, GShard) */
+    topK: posInt.default(2),
+    /** I: width of each routed expert; default 1024 (hidden·2, a fine-ish grained expert) */
+    expertWidth: posInt.default(1024),
+    /** dense FFN width (ffn: 'dense' only); default topK·expertWidth + sharedWidth, the FLOP-matched baseline */
+    denseWidth: posInt.optional(),
+    /** default 'softmax-topk' (Mixtral, Qwen-MoE, OLMoE); 'sigmoid-group' is DeepSeek-V3 */
+    router: z.enum(['softmax-topk', 'sigmoid-group']).default('softmax-topk'),
+    /** softmax-topk: renormalise the K weights; default true (Mixtral, Qwen3 norm_topk_prob) */
+    renormalize: z.boolean().default(true),
+    /** sigmoid-group: G expert groups (n_group); default 1 (DeepSeek-V3 uses 8) */
+    groups: posInt.default(1),
+    /** sigmoid-group: groups kept per token (topk_group); default = groups (DeepSeek-V3 uses 4 of 8) */
+    topGroups: posInt.optional(),
+    /** sigmoid-group: routed_scaling_factor; default 1 (DeepSeek-V3 uses 2.5) */
+    routedScale: z.number().positive().default(1),
+    /** width of the always-on shared expert; default 0 = none (Qwen2-MoE, DeepSeek use one) */
+    sharedWidth: z.number().int().nonnegative().default(0),
+    /** gate the shared expert by sigmoid(x · w); default false (Qwen2-MoE shared_expert_gate = true) */
+    sharedGate: z.boolean().default(false),
+    /** per-expert capacity factor; default undefined = dropless (MegaBlocks); Switch uses 1.25 */
+    capacityFactor: z.number().positive().optional(),
+    /** α of the Switch balance loss; default 1e-2 (Switch Transformer, Fedus et al.) */
+    auxLossCoef: nonNeg.default(1e-2),
+    /** router z-loss coefficient; default 1e-3 (ST-MoE, Zoph et al.) */
+    zLossCoef: nonNeg.default(1e-3),
+    /** γ of aux-loss-free balancing (bias update per step); default 1e-3 (DeepSeek-V3 bias update speed); 0 = off */
+    biasUpdateRate: nonNeg.default(1e-3),
+    /** share the embedding matrix with lm_head; default true (GPT-2, Press & Wolf) */
+    tieEmbeddings: z.boolean().default(true),
+    /** std of the embedding (and untied lm_head) init; default 0.02 (GPT-2 initializer_range). Projections use 1/sqrt(fan_in) */
+    initStd: z.number().positive().default(0.02),
+    /** seed of the initialisation; default 0 */
+    seed: z.number().int().nonnegative().default(0),
+  })
+  .superRefine((c, ctx) => {
+    const bad = (path: string, message: string): void => void ctx.addIssue({ code: 'custom', path: [path], message });
+    if (c.topK > c.experts) bad('topK', `at most experts = ${c.experts}`);
+    if (c.heads % c.kvHeads !== 0) bad('kvHeads', `a divisor of heads = ${c.heads}`);
+    if (c.headDim % 2 !== 0) bad('headDim', 'an even number (RoPE rotates pairs)');
+    if (c.router === 'sigmoid-group') {
+      if (c.experts % c.groups !== 0) bad('groups', `a divisor of experts = ${c.experts}`);
+      const tg = c.topGroups ?? c.groups;
+      if (tg > c.groups) bad('topGroups', `at most groups = ${c.groups}`);
+      else if (tg * (c.experts / c.groups) < c.topK) bad('topGroups', `large enough to keep topK = ${c.topK} experts (each group has ${c.experts / c.groups})`);
+    }
+    if (c.sharedGate && c.sharedWidth === 0) bad('sharedGate', 'false when sharedWidth = 0 (there is no shared expert to gate)');
+  });
+
+export type ModelConfig = z.output<typeof ModelConfigSchema>;
+export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
+
+const show = (v: unknown): string => (v === undefined ? 'undefined' : typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v));
+
+function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = obj;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+/** Validates a config object (e.g. parsed JSON) and fills defaults; throws one message naming key, value and expectation. */
+export function parseConfig(obj: unknown): ModelConfig {
+  const r = ModelConfigSchema.safeParse(obj);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    if (i.code === 'unrecognized_keys') return `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} (expected one of ${Object.keys(ModelConfigSchema.shape).join(', ')})`;
+    const key = i.path.map(String).join('.');
+    if (key === '') return `expected an object, got ${show(obj)}`;
+    const expected = i.code === 'custom' ? i.message : i.message.replace(/^Invalid (input|option): /, '').replace(/^Too (small|big): /, '').replace(/^expected /, '');
+    return `"${key}" = ${show(valueAt(obj, i.path))}: expected ${expected}`;
+  });
+  throw new Error(`ModelConfig: ${lines.join('; ')}`);
+}
+
+/** CI size: trains in seconds on the js/wasm backends. 39k parameters, 27k active per token. */
+export const tiny: ModelConfig = parseConfig({
+  vocabSize: 256, hidden: 32, layers: 2, heads: 4, kvHeads: 2, headDim: 8, maxSeqLen: 64,
+  experts: 4, topK: 2, expertWidth: 32,
+});
+
+/** The main job: trains within ~5 minutes on 2 CPU cores. 2.0M parameters, 0.86M active per token. */
+export const small: ModelConfig = parseConfig({
+  vocabSize: 2048, hidden: 128, layers: 4, heads: 4, kvHeads: 2, headDim: 32, maxSeqLen: 128,
+  experts: 8, topK: 2, expertWidth: 128,
+});
+
+/** Hours on CPU. ~60M parameters, ~20M active per token. */
+export const base: ModelConfig = parseConfig({
+  vocabSize: 8192, hidden: 512, layers: 8, heads: 8, kvHeads: 4, headDim: 64, maxSeqLen: 512,
+  experts: 16, topK: 2, expertWidth: 256, sharedWidth: 256,
+});
+
+export const PRESETS = { tiny, small, base } as const;
+export type PresetName = keyof typeof PRESETS;
+
+/** The FFN width a dense layer of this config has: denseWidth, or the FLOP-matched topK·expertWidth + sharedWidth. */
+export const denseWidthOf = (cfg: ModelConfig): number => cfg.denseWidth ?? cfg.topK * cfg.expertWidth + cfg.sharedWidth;
+
+/**
+ * The FLOP-matched dense baseline of an MoE config: the same model with each MoE block replaced by one SwiGLU
+ * of width topK·expertWidth + sharedWidth. Per token it does the same multiply-adds and has the same active
+ * parameters as the MoE model, minus the router (E·H per layer) and shared-expert gate (H per layer).
+ */
+export function denseBaseline(cfg: ModelConfig): ModelConfig {
+  return parseConfig({ ...cfg, ffn: 'dense', denseWidth: cfg.topK * cfg.expertWidth + cfg.sharedWidth });
+}

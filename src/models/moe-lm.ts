@@ -1,0 +1,186 @@
+// MoELM: a decoder-only language model (Llama/Mixtral layout) from a ModelConfig, with MoE or dense SwiGLU FFNs.
+import { Attention, type KVCache } from '../nn/attention.js';
+import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { Module, ModuleList } from '../nn/module.js';
+import { SwiGLU } from '../nn/swiglu.js';
+import { MoEBlock, type MoEConfig } from '../moe/block.js';
+import { add, crossEntropy, matmul, reshape } from '../tensor/api.js';
+import { Rng } from '../tensor/random.js';
+import { ShapeError, fmtInfo } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { denseWidthOf, parseConfig, type ModelConfig, type ModelConfigInput } from './config.js';
+
+/** Routing statistics of one forward pass, per layer (null for dense layers). */
+export interface LayerStats {
+  tokensPerExpert: number[];
+  dropped: number;
+}
+export type ModelStats = (LayerStats | null)[];
+
+export interface LMForwardOptions {
+  /** one KV cache per layer; keys/values are appended and positions start at the cache length */
+  cache?: readonly KVCache[];
+}
+
+export interface LMOutput {
+  logits: Tensor; // (B·T, V)
+  /** sum over MoE layers of auxLossCoef · switch + zLossCoef · z; null for a dense model */
+  aux: Tensor | null; // ()
+  stats: ModelStats;
+}
+
+export interface LMLoss {
+  /** ce + aux: backpropagate this */
+  loss: Tensor; // ()
+  ce: Tensor; // () mean cross-entropy over non-ignored targets
+  aux: Tensor | null; // ()
+  stats: ModelStats;
+}
+
+export interface ParamCounts {
+  /** every trainable parameter (tied embeddings counted once) */
+  total: number;
+  /** routed-expert parameters (all layers, all experts) */
+  expert: number;
+  /** parameters one token uses: total − expert + expert·K/E (shared experts, router, attention, embeddings included) */
+  active: number;
+}
+
+/** The MoE block's config from the model's. */
+export function moeConfigOf(cfg: ModelConfig): MoEConfig {
+  const m: MoEConfig = {
+    hidden: cfg.hidden, experts: cfg.experts, topK: cfg.topK, expertWidth: cfg.expertWidth,
+    router: cfg.router, renormalize: cfg.renormalize, groups: cfg.groups, topGroups: cfg.topGroups ?? cfg.groups,
+    routedScale: cfg.routedScale, sharedWidth: cfg.sharedWidth, sharedGate: cfg.sharedGate,
+    auxLossCoef: cfg.auxLossCoef, zLossCoef: cfg.zLossCoef,
+    selectionBias: cfg.biasUpdateRate > 0 || cfg.router === 'sigmoid-group',
+  };
+  if (cfg.capacityFactor !== undefined) m.capacityFactor = cfg.capacityFactor;
+  return m;
+}
+
+/** One pre-norm decoder layer: x + attn(norm(x)), then h + mlp(norm(h)). */
+export class DecoderLayer extends Module {
+  readonly inputLayernorm: RMSNorm;
+  readonly selfAttn: Attention;
+  readonly postAttentionLayernorm: RMSNorm;
+  readonly mlp: MoEBlock | SwiGLU;
+
+  constructor(cfg: ModelConfig, rng: Rng) {
+    super();
+    this.inputLayernorm = this.addModule('input_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
+    this.selfAttn = this.addModule('self_attn', new Attention({ hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ropeTheta: cfg.ropeTheta, eps: cfg.normEps }, rng));
+    this.postAttentionLayernorm = this.addModule('post_attention_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
+    this.mlp = this.addModule('mlp', cfg.ffn === 'moe' ? new MoEBlock(moeConfigOf(cfg), rng) : new SwiGLU(cfg.hidden, denseWidthOf(cfg), rng));
+  }
+
+  /** x (B, T, H) -> (B, T, H), with the block's aux loss and stats when it is an MoE block */
+  forward(x: Tensor, cache?: KVCache): { y: Tensor; aux: Tensor | null; stats: LayerStats | null } {
+    const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), cache ? { cache } : {})); // (B, T, H)
+    const n = this.postAttentionLayernorm.forward(h); // (B, T, H)
+    if (this.mlp instanceof MoEBlock) {
+      const o = this.mlp.forward(n);
+      return { y: add(h, o.y), aux: o.aux.loss, stats: o.stats };
+    }
+    return { y: add(h, this.mlp.forward(n)), aux: null, stats: null };
+  }
+}
+
+/** The decoder stack (HF `model.*`): embed_tokens, layers, norm. */
+export class DecoderModel extends Module {
+  readonly embedTokens: Embedding;
+  readonly layers: ModuleList<DecoderLayer>;
+  readonly norm: RMSNorm;
+
+  constructor(cfg: ModelConfig, rng: Rng) {
+    super();
+    this.embedTokens = this.addModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hidden, rng, cfg.initStd)); // (V, H)
+    this.layers = this.addModule('layers', new ModuleList(Array.from({ length: cfg.layers }, () => new DecoderLayer(cfg, rng))));
+    this.norm = this.addModule('norm', new RMSNorm(cfg.hidden, cfg.normEps));
+  }
+}
+
+/**
+ * The MoE language model. Parameter names follow Hugging Face (`model.embed_tokens.weight`,
+ * `model.layers.0.self_attn.q_proj.weight`, `model.layers.0.mlp.experts.gate_proj`, `model.norm.weight`,
+ * `lm_head.weight` when untied), so weights map onto Mixtral / Qwen-MoE / DeepSeek checkpoints.
+ */
+export class MoELM extends Module {
+  readonly cfg: ModelConfig;
+  readonly model: DecoderModel;
+  readonly lmHead: Linear | null;
+
+  /** Takes a parsed config, or any input that `parseConfig` accepts. */
+  constructor(cfg: ModelConfig | ModelConfigInput) {
+    super();
+    this.cfg = parseConfig(cfg);
+    const rng = new Rng(this.cfg.seed);
+    this.model = this.addModule('model', new DecoderModel(this.cfg, rng));
+    this.lmHead = this.cfg.tieEmbeddings ? null : this.addModule('lm_head', new Linear(this.cfg.hidden, this.cfg.vocabSize, rng, { std: this.cfg.initStd })); // W (V, H)
+  }
+
+  get layers(): readonly DecoderLayer[] {
+    return this.model.layers.items;
+  }
+
+  /** ids (B, T) i32 -> logits (B·T, V), total aux loss, per-layer routing stats. */
+  forward(ids: Tensor, opts: LMForwardOptions = {}): LMOutput {
+    const { hidden: H, vocabSize: V } = this.cfg;
+    if (ids.rank !== 2 || ids.dtype !== 'i32') throw new ShapeError(`MoELM: ids must be i32 (B, T), got ${fmtInfo(ids.shape, ids.dtype)}`);
+    const [B, T] = ids.shape as [number, number];
+    const cache = opts.cache;
+    if (cache && cache.length !== this.cfg.layers) throw new Error(`MoELM: ${cache.length} KV caches for ${this.cfg.layers} layers`);
+    const start = cache?.[0]?.length ?? 0;
+    if (start + T > this.cfg.maxSeqLen) throw new Error(`MoELM: positions up to ${start + T} exceed maxSeqLen ${this.cfg.maxSeqLen}`);
+    let x = this.model.embedTokens.forward(ids); // (B, T, H)
+    let aux: Tensor | null = null; // ()
+    const stats: ModelStats = [];
+    this.layers.forEach((layer, l) => {
+      const o = layer.forward(x, cache?.[l]);
+      x = o.y; // (B, T, H)
+      if (o.aux) aux = aux ? add(aux, o.aux) : o.aux;
+      stats.push(o.stats);
+    });
+    const h = reshape(this.model.norm.forward(x), [B * T, H]); // (B·T, H)
+    const logits = this.lmHead ? this.lmHead.forward(h) : matmul(h, this.model.embedTokens.weight, { transB: true }); // (B·T, V)
+    if (logits.shape[1] !== V) throw new Error(`MoELM: internal: logits ${fmtInfo(logits.shape, logits.dtype)} must end in V = ${V}`);
+    return { logits, aux, stats };
+  }
+
+  /** Next-token loss: ids (B, T) i32, targets (B, T) i32 with -100 for ignored positions. loss = ce + aux. */
+  loss(ids: Tensor, targets: Tensor): LMLoss {
+    if (targets.dtype !== 'i32' || targets.rank !== 2 || targets.shape[0] !== ids.shape[0] || targets.shape[1] !== ids.shape[1]) {
+      throw new ShapeError(`MoELM.loss: targets ${fmtInfo(targets.shape, targets.dtype)} must be i32 with the shape of ids ${fmtInfo(ids.shape, ids.dtype)}`);
+    }
+    const out = this.forward(ids);
+    const ce = crossEntropy(out.logits, reshape(targets, [targets.size]), -100); // ()
+    return { loss: out.aux ? add(ce, out.aux) : ce, ce, aux: out.aux, stats: out.stats };
+  }
+
+  /** Total, routed-expert and per-token active parameter counts. */
+  paramCounts(): ParamCounts {
+    const total = this.numParams();
+    let expert = 0;
+    let active = total;
+    for (const layer of this.layers) {
+      if (!(layer.mlp instanceof MoEBlock)) continue;
+      const e = layer.mlp.experts.numParams();
+      expert += e;
+      active -= e - (e * this.cfg.topK) / this.cfg.experts;
+    }
+    return { total, expert, active };
+  }
+
+  /**
+   * Aux-loss-free balancing step (DeepSeek-V3): nudges each MoE layer's selection bias by biasUpdateRate
+   * from the stats of a forward pass. A no-op when biasUpdateRate is 0 or the model is dense.
+   */
+  updateBiases(stats: ModelStats): void {
+    if (this.cfg.biasUpdateRate <= 0) return;
+    if (stats.length !== this.cfg.layers) throw new Error(`MoELM.updateBiases: stats for ${stats.length} layers, the model has ${this.cfg.layers}`);
+    this.layers.forEach((layer, l) => {
+      const s = stats[l];
+      if (layer.mlp instanceof MoEBlock && s) layer.mlp.updateBias(s.tokensPerExpert, this.cfg.biasUpdateRate);
+    });
+  }
+}
