@@ -81,7 +81,7 @@ export const ModelConfigSchema = z
 export type ModelConfig = z.output<typeof ModelConfigSchema>;
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
 
-const show = (v: unknown): string => (v === undefined ? 'undefined' : typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v));
+const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
 
 function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
   let v: unknown = obj;
@@ -115,7 +115,7 @@ export const small: ModelConfig = parseConfig({
   experts: 8, topK: 2, expertWidth: 128,
 });
 
-/** Hours on CPU. ~60M parameters, ~20M active per token. */
+/** Hours on CPU. 64M parameters, 20M active per token. */
 export const base: ModelConfig = parseConfig({
   vocabSize: 8192, hidden: 512, layers: 8, heads: 8, kvHeads: 4, headDim: 64, maxSeqLen: 512,
   experts: 16, topK: 2, expertWidth: 256, sharedWidth: 256,

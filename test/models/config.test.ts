@@ -30,6 +30,8 @@ describe('ModelConfig', () => {
     [{ router: 'sigmoid-group', experts: 8, groups: 4, topGroups: 5 }, /"topGroups" = 5: expected at most groups = 4/],
     [{ capacityFactor: 0 }, /"capacityFactor" = 0: expected number to be >0/],
     [{ sharedGate: true }, /"sharedGate" = true: expected false when sharedWidth = 0/],
+    [{ ropeTheta: Number.NaN }, /"ropeTheta" = NaN: expected number, received NaN/],
+    [{ heads: [4] }, /"heads" = \[4\]: expected number, received array/],
     [7, /expected an object, got 7/],
   ])('rejects %j with a message naming key and value', (input, msg) => {
     expect(() => parseConfig(input)).toThrow(msg);
