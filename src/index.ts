@@ -1,4 +1,4 @@
-// moekit public API: tensors, ops, autograd, backends, layers, the MoE block, training utilities, safetensors.
+// moekit public API: tensors, ops, autograd, backends, layers, the MoE block, the MoE language model, training utilities, safetensors.
 import { registerBackend } from './tensor/engine.js';
 import { WasmBackend } from './backend/wasm/index.js';
 
@@ -17,6 +17,8 @@ export { JS_KERNELS } from './backend/js/kernels/index.js';
 export { WasmBackend };
 export * from './nn/index.js';
 export * from './moe/index.js';
+export { ModelConfigSchema, parseConfig, denseBaseline, denseWidthOf, PRESETS, type ModelConfig, type ModelConfigInput, type PresetName } from './models/config.js';
+export { MoELM, DecoderLayer, DecoderModel, moeConfigOf, type LMForwardOptions, type LMOutput, type LMLoss, type LayerStats, type ModelStats, type ParamCounts } from './models/moe-lm.js';
 export { AdamW, clipGradNorm, type AdamWOptions } from './train/optim.js';
 export { cosineLr, type CosineSchedule } from './train/schedule.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
