@@ -103,9 +103,9 @@ export function parseConfig(obj: unknown): ModelConfig {
   throw new Error(`ModelConfig: ${lines.join('; ')}`);
 }
 
-/** CI size: trains in seconds on the js/wasm backends. 39k parameters, 27k active per token. */
+/** CI size: trains in seconds on the js/wasm backends (vocab 320 = 256 bytes + 1 special + 63 BPE merges). */
 export const tiny: ModelConfig = parseConfig({
-  vocabSize: 256, hidden: 32, layers: 2, heads: 4, kvHeads: 2, headDim: 8, maxSeqLen: 64,
+  vocabSize: 320, hidden: 32, layers: 2, heads: 4, kvHeads: 2, headDim: 8, maxSeqLen: 64,
   experts: 4, topK: 2, expertWidth: 32,
 });
 

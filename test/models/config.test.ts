@@ -12,7 +12,7 @@ describe('ModelConfig', () => {
 
   it('presets parse and keep their sizes', () => {
     for (const p of Object.values(PRESETS)) expect(parseConfig(p)).toEqual(p);
-    expect(tiny).toMatchObject({ vocabSize: 256, hidden: 32, layers: 2, experts: 4, topK: 2 });
+    expect(tiny).toMatchObject({ vocabSize: 320, hidden: 32, layers: 2, experts: 4, topK: 2 });
     expect(small).toMatchObject({ vocabSize: 2048, hidden: 128, layers: 4, experts: 8, topK: 2 });
     expect(base.hidden).toBeGreaterThan(small.hidden);
   });
