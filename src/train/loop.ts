@@ -1,0 +1,186 @@
+// The training loop: batches from a token stream, AdamW with warm-up + cosine, clipping, accumulation,
+// aux-free bias updates, per-step metrics (JSONL), atomic checkpoints and bit-exact resume.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { MoELM, type ModelStats } from '../models/moe-lm.js';
+import type { ModelConfig } from '../models/config.js';
+import * as T from '../tensor/api.js';
+import { backward, zeroGrad } from '../tensor/autograd.js';
+import { tidy } from '../tensor/engine.js';
+import { Rng } from '../tensor/random.js';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { AdamW, clipGradNorm } from './optim.js';
+import { cosineLr } from './schedule.js';
+
+export interface TrainOptions {
+  config: ModelConfig;
+  /** training tokens (documents joined by an end-of-text id) */
+  tokens: Int32Array;
+  steps: number;
+  /** sequences per micro-batch */
+  batch: number;
+  /** tokens per sequence (<= config.maxSeqLen) */
+  seqLen: number;
+  /** micro-batches per optimizer step */
+  accum?: number;
+  /** peak learning rate, default 3e-3 (small models tolerate high rates; GPT-3 small used 6e-4) */
+  lr?: number;
+  /** warm-up steps, default 5% of steps */
+  warmup?: number;
+  /** default 0.1 */
+  weightDecay?: number;
+  /** global gradient-norm clip, default 1.0 */
+  clip?: number;
+  /** seeds batch sampling (model init uses config.seed) */
+  seed?: number;
+  /** output directory for metrics.jsonl and checkpoints; null = none */
+  out: string | null;
+  /** checkpoint every N steps (and at the end), default 0 = only at the end */
+  checkpointEvery?: number;
+  /** continue from the latest checkpoint in `out` */
+  resume?: boolean;
+  onStep?: (m: StepMetrics) => void;
+}
+
+export interface StepMetrics {
+  step: number;
+  loss: number;
+  ce: number;
+  aux: number;
+  lr: number;
+  grad_norm: number;
+  tokens: number;
+  tokens_per_s: number;
+  /** per MoE layer: tokens routed to each expert in this step */
+  tokens_per_expert: number[][];
+  /** per MoE layer: variance of the expert loads (fractions of routed slots) */
+  load_variance: number[];
+  /** per MoE layer: max / mean expert load */
+  imbalance: number[];
+  dropped: number[];
+}
+
+export interface TrainResult {
+  model: MoELM;
+  metrics: StepMetrics[];
+  /** step the run started from (0, or the resumed checkpoint's) */
+  startStep: number;
+  seconds: number;
+}
+
+/** Micro-batch `m` of optimizer step `step`: windows drawn from a generator seeded by (seed, step, m). */
+export function sampleBatch(tokens: Int32Array, batch: number, seqLen: number, seed: number, step: number, m: number): { ids: Int32Array; targets: Int32Array } {
+  const span = tokens.length - seqLen - 1;
+  if (span < 1) throw new RangeError(`train: ${tokens.length} tokens are too few for sequences of ${seqLen} (+1 target)`);
+  const rng = new Rng((seed * 1_000_003 + step * 7919 + m) >>> 0);
+  const ids = new Int32Array(batch * seqLen);
+  const targets = new Int32Array(batch * seqLen);
+  for (let b = 0; b < batch; b++) {
+    const start = rng.int(span);
+    ids.set(tokens.subarray(start, start + seqLen), b * seqLen);
+    targets.set(tokens.subarray(start + 1, start + seqLen + 1), b * seqLen);
+  }
+  return { ids, targets };
+}
+
+/** Load statistics of one layer's expert counts. */
+export function loadStats(counts: readonly number[]): { variance: number; imbalance: number } {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0 || counts.length === 0) return { variance: 0, imbalance: 0 };
+  const f = counts.map((c) => c / total);
+  const mean = 1 / counts.length;
+  return { variance: f.reduce((a, x) => a + (x - mean) ** 2, 0) / counts.length, imbalance: Math.max(...f) / mean };
+}
+
+function addStats(into: ModelStats, s: ModelStats): ModelStats {
+  return s.map((l, i) => {
+    const prev = into[i];
+    if (!l) return null;
+    if (!prev) return { tokensPerExpert: [...l.tokensPerExpert], dropped: l.dropped };
+    return { tokensPerExpert: l.tokensPerExpert.map((c, e) => c + prev.tokensPerExpert[e]!), dropped: l.dropped + prev.dropped };
+  });
+}
+
+/** Drops metric lines after `step` (an interrupted run's tail) so a resumed run's log has no duplicates. */
+function truncateMetrics(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  const keep = readFileSync(file, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step);
+  writeFileSync(file, keep.map((l) => `${l}\n`).join(''));
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const accum = o.accum ?? 1;
+  const seed = o.seed ?? 0;
+  if (o.seqLen > o.config.maxSeqLen) throw new RangeError(`train: seqLen ${o.seqLen} exceeds the model's maxSeqLen ${o.config.maxSeqLen}`);
+  for (const [k, v] of [['steps', o.steps], ['batch', o.batch], ['seqLen', o.seqLen], ['accum', accum]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`train: ${k} must be a positive integer, got ${v}`);
+  }
+  const sched = { peak: o.lr ?? 3e-3, warmup: o.warmup ?? Math.ceil(o.steps * 0.05), total: o.steps };
+  const model = new MoELM(o.config);
+  const params = model.parameters();
+  const opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1 });
+  const metricsFile = o.out ? path.join(o.out, 'metrics.jsonl') : null;
+  const ckptDir = o.out ? path.join(o.out, 'checkpoints') : null;
+  let startStep = 0;
+  if (o.out) mkdirSync(o.out, { recursive: true });
+  if (o.resume && ckptDir) {
+    const last = await latestCheckpoint(ckptDir);
+    if (!last) throw new Error(`train: --resume, but ${ckptDir} holds no checkpoint`);
+    const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
+    const state = await loadCheckpoint(last, [...params, ...biases], opt);
+    startStep = state.step;
+  }
+  if (metricsFile) truncateMetrics(metricsFile, startStep);
+  const metrics: StepMetrics[] = [];
+  const started = performance.now();
+  const save = async (step: number): Promise<void> => {
+    if (!ckptDir) return;
+    const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
+    await saveCheckpoint(ckptDir, [...params, ...biases], opt, { step, config: o.config, seed, batch: o.batch, seqLen: o.seqLen, accum });
+  };
+  for (let step = startStep; step < o.steps; step++) {
+    const t0 = performance.now();
+    zeroGrad(params.map(([, p]) => p));
+    let loss = 0;
+    let ce = 0;
+    let aux = 0;
+    let stats: ModelStats = new Array(o.config.layers).fill(null);
+    for (let m = 0; m < accum; m++) {
+      const { ids, targets } = sampleBatch(o.tokens, o.batch, o.seqLen, seed, step, m);
+      const r = tidy(() => {
+        const out = model.loss(T.tensor(ids, [o.batch, o.seqLen], 'i32'), T.tensor(targets, [o.batch, o.seqLen], 'i32'));
+        backward(accum > 1 ? T.mul(out.loss, 1 / accum) : out.loss);
+        return { loss: out.loss.item(), ce: out.ce.item(), aux: out.aux ? out.aux.item() : 0, stats: out.stats };
+      });
+      loss += r.loss / accum;
+      ce += r.ce / accum;
+      aux += r.aux / accum;
+      stats = addStats(stats, r.stats);
+    }
+    if (!Number.isFinite(loss)) {
+      throw new Error(`train: loss became ${loss} at step ${step + 1}; stopping (the last good checkpoint in ${ckptDir ?? '(no output dir)'} is untouched). Try a lower --lr.`);
+    }
+    const gradNorm = clipGradNorm(params.map(([, p]) => p), o.clip ?? 1);
+    const lr = cosineLr(sched, step);
+    opt.update(lr);
+    model.updateBiases(stats);
+    const seconds = (performance.now() - t0) / 1000;
+    const tokens = o.batch * o.seqLen * accum;
+    const moe = stats.filter((s): s is NonNullable<typeof s> => s !== null);
+    const m: StepMetrics = {
+      step: step + 1, loss, ce, aux, lr, grad_norm: gradNorm, tokens, tokens_per_s: tokens / seconds,
+      tokens_per_expert: moe.map((s) => s.tokensPerExpert),
+      load_variance: moe.map((s) => loadStats(s.tokensPerExpert).variance),
+      imbalance: moe.map((s) => loadStats(s.tokensPerExpert).imbalance),
+      dropped: moe.map((s) => s.dropped),
+    };
+    metrics.push(m);
+    if (metricsFile) appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
+    o.onStep?.(m);
+    const every = o.checkpointEvery ?? 0;
+    if (every > 0 && (step + 1) % every === 0 && step + 1 < o.steps) await save(step + 1);
+  }
+  await save(o.steps);
+  opt.dispose();
+  return { model, metrics, startStep, seconds: (performance.now() - started) / 1000 };
+}
