@@ -1,6 +1,4 @@
 // moekit public API: tensors, ops, autograd, backends, layers, the MoE block, the MoE language model, training utilities, safetensors.
-import { registerBackend } from './tensor/engine.js';
-import { WasmBackend } from './backend/wasm/index.js';
 
 export { Op, ALL_OPS, type OpParams, type TensorInfo, type QuantFormat, type WeightFormat, type CompareOp, type AttentionParams } from './tensor/ops.js';
 export { type DType, DTYPES, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './tensor/dtype.js';
@@ -14,7 +12,7 @@ export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckRe
 export type { Backend, DataId } from './backend/backend.js';
 export { JsBackend } from './backend/js/index.js';
 export { JS_KERNELS } from './backend/js/kernels/index.js';
-export { WasmBackend };
+export { WasmBackend } from './backend/wasm/index.js';
 export * from './nn/index.js';
 export * from './moe/index.js';
 export { ModelConfigSchema, parseConfig, denseBaseline, denseWidthOf, PRESETS, type ModelConfig, type ModelConfigInput, type PresetName } from './models/config.js';
@@ -24,9 +22,3 @@ export { cosineLr, type CosineSchedule } from './train/schedule.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';
 
-registerBackend('wasm', () => {
-  const env = typeof process !== 'undefined' ? process.env?.MOEKIT_THREADS : undefined;
-  const threads = env ? Number(env) : undefined;
-  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new Error(`MOEKIT_THREADS must be a positive integer, got "${env}"`);
-  return WasmBackend.create(threads ? { threads } : {});
-});

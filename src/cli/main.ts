@@ -2,6 +2,7 @@
 // The moekit command line: parses commands with commander and dispatches to their modules.
 import { Command } from 'commander';
 import { selfcheck } from './selfcheck.js';
+import { registerTrain } from './train.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -28,6 +29,8 @@ program
     }
     if (r.ops.some((o) => !o.ok)) process.exitCode = 1;
   });
+
+registerTrain(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,6 +1,7 @@
 // The engine: the current backend, op dispatch with shape checks, tidy scopes and autograd recording.
 import type { Backend } from '../backend/backend.js';
 import { JsBackend } from '../backend/js/index.js';
+import { WasmBackend } from '../backend/wasm/index.js';
 import { allocTyped, matchesDType, type DType, type TypedArray } from './dtype.js';
 import { INFER } from './infer.js';
 import { Op, type OpParams } from './ops.js';
@@ -18,7 +19,10 @@ export const NON_DIFFERENTIABLE: ReadonlySet<Op> = new Set<Op>([
 
 class Engine {
   backend: Backend | null = null;
-  readonly factories = new Map<string, BackendFactory>([['js', () => Promise.resolve(new JsBackend())]]);
+  readonly factories = new Map<string, BackendFactory>([
+    ['js', () => Promise.resolve(new JsBackend())],
+    ['wasm', () => WasmBackend.create(envThreads())],
+  ]);
   readonly scopes: Set<Tensor>[] = [];
   gradEnabled = true;
   seq = 0;
@@ -40,6 +44,15 @@ class Engine {
 }
 
 export const ENGINE = new Engine();
+
+/** MOEKIT_THREADS, validated: the wasm worker pool size (default: available cores). */
+function envThreads(): { threads?: number } {
+  const env = typeof process !== 'undefined' ? process.env?.MOEKIT_THREADS : undefined;
+  if (!env) return {};
+  const threads = Number(env);
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`MOEKIT_THREADS must be a positive integer, got "${env}"`);
+  return { threads };
+}
 
 function envBackend(): string {
   const env = typeof process !== 'undefined' ? process.env?.MOEKIT_BACKEND : undefined;
