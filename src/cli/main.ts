@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { selfcheck } from './selfcheck.js';
 import { registerTrain } from './train.js';
+import { registerCompare } from './compare.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -31,6 +32,7 @@ program
   });
 
 registerTrain(program);
+registerCompare(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);
