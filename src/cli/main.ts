@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { selfcheck } from './selfcheck.js';
 import { registerTrain } from './train.js';
+import { registerTokenizer } from './tokenizer.js';
+import { registerInfo } from './info.js';
 import { registerCompare } from './compare.js';
 
 const program = new Command();
@@ -32,6 +34,8 @@ program
   });
 
 registerTrain(program);
+registerTokenizer(program);
+registerInfo(program);
 registerCompare(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

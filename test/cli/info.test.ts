@@ -1,0 +1,103 @@
+// moekit info end to end: a checkpoint written by saveCheckpoint, described by the CLI in a child process.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as mk from '../../src/index.js';
+import { PRESETS } from '../../src/models/config.js';
+import { MoELM } from '../../src/models/moe-lm.js';
+import { saveCheckpoint } from '../../src/train/checkpoint.js';
+import { AdamW } from '../../src/train/optim.js';
+
+const run = (args: string[]): string =>
+  execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+function fail(args: string[]): { status: number | null; stderr: string } {
+  try {
+    run(args);
+  } catch (e) {
+    const err = e as { status: number | null; stderr: string };
+    return { status: err.status, stderr: err.stderr };
+  }
+  throw new Error(`moekit ${args.join(' ')} succeeded; expected an error`);
+}
+
+interface Info {
+  checkpoint: string;
+  step: number;
+  config: typeof PRESETS.tiny;
+  params: { total: number; expert: number; active: number };
+  tensors: number;
+  bytes: number;
+  files: { name: string; bytes: number }[];
+}
+
+let root = '';
+let counts = { total: 0, expert: 0, active: 0 };
+let nParams = 0;
+
+beforeAll(async () => {
+  await mk.setBackend('js');
+  root = mkdtempSync(path.join(os.tmpdir(), 'moekit-info-'));
+  const model = new MoELM(PRESETS.tiny);
+  const params = model.parameters();
+  nParams = params.length;
+  counts = model.paramCounts();
+  await saveCheckpoint(path.join(root, 'ckpt'), params, new AdamW(params), { step: 3, config: PRESETS.tiny });
+});
+
+describe('moekit info', () => {
+  it('--json on a checkpoint root reports step, config, parameter counts, tensors, bytes and files', () => {
+    const r = JSON.parse(run(['info', path.join(root, 'ckpt'), '--json'])) as Info;
+    expect(r.checkpoint).toBe(path.join(root, 'ckpt', 'step-3'));
+    expect(r.step).toBe(3);
+    expect(r.config).toEqual(PRESETS.tiny);
+    expect(r.params.total).toBe(counts.total);
+    expect(r.params.expert).toBe(counts.expert);
+    expect(r.params.active).toBe(counts.active);
+    expect(r.tensors).toBe(nParams);
+    expect(r.files.map((f) => f.name)).toEqual(['model.safetensors', 'optimizer.safetensors', 'state.json']);
+    const model = r.files.find((f) => f.name === 'model.safetensors')!;
+    expect(model.bytes).toBeGreaterThan(4 * counts.total);
+    expect(r.bytes).toBe(r.files.reduce((a, f) => a + f.bytes, 0));
+  });
+
+  it('accepts a step-N directory, and prints a readable summary without --json', () => {
+    const step = path.join(root, 'ckpt', 'step-3');
+    const r = JSON.parse(run(['info', step, '--json'])) as Info;
+    expect(r.checkpoint).toBe(step);
+    expect(r.step).toBe(3);
+    const text = run(['info', step]);
+    expect(text).toContain('step       3');
+    expect(text).toContain(`(${counts.total})`);
+    expect(text).toContain('MoE 4 experts, top-2');
+    expect(text).toContain('model.safetensors');
+  });
+
+  it('a missing directory errors with its path (exit code 1)', () => {
+    const missing = path.join(root, 'no-such-checkpoint');
+    const r = fail(['info', missing]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`info: ${missing} does not exist`);
+  });
+
+  it('a malformed checkpoint errors naming the file', () => {
+    const bad = path.join(root, 'bad');
+    mkdirSync(bad);
+    writeFileSync(path.join(bad, 'latest.json'), '{"checkpoint": ');
+    let r = fail(['info', bad]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`info: ${path.join(bad, 'latest.json')} is not valid JSON`);
+    const empty = path.join(root, 'empty');
+    mkdirSync(empty);
+    r = fail(['info', empty]);
+    expect(r.stderr).toContain(`info: ${empty} is not a checkpoint`);
+    const step = path.join(root, 'badstep');
+    mkdirSync(step);
+    writeFileSync(path.join(step, 'model.safetensors'), 'garbage');
+    writeFileSync(path.join(step, 'state.json'), '{"step": 1}');
+    r = fail(['info', step]);
+    expect(r.stderr).toContain(path.join(step, 'model.safetensors'));
+  });
+});
