@@ -1,4 +1,4 @@
-// moekit public API: tensors, ops, autograd, backends, layers, the MoE block, the MoE language model, training utilities, safetensors.
+// moekit public API: tensors, ops, autograd, backends, layers, the MoE block, the MoE language model, evaluation, training utilities, safetensors.
 
 export { Op, ALL_OPS, type OpParams, type TensorInfo, type QuantFormat, type WeightFormat, type CompareOp, type AttentionParams } from './tensor/ops.js';
 export { type DType, DTYPES, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './tensor/dtype.js';
@@ -17,6 +17,7 @@ export * from './nn/index.js';
 export * from './moe/index.js';
 export { ModelConfigSchema, parseConfig, denseBaseline, denseWidthOf, PRESETS, type ModelConfig, type ModelConfigInput, type PresetName } from './models/config.js';
 export { MoELM, DecoderLayer, DecoderModel, moeConfigOf, type LMForwardOptions, type LMOutput, type LMLoss, type LayerStats, type ModelStats, type ParamCounts } from './models/moe-lm.js';
+export * from './eval/index.js';
 export { AdamW, clipGradNorm, type AdamWOptions } from './train/optim.js';
 export { cosineLr, type CosineSchedule } from './train/schedule.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
