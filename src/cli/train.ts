@@ -7,11 +7,12 @@ import { PRESETS, denseBaseline, type PresetName } from '../models/config.js';
 import { setBackend } from '../tensor/engine.js';
 import { brownCorpus } from '../train/corpus.js';
 import { train } from '../train/loop.js';
+import { createProgress } from './progress.js';
 
 /** Per-preset run lengths (the model sizes live in the presets): tiny is for CI, small is the main job. */
 export const RUN_DEFAULTS: { [P in PresetName]: { steps: number; batch: number; seqLen: number; lr: number; maxDocs?: number } } = {
   tiny: { steps: 60, batch: 8, seqLen: 32, lr: 1e-2, maxDocs: 40 },
-  small: { steps: 600, batch: 8, seqLen: 128, lr: 3e-3 },
+  small: { steps: 400, batch: 8, seqLen: 128, lr: 3e-3 },
   base: { steps: 20000, batch: 16, seqLen: 512, lr: 1e-3 },
 };
 
@@ -30,7 +31,7 @@ interface TrainCliOptions {
   docs?: string;
   tokenizer?: string;
   checkpointEvery: string;
-  logEvery: string;
+  logEvery?: string;
 }
 
 function int(name: string, v: string | undefined, fallback: number): number {
@@ -65,7 +66,7 @@ export function registerTrain(program: Command): void {
     .option('--docs <n>', 'use only the first n Brown documents of each split')
     .option('--tokenizer <file>', 'an existing tokenizer.json (default: train one into --out)')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', '0')
-    .option('--log-every <n>', 'steps between printed lines', '1')
+    .option('--log-every <n>', 'steps between printed lines (default: every step with --json, every 10th otherwise)')
     .action(async (o: TrainCliOptions) => {
       if (!(o.preset in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${o.preset}"`);
       const preset = o.preset as PresetName;
@@ -76,7 +77,7 @@ export function registerTrain(program: Command): void {
       const seqLen = int('seq-len', o.seqLen, d.seqLen);
       const lr = num('lr', o.lr, d.lr);
       const seed = int('seed', o.seed, 0);
-      const logEvery = Math.max(1, int('log-every', o.logEvery, 1));
+      const logEvery = Math.max(1, int('log-every', o.logEvery, o.json ? 1 : 10));
       if (o.resume && !o.out) throw new Error('--resume needs --out (the directory holding checkpoints/)');
       await setBackend(o.backend);
       const out = o.out ?? path.join(os.tmpdir(), `moekit-train-${process.pid}`);
@@ -84,15 +85,20 @@ export function registerTrain(program: Command): void {
       const maxDocs = o.docs !== undefined ? int('docs', o.docs, 0) : d.maxDocs;
       const corpus = brownCorpus({ vocabSize: config.vocabSize, tokenizerPath: o.tokenizer ?? path.join(out, 'tokenizer.json'), ...(maxDocs ? { maxDocs } : {}) });
       if (!o.json) console.error(`moekit train: ${preset}${o.dense ? ' (dense baseline)' : ''}, ${corpus.train.length} training tokens, ${steps} steps of ${batch}×${seqLen}, backend ${o.backend}, output ${out}`);
+      const progress = createProgress({ total: steps, unit: 'step', json: o.json ?? false, label: 'train' });
+      let seen = 0;
       const r = await train({
         config, tokens: corpus.train, steps, batch, seqLen, lr, seed, out: o.out ?? null, resume: o.resume ?? false,
         checkpointEvery: int('checkpoint-every', o.checkpointEvery, 0),
         onStep: (m) => {
+          seen += m.tokens;
+          progress.update(m.step, { tokens: seen, loss: m.ce });
           if (m.step % logEvery !== 0 && m.step !== steps) return;
           if (o.json) console.log(JSON.stringify(m));
           else console.log(`step ${m.step}/${steps}  loss ${m.loss.toFixed(4)}  ce ${m.ce.toFixed(4)}  lr ${m.lr.toExponential(2)}  ${Math.round(m.tokens_per_s)} tok/s  imbalance ${m.imbalance.map((x) => x.toFixed(2)).join(' ')}`);
         },
       });
+      progress.stop();
       const first = r.metrics[0];
       const last = r.metrics.at(-1);
       const counts = r.model.paramCounts();
