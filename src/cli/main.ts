@@ -6,6 +6,7 @@ import { registerTrain } from './train.js';
 import { registerTokenizer } from './tokenizer.js';
 import { registerInfo } from './info.js';
 import { registerCompare } from './compare.js';
+import { registerEval } from './eval.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -37,6 +38,7 @@ registerTrain(program);
 registerTokenizer(program);
 registerInfo(program);
 registerCompare(program);
+registerEval(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);
