@@ -61,6 +61,7 @@ const bin = (rng: Rng, n: number, o: FOpts = {}): OpCase<OpParams[Op.Add]>[] => 
   { name: `row broadcast ${n}`, inputs: [f(rng, [2, n, 3], o), f(rng, [1, 3], o)], params: {} },
   { name: `scalar ${n}`, inputs: [f(rng, [n], o), f(rng, [], o)], params: {} },
   { name: `both broadcast ${n}`, inputs: [f(rng, [n, 1], o), f(rng, [1, 4], o)], params: {} },
+  { name: `one value per row ${n}`, inputs: [f(rng, [2, n, 5], o), f(rng, [2, n, 1], o)], params: {} },
 ];
 const un = (o: FOpts = {}) => (rng: Rng, n: number): OpCase<OpParams[Op.Neg]>[] => [
   { name: `${n}x5`, inputs: [f(rng, [n, 5], o)], params: {} },

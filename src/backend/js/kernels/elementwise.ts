@@ -62,12 +62,27 @@ function binary(f: (x: number, y: number) => number): PlainKernel {
     } else if (b.data.length === 1) {
       const y = Bd[0]!;
       for (let i = 0; i < O.length; i++) O[i] = f(A[i]!, y);
+    } else if (rowScalar(a.shape, b.shape, o.shape)) {
+      // b holds one value per row of a (shape (..., 1)): e.g. routing weights times expert outputs
+      const n = o.shape.at(-1)!;
+      for (let r = 0, i = 0; r < Bd.length; r++) {
+        const y = Bd[r]!;
+        for (let j = 0; j < n; j++, i++) O[i] = f(A[i]!, y);
+      }
     } else {
       forBroadcast(o.shape, [a.shape, b.shape], (i, ia, ib) => {
         O[i] = f(A[ia]!, Bd[ib]!);
       });
     }
   };
+}
+
+/** True when a has the output's shape and b equals it except for a last dimension of 1. */
+function rowScalar(a: readonly number[], b: readonly number[], out: readonly number[]): boolean {
+  const r = out.length;
+  if (r === 0 || a.length !== r || b.length !== r || b[r - 1] !== 1) return false;
+  for (let i = 0; i < r; i++) if (a[i] !== out[i] || (i < r - 1 && b[i] !== out[i])) return false;
+  return true;
 }
 
 const intDiv = (x: number, y: number): number => (y === 0 ? 0 : Math.trunc(x / y));

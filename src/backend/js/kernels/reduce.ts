@@ -15,9 +15,20 @@ function reduce(x: View, p: ReduceParams, out: View, init: number, step: (acc: n
   const O = fl(out);
   const kept = keptShape(x.shape, p.axes);
   const acc = new Float64Array(O.length).fill(init);
-  forBroadcast(x.shape, [kept], (i, o) => {
-    acc[o] = step(acc[o]!, X[i]!);
-  });
+  const r = x.shape.length;
+  if (r > 0 && kept.every((d, i) => (i === r - 1 ? d === 1 : d === x.shape[i]))) {
+    // reducing only the contiguous last axis: one row per output
+    const n = x.shape[r - 1]!;
+    for (let o = 0, i = 0; o < acc.length; o++) {
+      let a = init;
+      for (let j = 0; j < n; j++, i++) a = step(a, X[i]!);
+      acc[o] = a;
+    }
+  } else {
+    forBroadcast(x.shape, [kept], (i, o) => {
+      acc[o] = step(acc[o]!, X[i]!);
+    });
+  }
   const n = O.length === 0 ? 0 : sizeOf(x.shape) / O.length;
   for (let i = 0; i < O.length; i++) O[i] = finish ? finish(acc[i]!, n) : acc[i]!;
 }
