@@ -97,6 +97,12 @@ export function nn_binary(op: i32, a: usize, b: usize, o: usize, n: i32, mode: i
   bspanOp(op, mode, mode == 2 ? a : at(a, i0), mode == 1 ? b : at(b, i0), at(o, i0), i1 - i0);
 }
 
+/** One value per row: out (rows, cols) = a (rows, cols) op b (rows) (b broadcast along each row). */
+export function nn_binary_rowscalar(op: i32, a: usize, b: usize, o: usize, rows: i32, cols: i32, tid: i32, nthreads: i32): void {
+  const r0 = lo(rows, 1, tid, nthreads), r1 = lo(rows, 1, tid + 1, nthreads);
+  const rb = <usize>cols << 2;
+  for (let r = r0; r < r1; r++) bspanOp(op, 1, a + <usize>r * rb, b + (<usize>r << 2), o + <usize>r * rb, cols);
+}
 /**
  * Row-broadcast binary op: out (rows, cols); the full operand is (rows, cols), the other one row (cols)
  * repeated for every row. rowIsA: a is the repeated row (else b is).

@@ -40,6 +40,12 @@ function isTrailing(s: readonly number[], out: readonly number[]): boolean {
   return true;
 }
 
+/** b is (..., 1) against out (..., n): one value per row of the output (e.g. MoE routing weights). */
+function isRowScalar(b: readonly number[], out: readonly number[]): boolean {
+  const r = out.length;
+  return r > 0 && b.length === r && b[r - 1] === 1 && b.every((d, i) => i === r - 1 || d === out[i]);
+}
+
 /** Add/Sub/Mul/Div/Maximum on f32: same shape, a scalar operand, or one operand repeated over rows of the other. */
 export function binary<O extends BinaryOp>(op: O): WasmKernel<O> {
   const code = BINARY_CODE[op];
@@ -55,6 +61,7 @@ export function binary<O extends BinaryOp>(op: O): WasmKernel<O> {
     if (la === n && lb === n) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 0], nt);
     else if (la === n && lb === 1) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 1], nt);
     else if (lb === n && la === 1) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 2], nt);
+    else if (la === n && lb > 0 && isRowScalar(b.shape, o.shape)) par(rt, 'nn_binary_rowscalar', [code, a.ptr, b.ptr, o.ptr, lb, n / lb], threadsFor(rt, n, 1 << 15));
     else if (la === n && lb > 0 && isTrailing(b.shape, o.shape)) par(rt, 'nn_binary_rows', [code, a.ptr, b.ptr, o.ptr, n / lb, lb, 0], threadsFor(rt, n, 1 << 15));
     else if (lb === n && la > 0 && isTrailing(a.shape, o.shape)) par(rt, 'nn_binary_rows', [code, a.ptr, b.ptr, o.ptr, n / la, la, 1], threadsFor(rt, n, 1 << 15));
     else js(op, ins, p, outs);
