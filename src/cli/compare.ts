@@ -8,6 +8,7 @@ import { PRESETS, denseBaseline, type ModelConfig, type PresetName } from '../mo
 import { getBackend, setBackend } from '../tensor/engine.js';
 import { brownCorpus } from '../train/corpus.js';
 import { train, type StepMetrics } from '../train/loop.js';
+import { intOption } from './args.js';
 import { RUN_DEFAULTS } from './train.js';
 
 export interface CompareRow {
@@ -43,10 +44,8 @@ export function registerCompare(program: Command): void {
       if (!(o.preset in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${o.preset}"`);
       const preset = o.preset as PresetName;
       const d = RUN_DEFAULTS[preset];
-      const steps = o.steps === undefined ? d.steps : Number(o.steps);
-      if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer, got "${o.steps}"`);
-      const evalTokens = Number(o.evalTokens);
-      if (!Number.isInteger(evalTokens) || evalTokens < 2) throw new Error(`--eval-tokens must be an integer >= 2, got "${o.evalTokens}"`);
+      const steps = intOption('steps', o.steps, d.steps, 1);
+      const evalTokens = intOption('eval-tokens', o.evalTokens, 40000, 2);
       await setBackend(process.env.MOEKIT_BACKEND || 'wasm');
       const moe = PRESETS[preset];
       const tokPath = path.join(os.tmpdir(), `moekit-compare-${preset}-${moe.vocabSize}-${d.maxDocs ?? 'all'}.tokenizer.json`);

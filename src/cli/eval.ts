@@ -10,6 +10,7 @@ import { MoELM } from '../models/moe-lm.js';
 import { setBackend } from '../tensor/engine.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { encodeTexts } from '../train/corpus.js';
+import { intOption } from './args.js';
 import { resolveCheckpoint } from './info.js';
 
 interface EvalCliOptions {
@@ -21,13 +22,6 @@ interface EvalCliOptions {
   maxTokens: string;
   backend: string;
   json?: boolean;
-}
-
-function positiveInt(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${v}"`);
-  return n;
 }
 
 /** The tokenizer a run was trained with: --tokenizer, else tokenizer.json in the run directory above the checkpoint. */
@@ -57,9 +51,9 @@ export function registerEval(program: Command): void {
       const state = JSON.parse(readFileSync(path.join(ckpt, 'state.json'), 'utf8')) as { step: number; config?: unknown };
       if (!state.config) throw new Error(`eval: ${path.join(ckpt, 'state.json')} has no "config"`);
       const config = parseConfig(state.config);
-      const window = positiveInt('window', o.window, config.maxSeqLen);
-      const stride = positiveInt('stride', o.stride, Math.max(1, Math.floor(window / 2)));
-      const maxTokens = positiveInt('max-tokens', o.maxTokens, 40000);
+      const window = intOption('window', o.window, config.maxSeqLen, 1);
+      const stride = intOption('stride', o.stride, Math.max(1, Math.floor(window / 2)), 1);
+      const maxTokens = intOption('max-tokens', o.maxTokens, 40000, 1);
       await setBackend(o.backend);
       const model = new MoELM(config);
       const buffers = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));

@@ -7,6 +7,7 @@ import { PRESETS, denseBaseline, type PresetName } from '../models/config.js';
 import { setBackend } from '../tensor/engine.js';
 import { brownCorpus } from '../train/corpus.js';
 import { train } from '../train/loop.js';
+import { intOption, numOption } from './args.js';
 import { createProgress } from './progress.js';
 
 /** Per-preset run lengths (the model sizes live in the presets): tiny is for CI, small is the main job. */
@@ -34,20 +35,6 @@ interface TrainCliOptions {
   logEvery?: string;
 }
 
-function int(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
-  return n;
-}
-
-function num(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${v}"`);
-  return n;
-}
-
 export function registerTrain(program: Command): void {
   program
     .command('train')
@@ -72,24 +59,24 @@ export function registerTrain(program: Command): void {
       const preset = o.preset as PresetName;
       const d = RUN_DEFAULTS[preset];
       const config = o.dense ? denseBaseline(PRESETS[preset]) : PRESETS[preset];
-      const steps = int('steps', o.steps, d.steps);
-      const batch = int('batch', o.batch, d.batch);
-      const seqLen = int('seq-len', o.seqLen, d.seqLen);
-      const lr = num('lr', o.lr, d.lr);
-      const seed = int('seed', o.seed, 0);
-      const logEvery = Math.max(1, int('log-every', o.logEvery, o.json ? 1 : 10));
+      const steps = intOption('steps', o.steps, d.steps);
+      const batch = intOption('batch', o.batch, d.batch);
+      const seqLen = intOption('seq-len', o.seqLen, d.seqLen);
+      const lr = numOption('lr', o.lr, d.lr);
+      const seed = intOption('seed', o.seed, 0);
+      const logEvery = Math.max(1, intOption('log-every', o.logEvery, o.json ? 1 : 10));
       if (o.resume && !o.out) throw new Error('--resume needs --out (the directory holding checkpoints/)');
       await setBackend(o.backend);
       const out = o.out ?? path.join(os.tmpdir(), `moekit-train-${process.pid}`);
       mkdirSync(out, { recursive: true });
-      const maxDocs = o.docs !== undefined ? int('docs', o.docs, 0) : d.maxDocs;
+      const maxDocs = o.docs !== undefined ? intOption('docs', o.docs, 0) : d.maxDocs;
       const corpus = brownCorpus({ vocabSize: config.vocabSize, tokenizerPath: o.tokenizer ?? path.join(out, 'tokenizer.json'), ...(maxDocs ? { maxDocs } : {}) });
       if (!o.json) console.error(`moekit train: ${preset}${o.dense ? ' (dense baseline)' : ''}, ${corpus.train.length} training tokens, ${steps} steps of ${batch}×${seqLen}, backend ${o.backend}, output ${out}`);
       const progress = createProgress({ total: steps, unit: 'step', json: o.json ?? false, label: 'train' });
       let seen = 0;
       const r = await train({
         config, tokens: corpus.train, steps, batch, seqLen, lr, seed, out: o.out ?? null, resume: o.resume ?? false,
-        checkpointEvery: int('checkpoint-every', o.checkpointEvery, 0),
+        checkpointEvery: intOption('checkpoint-every', o.checkpointEvery, 0),
         onStep: (m) => {
           seen += m.tokens;
           progress.update(m.step, { tokens: seen, loss: m.ce });
