@@ -119,3 +119,83 @@ export function lowRankFactors(a: ArrayLike<number>, m: number, n: number, r: nu
   }
   return { A, B, relError: total > 0 ? Math.sqrt(Math.max(0, total - kept) / total) : 0 };
 }
+
+/**
+ * Rank-r factors like `lowRankFactors`, computed by a randomized range finder (Halko, Martinsson & Tropp 2011):
+ * Q = orth((A·Aᵀ)^q·A·Ω) with Ω Gaussian n × (r + oversample), then the exact SVD of the small Qᵀ·A. Close to
+ * the optimal rank-r error (within a few percent for q = 4) at O(m·n·(r + p)·q) instead of O(m·n²) per sweep;
+ * falls back to the exact SVD when r + oversample reaches min(m, n). Deterministic for a given seed.
+ */
+export function fastLowRankFactors(a: ArrayLike<number>, m: number, n: number, r: number, opts: { oversample?: number; powerIters?: number; seed?: number } = {}): { A: Float32Array; B: Float32Array; relError: number } {
+  if (!Number.isInteger(r) || r < 1) throw new RangeError(`fastLowRankFactors: rank ${r} must be a positive integer`);
+  if (a.length !== m * n) throw new RangeError(`fastLowRankFactors: ${a.length} values for a ${m} × ${n} matrix (expected ${m * n})`);
+  const k = Math.min(m, n, r + (opts.oversample ?? 8));
+  if (k >= Math.min(m, n)) return lowRankFactors(a, m, n, r);
+  let seed = (opts.seed ?? 0x9e3779b9) >>> 0;
+  const gauss = (): number => {
+    // xorshift32 + Box-Muller: self-contained so this stays a pure function of its inputs
+    const u = (): number => {
+      seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
+      return (seed + 0.5) / 4294967296;
+    };
+    return Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  };
+  const A = Float64Array.from(a);
+  // Y = A·Ω (m × k)
+  const mulA = (X: Float64Array): Float64Array => { // (n × k) -> (m × k)
+    const Y = new Float64Array(m * k);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+      const v = A[i * n + j]!;
+      if (v === 0) continue;
+      for (let c = 0; c < k; c++) Y[i * k + c]! += v * X[j * k + c]!;
+    }
+    return Y;
+  };
+  const mulAt = (Y: Float64Array): Float64Array => { // (m × k) -> (n × k)
+    const X = new Float64Array(n * k);
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+      const v = A[i * n + j]!;
+      if (v === 0) continue;
+      for (let c = 0; c < k; c++) X[j * k + c]! += v * Y[i * k + c]!;
+    }
+    return X;
+  };
+  const orth = (Y: Float64Array, rows: number): Float64Array => { // modified Gram-Schmidt on the k columns, twice
+    for (let pass = 0; pass < 2; pass++) for (let c = 0; c < k; c++) {
+      for (let p = 0; p < c; p++) {
+        let d = 0;
+        for (let i = 0; i < rows; i++) d += Y[i * k + c]! * Y[i * k + p]!;
+        for (let i = 0; i < rows; i++) Y[i * k + c]! -= d * Y[i * k + p]!;
+      }
+      let s = 0;
+      for (let i = 0; i < rows; i++) s += Y[i * k + c]! ** 2;
+      s = Math.sqrt(s);
+      for (let i = 0; i < rows; i++) Y[i * k + c] = s > 1e-300 ? Y[i * k + c]! / s : 0;
+    }
+    return Y;
+  };
+  const omega = Float64Array.from({ length: n * k }, gauss);
+  let Q = orth(mulA(omega), m);
+  for (let q = 0; q < (opts.powerIters ?? 4); q++) Q = orth(mulA(orth(mulAt(Q), n)), m);
+  const Bt = mulAt(Q); // (n × k) = Aᵀ·Q, i.e. (Qᵀ·A)ᵀ
+  const Bs = new Float64Array(k * n); // Qᵀ·A (k × n)
+  for (let j = 0; j < n; j++) for (let c = 0; c < k; c++) Bs[c * n + j] = Bt[j * k + c]!;
+  const d = svd(Bs, k, n); // Qᵀ·A = Ub·S·Vᵀ, so A ≈ (Q·Ub)·S·Vᵀ
+  const rr = Math.min(r, d.k);
+  const outA = new Float32Array(m * r);
+  const outB = new Float32Array(r * n);
+  let total = 0;
+  for (let i = 0; i < A.length; i++) total += A[i]! ** 2;
+  let kept = 0;
+  for (let c = 0; c < rr; c++) {
+    kept += d.S[c]! ** 2;
+    const s = Math.sqrt(d.S[c]!);
+    for (let i = 0; i < m; i++) {
+      let u = 0;
+      for (let p = 0; p < k; p++) u += Q[i * k + p]! * d.U[p * d.k + c]!;
+      outA[i * r + c] = u * s;
+    }
+    for (let j = 0; j < n; j++) outB[c * n + j] = s * d.V[j * d.k + c]!;
+  }
+  return { A: outA, B: outB, relError: total > 0 ? Math.sqrt(Math.max(0, total - kept) / total) : 0 };
+}
