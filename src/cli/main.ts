@@ -7,6 +7,7 @@ import { registerTokenizer } from './tokenizer.js';
 import { registerInfo } from './info.js';
 import { registerCompare } from './compare.js';
 import { registerEval } from './eval.js';
+import { registerBench } from './bench.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -39,6 +40,7 @@ registerTokenizer(program);
 registerInfo(program);
 registerCompare(program);
 registerEval(program);
+registerBench(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);

@@ -25,8 +25,9 @@ export const ModelConfigSchema = z
     normEps: z.number().positive().default(1e-6),
     /** longest sequence the model is meant for (positions are RoPE, so this only bounds inputs); default 2048 (Llama 1) */
     maxSeqLen: posInt.default(2048),
-    /** 'moe' (routed experts) or 'dense' (one SwiGLU of width denseWidth); default 'moe' */
-    ffn: z.enum(['moe', 'dense']).default('moe'),
+    /** 'moe' (routed experts), 'dense' (one SwiGLU of width denseWidth) or 'clustered' (dynamic expert clustering with
+     *  shared bases + low-rank residuals and two-stage routing, docs/CLUSTERED.md); default 'moe' */
+    ffn: z.enum(['moe', 'dense', 'clustered']).default('moe'),
     /** E: routed experts per MoE layer; default 8 (Mixtral 8x7B) */
     experts: posInt.default(8),
     /** K: experts per token; default 2 (Mixtral, GShard) */
@@ -57,6 +58,30 @@ export const ModelConfigSchema = z
     zLossCoef: nonNeg.default(1e-3),
     /** γ of aux-loss-free balancing (bias update per step); default 1e-3 (DeepSeek-V3 bias update speed); 0 = off */
     biasUpdateRate: nonNeg.default(1e-3),
+    /** clustered: G expert groups per layer (each of E/G experts shares one base); default E/4 (the paper: E = 32, G = 8) */
+    clusterGroups: posInt.optional(),
+    /** clustered: rank r of each expert's residual factors; default 16 (the paper) */
+    clusterRank: posInt.default(16),
+    /** clustered: groups chosen per token in stage 1 (k_g); default 1 (the paper's public code) */
+    groupTopK: posInt.default(1),
+    /** clustered: stage-1 group scores: 'lse' = log Σ exp of the member experts' router logits (p_group·p_expert equals
+     *  the flat softmax, so regrouping never changes the router's probabilities; moekit's default) or 'linear' = a
+     *  separate (G, H) group router (the paper's public code) */
+    groupRouter: z.enum(['lse', 'linear']).default('lse'),
+    /** clustered: weight of the group balance loss KL(mean group probability ‖ uniform); default 1e-2 (public code: 0.02 total) */
+    groupAuxCoef: nonNeg.default(1e-2),
+    /** clustered: α of S = α·S_param + (1−α)·S_task; default 0.7 (the paper: α > 0.5) */
+    clusterAlpha: z.number().min(0).max(1).default(0.7),
+    /** clustered: β of the activation-centroid EMA; default 0.05 (the paper) */
+    clusterBeta: z.number().gt(0).max(1).default(0.05),
+    /** clustered: similarities below τ are pruned before K-means; default 0.1 (the paper) */
+    clusterTau: z.number().default(0.1),
+    /** clustered: regroup every T training steps; 0 = never; default 200 (the paper's public code) */
+    clusterEvery: z.number().int().nonnegative().default(200),
+    /** clustered: steps before the first regrouping (centroids need data); default clusterEvery */
+    clusterWarmup: z.number().int().nonnegative().optional(),
+    /** clustered: recompute S_param only for experts whose weights moved by more than ε (relative); default 1e-3 */
+    clusterEps: nonNeg.default(1e-3),
     /** share the embedding matrix with lm_head; default true (GPT-2, Press & Wolf) */
     tieEmbeddings: z.boolean().default(true),
     /** std of the embedding (and untied lm_head) init; default 0.02 (GPT-2 initializer_range). Projections use 1/sqrt(fan_in) */
@@ -74,6 +99,13 @@ export const ModelConfigSchema = z
       const tg = c.topGroups ?? c.groups;
       if (tg > c.groups) bad('topGroups', `at most groups = ${c.groups}`);
       else if (tg * (c.experts / c.groups) < c.topK) bad('topGroups', `large enough to keep topK = ${c.topK} experts (each group has ${c.experts / c.groups})`);
+    }
+    if (c.ffn === 'clustered') {
+      const G = c.clusterGroups ?? Math.max(1, Math.floor(c.experts / 4));
+      if (c.experts % G !== 0) bad('clusterGroups', `a divisor of experts = ${c.experts}`);
+      else if (c.groupTopK > G) bad('groupTopK', `at most clusterGroups = ${G}`);
+      else if (c.groupTopK * (c.experts / G) < c.topK) bad('groupTopK', `large enough to hold topK = ${c.topK} experts (each group has ${c.experts / G})`);
+      if (c.router !== 'softmax-topk') bad('router', '"softmax-topk" for ffn "clustered" (two-stage softmax routing)');
     }
     if (c.sharedGate && c.sharedWidth === 0) bad('sharedGate', 'false when sharedWidth = 0 (there is no shared expert to gate)');
   });
@@ -123,6 +155,9 @@ export const base: ModelConfig = parseConfig({
 
 export const PRESETS = { tiny, small, base } as const;
 export type PresetName = keyof typeof PRESETS;
+
+/** Expert groups per clustered layer: clusterGroups, or E/4 (at least 1). */
+export const clusterGroupsOf = (cfg: ModelConfig): number => cfg.clusterGroups ?? Math.max(1, Math.floor(cfg.experts / 4));
 
 /** The FFN width a dense layer of this config has: denseWidth, or the FLOP-matched topK·expertWidth + sharedWidth. */
 export const denseWidthOf = (cfg: ModelConfig): number => cfg.denseWidth ?? cfg.topK * cfg.expertWidth + cfg.sharedWidth;

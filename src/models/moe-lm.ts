@@ -4,22 +4,31 @@ import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { SwiGLU } from '../nn/swiglu.js';
 import { MoEBlock, type MoEConfig } from '../moe/block.js';
+import { ClusteredMoEBlock, type ClusteredConfig } from '../moe/clustered.js';
 import { add, crossEntropy, matmul, reshape } from '../tensor/api.js';
 import { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { denseWidthOf, parseConfig, type ModelConfig, type ModelConfigInput } from './config.js';
+import { clusterGroupsOf, denseWidthOf, parseConfig, type ModelConfig, type ModelConfigInput } from './config.js';
 
 /** Routing statistics of one forward pass, per layer (null for dense layers). */
 export interface LayerStats {
   tokensPerExpert: number[];
   dropped: number;
+  /** clustered layers: (token, group) pairs per group */
+  tokensPerGroup?: number[];
+  /** clustered layers: tokens whose experts sit in more than one group */
+  crossGroup?: number;
+  /** with `routing: true`: the chosen expert ids, (tokens, K) row-major */
+  routedIds?: Int32Array;
 }
 export type ModelStats = (LayerStats | null)[];
 
 export interface LMForwardOptions {
   /** one KV cache per layer; keys/values are appended and positions start at the cache length */
   cache?: readonly KVCache[];
+  /** also return each MoE layer's chosen expert ids in its stats (`routedIds`) */
+  routing?: boolean;
 }
 
 export interface LMOutput {
@@ -59,28 +68,52 @@ export function moeConfigOf(cfg: ModelConfig): MoEConfig {
   return m;
 }
 
+/** The clustered block's config from the model's (ffn: 'clustered'). */
+export function clusteredConfigOf(cfg: ModelConfig): ClusteredConfig {
+  return {
+    hidden: cfg.hidden, experts: cfg.experts, topK: cfg.topK, expertWidth: cfg.expertWidth, groups: clusterGroupsOf(cfg), rank: cfg.clusterRank,
+    groupTopK: cfg.groupTopK, groupRouter: cfg.groupRouter, renormalize: cfg.renormalize, sharedWidth: cfg.sharedWidth, sharedGate: cfg.sharedGate,
+    auxLossCoef: cfg.auxLossCoef, groupAuxCoef: cfg.groupAuxCoef, zLossCoef: cfg.zLossCoef,
+  };
+}
+
+const makeFfn = (cfg: ModelConfig, rng: Rng): MoEBlock | ClusteredMoEBlock | SwiGLU => {
+  if (cfg.ffn === 'moe') return new MoEBlock(moeConfigOf(cfg), rng);
+  if (cfg.ffn === 'clustered') return new ClusteredMoEBlock(clusteredConfigOf(cfg), rng, { beta: cfg.clusterBeta, eps: cfg.clusterEps });
+  return new SwiGLU(cfg.hidden, denseWidthOf(cfg), rng);
+};
+
 /** One pre-norm decoder layer: x + attn(norm(x)), then h + mlp(norm(h)). */
 export class DecoderLayer extends Module {
   readonly inputLayernorm: RMSNorm;
   readonly selfAttn: Attention;
   readonly postAttentionLayernorm: RMSNorm;
-  readonly mlp: MoEBlock | SwiGLU;
+  readonly mlp: MoEBlock | ClusteredMoEBlock | SwiGLU;
 
   constructor(cfg: ModelConfig, rng: Rng) {
     super();
     this.inputLayernorm = this.addModule('input_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
     this.selfAttn = this.addModule('self_attn', new Attention({ hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ropeTheta: cfg.ropeTheta, eps: cfg.normEps }, rng));
     this.postAttentionLayernorm = this.addModule('post_attention_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
-    this.mlp = this.addModule('mlp', cfg.ffn === 'moe' ? new MoEBlock(moeConfigOf(cfg), rng) : new SwiGLU(cfg.hidden, denseWidthOf(cfg), rng));
+    this.mlp = this.addModule('mlp', makeFfn(cfg, rng));
   }
 
   /** x (B, T, H) -> (B, T, H), with the block's aux loss and stats when it is an MoE block */
-  forward(x: Tensor, cache?: KVCache): { y: Tensor; aux: Tensor | null; stats: LayerStats | null } {
+  forward(x: Tensor, cache?: KVCache, opts: { routing?: boolean } = {}): { y: Tensor; aux: Tensor | null; stats: LayerStats | null } {
     const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), cache ? { cache } : {})); // (B, T, H)
     const n = this.postAttentionLayernorm.forward(h); // (B, T, H)
     if (this.mlp instanceof MoEBlock) {
       const o = this.mlp.forward(n);
-      return { y: add(h, o.y), aux: o.aux.loss, stats: o.stats };
+      const stats: LayerStats = { ...o.stats };
+      if (opts.routing) stats.routedIds = Int32Array.from(o.routing.experts.dataSync());
+      return { y: add(h, o.y), aux: o.aux.loss, stats };
+    }
+    if (this.mlp instanceof ClusteredMoEBlock) {
+      const o = this.mlp.forward(n);
+      const { tokensPerExpert, dropped, tokensPerGroup, crossGroup } = o.stats;
+      const stats: LayerStats = { tokensPerExpert, dropped, tokensPerGroup, crossGroup };
+      if (opts.routing) stats.routedIds = Int32Array.from(o.routing.experts.dataSync());
+      return { y: add(h, o.y), aux: o.aux.loss, stats };
     }
     return { y: add(h, this.mlp.forward(n)), aux: null, stats: null };
   }
@@ -136,7 +169,7 @@ export class MoELM extends Module {
     let aux: Tensor | null = null; // ()
     const stats: ModelStats = [];
     this.layers.forEach((layer, l) => {
-      const o = layer.forward(x, cache?.[l]);
+      const o = layer.forward(x, cache?.[l], { routing: opts.routing ?? false });
       x = o.y; // (B, T, H)
       if (o.aux) aux = aux ? add(aux, o.aux) : o.aux;
       stats.push(o.stats);
@@ -157,18 +190,28 @@ export class MoELM extends Module {
     return { loss: out.aux ? add(ce, out.aux) : ce, ce, aux: out.aux, stats: out.stats };
   }
 
-  /** Total, routed-expert and per-token active parameter counts. */
+  /** Total, routed-expert and per-token active parameter counts (clustered: k_g bases and K experts' factors are active). */
   paramCounts(): ParamCounts {
     const total = this.numParams();
     let expert = 0;
     let active = total;
     for (const layer of this.layers) {
-      if (!(layer.mlp instanceof MoEBlock)) continue;
-      const e = layer.mlp.experts.numParams();
-      expert += e;
-      active -= e - (e * this.cfg.topK) / this.cfg.experts;
+      if (layer.mlp instanceof MoEBlock) {
+        const e = layer.mlp.experts.numParams();
+        expert += e;
+        active -= e - (e * this.cfg.topK) / this.cfg.experts;
+      } else if (layer.mlp instanceof ClusteredMoEBlock) {
+        const e = layer.mlp.experts.numParams();
+        expert += e;
+        active -= e - layer.mlp.activeExpertParams();
+      }
     }
     return { total, expert, active };
+  }
+
+  /** The clustered blocks, by layer index (empty unless ffn is 'clustered'). */
+  clusteredBlocks(): [number, ClusteredMoEBlock][] {
+    return this.layers.flatMap((l, i): [number, ClusteredMoEBlock][] => (l.mlp instanceof ClusteredMoEBlock ? [[i, l.mlp]] : []));
   }
 
   /**

@@ -94,3 +94,12 @@ export const imbalance = (counts: readonly number[]): number => {
   const m = counts.reduce((a, b) => a + b, 0) / Math.max(counts.length, 1);
   return m === 0 ? 0 : Math.max(...counts) / m;
 };
+
+/** Load statistics of one layer's expert counts: variance of the load fractions and max/mean load. */
+export function loadStats(counts: readonly number[]): { variance: number; imbalance: number } {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0 || counts.length === 0) return { variance: 0, imbalance: 0 };
+  const f = counts.map((c) => c / total);
+  const mean = 1 / counts.length;
+  return { variance: f.reduce((a, x) => a + (x - mean) ** 2, 0) / counts.length, imbalance: Math.max(...f) / mean };
+}

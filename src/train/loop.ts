@@ -6,7 +6,7 @@ import { MoELM, type ModelStats } from '../models/moe-lm.js';
 import type { ModelConfig } from '../models/config.js';
 import * as T from '../tensor/api.js';
 import { backward, zeroGrad } from '../tensor/autograd.js';
-import { tidy } from '../tensor/engine.js';
+import { noGrad, tidy } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { AdamW, clipGradNorm } from './optim.js';
@@ -40,6 +40,23 @@ export interface TrainOptions {
   /** continue from the latest checkpoint in `out` */
   resume?: boolean;
   onStep?: (m: StepMetrics) => void;
+  /** clustered models: called after each regrouping with one event per layer */
+  onRegroup?: (events: RegroupLog[]) => void;
+}
+
+/** One layer's regrouping during training (written to clusters.jsonl). */
+export interface RegroupLog {
+  step: number;
+  layer: number;
+  /** members of each group as original expert ids */
+  membership: number[][];
+  intra_similarity: number;
+  changed_groups: number;
+  /** relative Frobenius error of the re-initialised experts against their previous effective weights */
+  rel_error: number;
+  /** training loss (ce + aux) of this step's first micro-batch just before and just after regrouping */
+  loss_before: number;
+  loss_after: number;
 }
 
 export interface StepMetrics {
@@ -58,11 +75,15 @@ export interface StepMetrics {
   /** per MoE layer: max / mean expert load */
   imbalance: number[];
   dropped: number[];
+  /** clustered layers: share of tokens whose K experts sit in more than one group */
+  cross_group?: number[];
 }
 
 export interface TrainResult {
   model: MoELM;
   metrics: StepMetrics[];
+  /** clustered models: every regrouping */
+  regroups: RegroupLog[];
   /** step the run started from (0, or the resumed checkpoint's) */
   startStep: number;
   seconds: number;
@@ -83,21 +104,19 @@ export function sampleBatch(tokens: Int32Array, batch: number, seqLen: number, s
   return { ids, targets };
 }
 
-/** Load statistics of one layer's expert counts. */
-export function loadStats(counts: readonly number[]): { variance: number; imbalance: number } {
-  const total = counts.reduce((a, b) => a + b, 0);
-  if (total === 0 || counts.length === 0) return { variance: 0, imbalance: 0 };
-  const f = counts.map((c) => c / total);
-  const mean = 1 / counts.length;
-  return { variance: f.reduce((a, x) => a + (x - mean) ** 2, 0) / counts.length, imbalance: Math.max(...f) / mean };
-}
+export { loadStats } from '../moe/route.js';
+import { loadStats } from '../moe/route.js';
 
 function addStats(into: ModelStats, s: ModelStats): ModelStats {
   return s.map((l, i) => {
     const prev = into[i];
     if (!l) return null;
-    if (!prev) return { tokensPerExpert: [...l.tokensPerExpert], dropped: l.dropped };
-    return { tokensPerExpert: l.tokensPerExpert.map((c, e) => c + prev.tokensPerExpert[e]!), dropped: l.dropped + prev.dropped };
+    const out: NonNullable<ModelStats[number]> = prev
+      ? { tokensPerExpert: l.tokensPerExpert.map((c, e) => c + prev.tokensPerExpert[e]!), dropped: l.dropped + prev.dropped }
+      : { tokensPerExpert: [...l.tokensPerExpert], dropped: l.dropped };
+    if (l.tokensPerGroup) out.tokensPerGroup = l.tokensPerGroup.map((c, g) => c + (prev?.tokensPerGroup?.[g] ?? 0));
+    if (l.crossGroup !== undefined) out.crossGroup = l.crossGroup + (prev?.crossGroup ?? 0);
+    return out;
   });
 }
 
@@ -131,6 +150,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     startStep = state.step;
   }
   if (metricsFile) truncateMetrics(metricsFile, startStep);
+  const clusterFile = o.out ? path.join(o.out, 'clusters.jsonl') : null;
+  if (clusterFile) truncateMetrics(clusterFile, startStep);
+  const clustered = model.clusteredBlocks();
+  for (const [, b] of clustered) b.tracking = true;
+  const cc = o.config;
+  const every = cc.clusterEvery;
+  const warm = cc.clusterWarmup ?? every;
+  const regroupRng = new Rng((cc.seed * 2654435761 + seed * 40503 + 1) >>> 0);
+  const regroups: RegroupLog[] = [];
   const metrics: StepMetrics[] = [];
   const started = performance.now();
   const save = async (step: number): Promise<void> => {
@@ -164,6 +192,29 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const lr = cosineLr(sched, step);
     opt.update(lr);
     model.updateBiases(stats);
+    const s1 = step + 1;
+    if (clustered.length > 0 && every > 0 && s1 >= warm && (s1 - warm) % every === 0 && s1 < o.steps) {
+      const { ids, targets } = sampleBatch(o.tokens, o.batch, o.seqLen, seed, step, 0);
+      const evalLoss = (): number => {
+        for (const [, b] of clustered) b.tracking = false;
+        const v = noGrad(() => tidy(() => model.loss(T.tensor(ids, [o.batch, o.seqLen], 'i32'), T.tensor(targets, [o.batch, o.seqLen], 'i32')).loss.item()));
+        for (const [, b] of clustered) b.tracking = true;
+        return v;
+      };
+      const before = evalLoss();
+      const events = clustered.map(([layer, b]) => {
+        const e = b.regroup({ alpha: cc.clusterAlpha, tau: cc.clusterTau, rng: regroupRng });
+        if (e.changedGroups > 0) opt.reset(b.regroupTensors());
+        return { layer, e };
+      });
+      const after = evalLoss();
+      const logs = events.map(({ layer, e }): RegroupLog => ({
+        step: s1, layer, membership: e.membership, intra_similarity: e.intraSimilarity, changed_groups: e.changedGroups, rel_error: e.relError, loss_before: before, loss_after: after,
+      }));
+      regroups.push(...logs);
+      if (clusterFile) appendFileSync(clusterFile, logs.map((l) => `${JSON.stringify(l)}\n`).join(''));
+      o.onRegroup?.(logs);
+    }
     const seconds = (performance.now() - t0) / 1000;
     const tokens = o.batch * o.seqLen * accum;
     const moe = stats.filter((s): s is NonNullable<typeof s> => s !== null);
@@ -174,13 +225,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       imbalance: moe.map((s) => loadStats(s.tokensPerExpert).imbalance),
       dropped: moe.map((s) => s.dropped),
     };
+    if (clustered.length > 0) m.cross_group = moe.map((s) => (s.crossGroup ?? 0) / (tokens));
     metrics.push(m);
     if (metricsFile) appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
     o.onStep?.(m);
-    const every = o.checkpointEvery ?? 0;
-    if (every > 0 && (step + 1) % every === 0 && step + 1 < o.steps) await save(step + 1);
+    const ckptEvery = o.checkpointEvery ?? 0;
+    if (ckptEvery > 0 && (step + 1) % ckptEvery === 0 && step + 1 < o.steps) await save(step + 1);
   }
   await save(o.steps);
   opt.dispose();
-  return { model, metrics, startStep, seconds: (performance.now() - started) / 1000 };
+  for (const [, b] of clustered) b.tracking = false;
+  return { model, metrics, regroups, startStep, seconds: (performance.now() - started) / 1000 };
 }

@@ -28,6 +28,8 @@ export class AdamW {
   private readonly decay: boolean[];
   private readonly m: Tensor[];
   private readonly v: Tensor[];
+  /** per parameter: updates since its moments were last reset (bias correction restarts with `reset`) */
+  private readonly t: number[];
   /** completed update steps */
   step = 0;
 
@@ -44,18 +46,38 @@ export class AdamW {
     this.decay = params.map(([n, p]) => !noDecay(n, p));
     this.m = params.map(([, p]) => keep(T.zeros(p.shape)));
     this.v = params.map(([, p]) => keep(T.zeros(p.shape)));
+    this.t = params.map(() => 0);
+  }
+
+  /**
+   * Zeroes the moments of the given parameters and restarts their bias correction, as for freshly created
+   * parameters (used when a parameter's value is re-initialised, e.g. after expert regrouping).
+   */
+  reset(tensors: readonly Tensor[]): void {
+    const want = new Set(tensors);
+    noGrad(() => tidy(() => {
+      this.params.forEach(([, p], i) => {
+        if (!want.has(p)) return;
+        assign(this.m[i]!, T.zeros(p.shape));
+        assign(this.v[i]!, T.zeros(p.shape));
+        this.t[i] = 0;
+        want.delete(p);
+      });
+    }));
+    if (want.size > 0) throw new Error(`AdamW.reset: ${want.size} tensor(s) are not parameters of this optimizer`);
   }
 
   /** One update with learning rate `lr` from the parameters' `.grad` (parameters without a gradient are skipped). */
   update(lr: number): void {
     this.step++;
     const { beta1: b1, beta2: b2, eps } = this;
-    const c1 = 1 - b1 ** this.step;
-    const c2 = 1 - b2 ** this.step;
     noGrad(() => {
       this.params.forEach(([, p], i) => {
         const g = p.grad;
         if (!g) return;
+        const t = ++this.t[i]!;
+        const c1 = 1 - b1 ** t;
+        const c2 = 1 - b2 ** t;
         tidy(() => {
           const m = T.add(T.mul(this.m[i]!, b1), T.mul(g, 1 - b1)); // first moment
           const v = T.add(T.mul(this.v[i]!, b2), T.mul(T.mul(g, g), 1 - b2)); // second moment
@@ -82,6 +104,7 @@ export class AdamW {
     state.m.forEach((t, i) => assign(this.m[i]!, t));
     state.v.forEach((t, i) => assign(this.v[i]!, t));
     this.step = state.step;
+    this.t.fill(state.step);
   }
 
   dispose(): void {

@@ -1,0 +1,76 @@
+// moekit bench paper: the reproduction benchmark of the clustered-experts paper (docs/PAPER_RESULTS.md).
+import type { Command } from 'commander';
+import { PAPER_PRESETS, paperBench, type PaperResult } from '../eval/paper.js';
+import { getBackend, setBackend } from '../tensor/engine.js';
+import { intOption } from './args.js';
+
+const FIELDS: [string, string, (v: number) => string][] = [
+  ['ppl', 'valid ppl', (v) => v.toFixed(2)],
+  ['ppl_wikitext', 'WikiText ppl', (v) => v.toFixed(2)],
+  ['accuracy', 'genre acc', (v) => `${(v * 100).toFixed(1)}%`],
+  ['accuracy_sst2', 'SST-2 acc', (v) => `${(v * 100).toFixed(1)}%`],
+  ['accuracy_mrpc', 'MRPC acc', (v) => `${(v * 100).toFixed(1)}%`],
+  ['params_total', 'params', (v) => `${(v / 1e6).toFixed(3)}M`],
+  ['params_expert', 'expert params', (v) => `${(v / 1e6).toFixed(3)}M`],
+  ['params_active', 'active params', (v) => `${(v / 1e6).toFixed(3)}M`],
+  ['train_tokens_per_s', 'train tok/s', (v) => v.toFixed(0)],
+  ['prefill_tokens_per_s', 'prefill tok/s', (v) => v.toFixed(0)],
+  ['decode_tokens_per_s', 'decode tok/s', (v) => v.toFixed(1)],
+  ['load_variance', 'load variance', (v) => v.toExponential(2)],
+  ['imbalance', 'max/mean load', (v) => v.toFixed(2)],
+  ['cross_group_fraction', 'cross-group', (v) => `${(v * 100).toFixed(1)}%`],
+  ['peak_expert_bytes', 'peak expert bytes', (v) => `${(v / 1024).toFixed(0)} KiB`],
+];
+
+/** The result as Markdown: one row per model (mean ± std over seeds), then the claims. */
+export function paperMarkdown(r: PaperResult): string {
+  const names = Object.keys(r.models).filter((n) => Object.keys(r.models[n]!).length > 0);
+  const cols = FIELDS.filter(([k]) => names.some((n) => (r.models[n] as Record<string, unknown>)[k] !== undefined));
+  const cell = (n: string, k: string, f: (v: number) => string): string => {
+    const a = (r.models[n] as Record<string, { mean: number; std: number } | undefined>)[k];
+    if (!a || !Number.isFinite(a.mean)) return '—';
+    return r.seeds > 1 && a.std > 0 ? `${f(a.mean)} ± ${f(a.std)}` : f(a.mean);
+  };
+  const lines = [
+    `| model | ${cols.map(([, h]) => h).join(' | ')} |`,
+    `|---|${cols.map(() => '---').join('|')}|`,
+    ...names.map((n) => `| ${n} | ${cols.map(([k, , f]) => cell(n, k, f)).join(' | ')} |`),
+    '',
+    '| claim (clustered vs standard MoE) | target | measured | holds |',
+    '|---|---|---|---|',
+    ...r.claims.map((c) => `| ${c.claim} | ${c.target} | ${c.measured} | ${c.pass ? 'yes' : '**no**'} |`),
+  ];
+  return lines.join('\n');
+}
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('benchmarks');
+  bench
+    .command('paper')
+    .description('reproduce the clustered-experts paper: dense, standard MoE and clustered MoE trained on the same tokens, plus post-training baselines')
+    .option('--preset <name>', `${Object.keys(PAPER_PRESETS).join(' | ')}`, 'small')
+    .option('--seeds <n>', 'seeds per model (mean ± std)', '1')
+    .option('--steps <n>', 'optimizer steps per model (default by preset)')
+    .option('--wikitext <dir>', 'WikiText-103 directory (wiki.valid.raw): also report its validation perplexity')
+    .option('--glue <dir>', 'GLUE directory (SST-2/, MRPC/): also report SST-2 and MRPC accuracy')
+    .option('--json', 'print one final JSON object')
+    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; json?: boolean }) => {
+      if (!(o.preset in PAPER_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PAPER_PRESETS).join(', ')}, got "${o.preset}"`);
+      const seeds = intOption('seeds', o.seeds, 1, 1);
+      const steps = o.steps === undefined ? undefined : intOption('steps', o.steps, 1, 1);
+      await setBackend(process.env.MOEKIT_BACKEND || 'wasm');
+      const log = (s: string): void => void console.error(s);
+      log(`backend ${getBackend().name}`);
+      const r = await paperBench({
+        preset: o.preset as keyof typeof PAPER_PRESETS, seeds, log,
+        ...(steps === undefined ? {} : { steps }), ...(o.wikitext ? { wikitext: o.wikitext } : {}), ...(o.glue ? { glue: o.glue } : {}),
+      });
+      if (o.json) {
+        const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));
+        console.log(JSON.stringify({ preset: r.preset, seeds: r.seeds, steps: r.steps, seconds: r.seconds, models, std: Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.std]))])), runs: r.runs, claims: r.claims }));
+      } else {
+        console.log(`\nmoekit bench paper --preset ${r.preset} --seeds ${r.seeds} (${r.steps} steps per model, ${r.seconds.toFixed(0)} s)\n`);
+        console.log(paperMarkdown(r));
+      }
+    });
+}

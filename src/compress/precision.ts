@@ -1,0 +1,105 @@
+// Heterogeneous precision for the clustered experts (the paper's §4): FP16 bases and INT4 (or INT8) group-wise
+// residual factors with FP16 scales; the inference form multiplies with the engine's quantised matmul, dequantising
+// on the fly, one call per group (bases) or expert (factors) over its contiguous rows.
+import type { ClusteredExperts, ExpertMatmuls, ExpertMatrix } from '../moe/clustered.js';
+import { cast, concat, quantMatmul, quantize, reshape, slice, transpose, zeros } from '../tensor/api.js';
+import { keep, noGrad, tidy } from '../tensor/engine.js';
+import type { QuantFormat } from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface QuantFactor {
+  data: Tensor; // (out, in/2) u8 int4 or (out, in) i8
+  scales: Tensor; // (out, in/groupSize) f16
+  groupSize: number;
+}
+
+/** One layer's experts in inference form: per group an FP16 base Wᵀ (out, in); per expert quantised Aᵀ and Bᵀ. */
+export interface QuantizedClustered {
+  format: QuantFormat;
+  G: number;
+  E: number;
+  H: number;
+  I: number;
+  r: number;
+  bases: Record<ExpertMatrix, Tensor[]>;
+  a: Record<ExpertMatrix, QuantFactor[]>;
+  b: Record<ExpertMatrix, QuantFactor[]>;
+  /** storage bytes: bases (f16) and factors (data + scales) */
+  bytes: { base: number; factors: number; total: number };
+  dispose(): void;
+}
+
+const MATRICES: ExpertMatrix[] = ['gate', 'up', 'down'];
+
+/** Largest divisor of k that is at most `want` (even for int4). */
+export function factorGroupSize(k: number, want: number, format: QuantFormat): number {
+  for (let g = Math.min(want, k); g >= 1; g--) if (k % g === 0 && (format !== 'int4' || g % 2 === 0)) return g;
+  throw new RangeError(`factorGroupSize: no ${format === 'int4' ? 'even ' : ''}group size divides K = ${k} (int4 needs an even K)`);
+}
+
+/**
+ * Converts trained clustered experts to the inference form. `groupSize` (default 32) applies along each factor's
+ * input dim; where that dim is smaller (Bᵀ has K = r) the largest fitting divisor is used.
+ */
+export function quantizeClustered(ex: ClusteredExperts, opts: { format?: QuantFormat; groupSize?: number } = {}): QuantizedClustered {
+  const format = opts.format ?? 'int4';
+  const gs = opts.groupSize ?? 32;
+  const { G, E, H, I, r } = ex;
+  const w = ex.weights;
+  const src = { gate: [w.baseGate, w.gateA, w.gateB], up: [w.baseUp, w.upA, w.upB], down: [w.baseDown, w.downA, w.downB] } as const;
+  const out: QuantizedClustered = {
+    format, G, E, H, I, r, bases: { gate: [], up: [], down: [] }, a: { gate: [], up: [], down: [] }, b: { gate: [], up: [], down: [] },
+    bytes: { base: 0, factors: 0, total: 0 },
+    dispose() {
+      for (const m of MATRICES) {
+        for (const t of this.bases[m]) t.dispose();
+        for (const f of [...this.a[m], ...this.b[m]]) { f.data.dispose(); f.scales.dispose(); }
+      }
+    },
+  };
+  const q = (wt: Tensor): QuantFactor => { // wt (out, in): quantised along in
+    const k = wt.shape[1]!;
+    const g = factorGroupSize(k, gs, format);
+    const { data, scales } = quantize(wt, format, g);
+    out.bytes.factors += data.size + scales.size * 2; // u8/i8 data, f16 scales
+    return { data: keep(data), scales: keep(scales), groupSize: g };
+  };
+  noGrad(() => tidy(() => {
+    for (const m of MATRICES) {
+      const [base, A, B] = src[m];
+      const [din, dout] = m === 'down' ? [I, H] : [H, I];
+      for (let g = 0; g < G; g++) {
+        const bt = keep(cast(transpose(reshape(slice(base, [g, 0, 0], [1, din, dout]), [din, dout])), 'f16')); // (out, in)
+        out.bytes.base += bt.size * 2;
+        out.bases[m].push(bt);
+      }
+      for (let e = 0; e < E; e++) {
+        out.a[m].push(q(transpose(reshape(slice(A, [e, 0, 0], [1, din, r]), [din, r])))); // Aᵀ (r, in)
+        out.b[m].push(q(transpose(reshape(slice(B, [e, 0, 0], [1, r, dout]), [r, dout])))); // Bᵀ (out, r)
+      }
+    }
+  }));
+  out.bytes.total = out.bytes.base + out.bytes.factors;
+  return out;
+}
+
+/** Runs f on each non-empty contiguous row segment of x and stacks the results (rows stay in order). */
+function segmented(x: Tensor, off: Int32Array, outDim: number, f: (seg: Tensor, i: number) => Tensor): Tensor {
+  const parts: Tensor[] = [];
+  for (let i = 0; i + 1 < off.length; i++) {
+    const n = off[i + 1]! - off[i]!;
+    if (n > 0) parts.push(f(slice(x, [off[i]!, 0], [n, x.shape[1]!]), i));
+  }
+  if (parts.length === 0) return zeros([0, outDim]);
+  return parts.length === 1 ? parts[0]! : concat(parts, 0);
+}
+
+/** The ExpertMatmuls of the inference form (set as `ClusteredMoEBlock.inference`). */
+export function quantizedMatmuls(qc: QuantizedClustered): ExpertMatmuls {
+  const outDim = (m: ExpertMatrix): number => (m === 'down' ? qc.H : qc.I);
+  const qmm = (x: Tensor, f: QuantFactor): Tensor => quantMatmul(x, f.data, f.scales, qc.format, f.groupSize);
+  return {
+    base: (x, m, off) => segmented(x, off, outDim(m), (seg, g) => quantMatmul(seg, qc.bases[m][g]!, null, 'f16')),
+    lowRank: (x, m, off) => segmented(x, off, outDim(m), (seg, e) => qmm(qmm(seg, qc.a[m][e]!), qc.b[m][e]!)),
+  };
+}

@@ -1,0 +1,293 @@
+// The paper reproduction benchmark (`moekit bench paper`): dense, standard top-K MoE and the clustered model trained
+// on the same tokens, per seed; quality, parameters, speed, expert load, the all-to-all proxy and resident expert
+// bytes; plus post-training compression baselines applied to the trained standard MoE at the clustered budget.
+import os from 'node:os';
+import path from 'node:path';
+import { brownGenreTask } from '../io/brown.js';
+import { readMrpc, readSst2 } from '../io/glue.js';
+import { loadWikitext } from '../io/wikitext.js';
+import { denseBaseline, parseConfig, type ModelConfig, type ModelConfigInput } from '../models/config.js';
+import type { MoELM } from '../models/moe-lm.js';
+import { MoEBlock } from '../moe/block.js';
+import { Rng } from '../tensor/random.js';
+import { encodeTexts, brownCorpus, type BrownCorpus } from '../train/corpus.js';
+import { train } from '../train/loop.js';
+import { calibrate, clusteredExpertParams, compressBaseline, layerExperts, setLayerExperts, type LayerExperts } from '../compress/baselines.js';
+import { ClassifierHead, evaluateClassifier, fineTuneClassifier, type ClassifyRow } from './classify.js';
+import { inferenceSpeed, routingSummary } from './inference.js';
+import { perplexity } from './perplexity.js';
+
+export interface PaperPreset {
+  /** the standard MoE; the clustered model adds ffn 'clustered' and the dense baseline is FLOP-matched */
+  model: ModelConfigInput;
+  clusterGroups: number;
+  clusterRank: number;
+  clusterEvery: number;
+  clusterWarmup: number;
+  steps: number;
+  batch: number;
+  seqLen: number;
+  lr: number;
+  /** Brown documents per split (undefined: all) */
+  maxDocs?: number;
+  evalTokens: number;
+  calibTokens: number;
+  speed: { prefillLen: number; promptLen: number; decodeTokens: number; seconds: number };
+  classify: { epochs: number; maxRows: number; maxLen: number; batch: number; lr: number };
+}
+
+const common = { heads: 4, kvHeads: 2, topK: 2, biasUpdateRate: 0, auxLossCoef: 1e-2 } as const;
+
+/** smoke: the pipeline end to end in CI (not the claims); small: the claims on 2 CPU cores; base: hours. */
+export const PAPER_PRESETS: Record<'smoke' | 'small' | 'base', PaperPreset> = {
+  smoke: {
+    model: { ...common, vocabSize: 320, hidden: 32, layers: 2, headDim: 8, maxSeqLen: 64, experts: 8, expertWidth: 32 },
+    clusterGroups: 2, clusterRank: 4, clusterEvery: 10, clusterWarmup: 10, steps: 30, batch: 4, seqLen: 32, lr: 1e-2, maxDocs: 30,
+    evalTokens: 2048, calibTokens: 512, speed: { prefillLen: 32, promptLen: 8, decodeTokens: 8, seconds: 0.2 },
+    classify: { epochs: 1, maxRows: 120, maxLen: 32, batch: 16, lr: 3e-3 },
+  },
+  small: {
+    model: { ...common, vocabSize: 2048, hidden: 128, layers: 4, headDim: 32, maxSeqLen: 128, experts: 16, expertWidth: 128 },
+    clusterGroups: 2, clusterRank: 4, clusterEvery: 100, clusterWarmup: 100, steps: 400, batch: 8, seqLen: 128, lr: 3e-3,
+    evalTokens: 40000, calibTokens: 4096, speed: { prefillLen: 128, promptLen: 16, decodeTokens: 64, seconds: 2 },
+    classify: { epochs: 2, maxRows: 1500, maxLen: 64, batch: 16, lr: 1e-3 },
+  },
+  base: {
+    model: { ...common, vocabSize: 8192, hidden: 512, layers: 8, heads: 8, kvHeads: 4, headDim: 64, maxSeqLen: 512, experts: 32, expertWidth: 256 },
+    clusterGroups: 4, clusterRank: 16, clusterEvery: 200, clusterWarmup: 400, steps: 20000, batch: 16, seqLen: 512, lr: 1e-3,
+    evalTokens: 200000, calibTokens: 16384, speed: { prefillLen: 512, promptLen: 32, decodeTokens: 128, seconds: 5 },
+    classify: { epochs: 2, maxRows: 4000, maxLen: 128, batch: 16, lr: 5e-4 },
+  },
+};
+
+/** The fields every model reports (the names `--json` uses). */
+export interface ModelResult {
+  ppl: number;
+  /** WikiText-103 validation perplexity, when --wikitext is given */
+  ppl_wikitext?: number;
+  /** Brown genre accuracy (15 classes) after fine-tuning */
+  accuracy: number;
+  /** GLUE accuracies (validation), when --glue is given */
+  accuracy_sst2?: number;
+  accuracy_mrpc?: number;
+  params_total: number;
+  params_expert: number;
+  params_active: number;
+  train_tokens_per_s: number;
+  prefill_tokens_per_s: number;
+  decode_tokens_per_s: number;
+  /** mean over MoE layers (per-layer values in `per_layer`) */
+  load_variance: number | null;
+  imbalance: number | null;
+  cross_group_fraction: number | null;
+  peak_expert_bytes: number;
+  per_layer?: { load_variance: number[]; imbalance: number[]; cross_group_fraction: number[] };
+  /** clustered: regroupings and the largest loss change one caused */
+  regroups?: number;
+  max_regroup_loss_jump?: number;
+}
+
+export type Agg = { mean: number; std: number; values: number[] };
+export type AggResult = { [K in keyof ModelResult]: ModelResult[K] extends number | undefined | null ? Agg : never };
+
+export interface PaperOptions {
+  preset: keyof typeof PAPER_PRESETS;
+  seeds: number;
+  steps?: number;
+  wikitext?: string;
+  glue?: string;
+  log?: (s: string) => void;
+}
+
+export interface PaperResult {
+  preset: string;
+  seeds: number;
+  steps: number;
+  configs: Record<string, ModelConfig>;
+  /** per model: mean ± std over seeds of every numeric field */
+  models: Record<string, Partial<Record<keyof ModelResult, Agg>>>;
+  /** per model and seed: the raw results */
+  runs: Record<string, ModelResult[]>;
+  claims: Claim[];
+  seconds: number;
+}
+
+export interface Claim {
+  claim: string;
+  target: string;
+  measured: string;
+  pass: boolean;
+}
+
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const std = (xs: readonly number[]): number => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+
+function aggregate(runs: ModelResult[]): Partial<Record<keyof ModelResult, Agg>> {
+  const out: Partial<Record<keyof ModelResult, Agg>> = {};
+  const keys = new Set(runs.flatMap((r) => Object.keys(r))) as Set<keyof ModelResult>;
+  for (const k of keys) {
+    const vals = runs.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+    if (vals.length === runs.length) out[k] = { mean: mean(vals), std: std(vals), values: vals };
+  }
+  return out;
+}
+
+function shuffle<T>(xs: T[], seed: number): T[] {
+  const r = new Rng(seed);
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = r.int(i + 1);
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+interface Tasks {
+  genre: { train: ClassifyRow[]; valid: ClassifyRow[] };
+  glue: { name: 'sst2' | 'mrpc'; train: ClassifyRow[]; valid: ClassifyRow[] }[];
+}
+
+function buildTasks(corpus: BrownCorpus, p: PaperPreset, glueDir?: string): Tasks {
+  const enc = (text: string): number[] => corpus.tokenizer.encode(text).slice(0, p.classify.maxLen);
+  const genre = (docs: typeof corpus.docs.train, n: number): ClassifyRow[] =>
+    shuffle(brownGenreTask(docs).map((r) => ({ ids: enc(r.text), label: r.label })), 7).filter((r) => r.ids.length > 0).slice(0, n);
+  const tasks: Tasks = { genre: { train: genre(corpus.docs.train, p.classify.maxRows), valid: genre(corpus.docs.valid, Math.ceil(p.classify.maxRows / 3)) }, glue: [] };
+  if (glueDir) {
+    for (const [name, read, dir] of [['sst2', readSst2, 'SST-2'], ['mrpc', readMrpc, 'MRPC']] as const) {
+      const rows = (split: string, n: number): ClassifyRow[] =>
+        shuffle(read(path.join(glueDir, dir, `${split}.tsv`)).filter((r) => r.label >= 0).map((r) => ({ ids: enc(r.text2 === undefined ? r.text : `${r.text} ${r.text2}`), label: r.label })), 11).filter((r) => r.ids.length > 0).slice(0, n);
+      tasks.glue.push({ name, train: rows(name === 'mrpc' ? 'msr_paraphrase_train' : 'train', p.classify.maxRows), valid: rows(name === 'mrpc' ? 'msr_paraphrase_test' : 'dev', Math.ceil(p.classify.maxRows / 3)) });
+    }
+  }
+  return tasks;
+}
+
+/** Bytes of the FFN/expert weights a model keeps resident at f32 (dense FFNs, or every routed expert). */
+function residentFfnBytes(model: MoELM): number {
+  let n = 0;
+  for (const l of model.layers) n += l.mlp instanceof MoEBlock ? l.mlp.experts.numParams() : l.mlp.numParams() - (l.mlp instanceof MoEBlock ? 0 : 0);
+  return n * 4;
+}
+
+export async function paperBench(o: PaperOptions): Promise<PaperResult> {
+  const started = performance.now();
+  const log = o.log ?? ((): void => {});
+  const p = PAPER_PRESETS[o.preset];
+  if (!p) throw new Error(`bench paper: --preset must be one of ${Object.keys(PAPER_PRESETS).join(', ')}, got "${o.preset}"`);
+  if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new RangeError(`bench paper: --seeds must be a positive integer, got ${o.seeds}`);
+  const steps = o.steps ?? p.steps;
+  const moeBase = parseConfig(p.model);
+  const tokPath = path.join(os.tmpdir(), `moekit-paper-${o.preset}-${moeBase.vocabSize}-${p.maxDocs ?? 'all'}.tokenizer.json`);
+  const corpus = brownCorpus({ vocabSize: moeBase.vocabSize, tokenizerPath: tokPath, ...(p.maxDocs ? { maxDocs: p.maxDocs } : {}) });
+  const valid = corpus.valid.subarray(0, Math.min(p.evalTokens, corpus.valid.length));
+  let wiki: Int32Array | null = null;
+  if (o.wikitext) {
+    const w = loadWikitext(o.wikitext);
+    const paras: string[] = [];
+    let n = 0;
+    for (const a of w.valid.articles()) {
+      paras.push(a.text);
+      n += a.text.length;
+      if (n > p.evalTokens * 6) break;
+    }
+    wiki = encodeTexts(corpus.tokenizer, paras).subarray(0, p.evalTokens);
+  }
+  const tasks = buildTasks(corpus, p, o.glue);
+  const G = p.clusterGroups;
+  log(`bench paper: preset ${o.preset}, ${o.seeds} seed(s), ${steps} steps of ${p.batch}×${p.seqLen}, Brown ${corpus.train.length} train / ${valid.length} valid tokens${wiki ? `, WikiText ${wiki.length} valid tokens` : ''}`);
+  const runs: Record<string, ModelResult[]> = { dense: [], moe: [], clustered: [], d2: [], 'mc-smoe': [], 'hc-smoe': [] };
+  const configs: Record<string, ModelConfig> = {};
+  const evalWindow = { window: p.seqLen, stride: Math.max(1, p.seqLen / 2), batch: 8 };
+  for (let s = 0; s < o.seeds; s++) {
+    const moe = parseConfig({ ...p.model, seed: s });
+    const clustered = parseConfig({ ...p.model, seed: s, ffn: 'clustered', clusterGroups: G, clusterRank: p.clusterRank, clusterEvery: p.clusterEvery, clusterWarmup: p.clusterWarmup });
+    const dense = denseBaseline(moe);
+    if (s === 0) Object.assign(configs, { dense, moe, clustered });
+    for (const [name, config] of [['dense', dense], ['moe', moe], ['clustered', clustered]] as const) {
+      const t0 = performance.now();
+      const r = await train({
+        config, tokens: corpus.train, steps, batch: p.batch, seqLen: p.seqLen, lr: p.lr, seed: s, out: null,
+        onStep: (m) => {
+          if (m.step % Math.max(1, Math.floor(steps / 5)) === 0) log(`  seed ${s} ${name.padEnd(9)} step ${m.step}/${steps}  ce ${m.ce.toFixed(3)}  ${Math.round(m.tokens_per_s)} tok/s`);
+        },
+      });
+      const model = r.model;
+      const counts = model.paramCounts();
+      const res: ModelResult = {
+        ppl: perplexity(model, valid, evalWindow).ppl, accuracy: NaN,
+        params_total: counts.total, params_expert: counts.expert, params_active: counts.active,
+        train_tokens_per_s: r.metrics.reduce((a, m) => a + m.tokens, 0) / r.seconds,
+        prefill_tokens_per_s: 0, decode_tokens_per_s: 0, load_variance: null, imbalance: null, cross_group_fraction: null,
+        peak_expert_bytes: residentFfnBytes(model),
+      };
+      if (wiki) res.ppl_wikitext = perplexity(model, wiki, evalWindow).ppl;
+      if (name !== 'dense') {
+        const rs = routingSummary(model, valid, { seqLen: p.seqLen, groups: G });
+        Object.assign(res, {
+          load_variance: mean(rs.loadVariance), imbalance: mean(rs.imbalance), cross_group_fraction: mean(rs.crossGroup),
+          per_layer: { load_variance: rs.loadVariance, imbalance: rs.imbalance, cross_group_fraction: rs.crossGroup },
+        });
+      }
+      if (name === 'clustered') {
+        res.regroups = new Set(r.regroups.map((e) => e.step)).size;
+        res.max_regroup_loss_jump = r.regroups.reduce((a, e) => Math.max(a, Math.abs(e.loss_after - e.loss_before)), 0);
+        res.peak_expert_bytes = counts.expert * 4;
+      }
+      const sp = inferenceSpeed(model, valid, p.speed);
+      res.prefill_tokens_per_s = sp.prefillTokensPerS;
+      res.decode_tokens_per_s = sp.decodeTokensPerS;
+      if (name === 'moe') {
+        // post-training baselines at the clustered model's expert budget, on this trained model (restored after each)
+        const calib = calibrate(model, corpus.train.subarray(0, p.calibTokens), { batch: 8, seqLen: p.seqLen });
+        const original: LayerExperts[] = model.layers.map((l) => layerExperts(l.mlp as MoEBlock));
+        const budget = clusteredExpertParams(moe.experts, moe.hidden, moe.expertWidth, G, p.clusterRank);
+        for (const method of ['d2', 'mc-smoe', 'hc-smoe'] as const) {
+          const c = compressBaseline(model, method, calib, budget);
+          const b: ModelResult = {
+            ...res, ppl: perplexity(model, valid, evalWindow).ppl, params_expert: c.params, params_total: counts.total - counts.expert + c.params,
+            peak_expert_bytes: c.params * 4, train_tokens_per_s: NaN, prefill_tokens_per_s: NaN, decode_tokens_per_s: NaN,
+          };
+          delete b.ppl_wikitext;
+          if (wiki) b.ppl_wikitext = perplexity(model, wiki, evalWindow).ppl;
+          runs[method]!.push(b);
+          model.layers.forEach((l, i) => setLayerExperts(l.mlp as MoEBlock, original[i]!));
+          log(`  seed ${s} ${method.padEnd(9)} ppl ${b.ppl.toFixed(2)} at ${c.params} expert params (post-training, no retraining)`);
+        }
+      }
+      // classification last: fine-tuning changes the body
+      const acc = (t: { train: ClassifyRow[]; valid: ClassifyRow[] }, classes: number): number => {
+        const head = new ClassifierHead(config.hidden, classes, s);
+        fineTuneClassifier(model, head, t.train, { ...p.classify, seed: s });
+        const m = evaluateClassifier(model, head, t.valid, { batch: p.classify.batch, maxLen: p.classify.maxLen });
+        head.dispose();
+        return m.accuracy;
+      };
+      res.accuracy = acc(tasks.genre, 15);
+      for (const g of tasks.glue) res[g.name === 'sst2' ? 'accuracy_sst2' : 'accuracy_mrpc'] = acc(g, 2);
+      runs[name]!.push(res);
+      log(`  seed ${s} ${name.padEnd(9)} ppl ${res.ppl.toFixed(2)}  acc ${(res.accuracy * 100).toFixed(1)}%  ${Math.round(res.train_tokens_per_s)} train tok/s  ${Math.round(res.prefill_tokens_per_s)} prefill / ${Math.round(res.decode_tokens_per_s)} decode tok/s  (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      model.dispose();
+    }
+  }
+  const models = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, aggregate(v)]));
+  return { preset: o.preset, seeds: o.seeds, steps, configs, models, runs, claims: claims(models), seconds: (performance.now() - started) / 1000 };
+}
+
+/** The paper's claims (issue floor) checked on the means: clustered against the standard MoE (and dense). */
+export function claims(models: Record<string, Partial<Record<keyof ModelResult, Agg>>>): Claim[] {
+  const m = (k: string, f: keyof ModelResult): number => models[k]?.[f]?.mean ?? NaN;
+  const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  const out: Claim[] = [];
+  const expertDown = 1 - m('clustered', 'params_expert') / m('moe', 'params_expert');
+  out.push({ claim: 'expert parameters', target: '>= 75% fewer', measured: `${pct(expertDown)} fewer (total ${pct(1 - m('clustered', 'params_total') / m('moe', 'params_total'))} fewer)`, pass: expertDown >= 0.75 });
+  const pplUp = m('clustered', 'ppl') / m('moe', 'ppl') - 1;
+  out.push({ claim: 'perplexity', target: 'within +3%', measured: `${pplUp >= 0 ? '+' : ''}${pct(pplUp)}`, pass: pplUp <= 0.03 });
+  const varDown = m('moe', 'load_variance') / m('clustered', 'load_variance');
+  out.push({ claim: 'expert-load variance', target: '>= 3x lower', measured: `${varDown.toFixed(2)}x lower`, pass: varDown >= 3 });
+  for (const f of ['prefill_tokens_per_s', 'decode_tokens_per_s'] as const) {
+    const up = m('clustered', f) / m('moe', f) - 1;
+    out.push({ claim: `inference ${f === 'prefill_tokens_per_s' ? 'prefill' : 'decode'} tokens/s`, target: '>= +15%', measured: `${up >= 0 ? '+' : ''}${pct(up)}`, pass: up >= 0.15 });
+  }
+  const peak = m('clustered', 'peak_expert_bytes') / m('dense', 'peak_expert_bytes');
+  out.push({ claim: 'peak resident expert bytes', target: "<= dense FFNs'", measured: `${peak.toFixed(2)}x dense`, pass: peak <= 1 });
+  return out;
+}

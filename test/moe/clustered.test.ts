@@ -1,0 +1,175 @@
+// Clustered MoE: two-stage routing, the fused base + low-rank expert op against materialised weights, rank = full
+// equals the standard block, regrouping keeps the function, gradchecks, and a clustered model that trains and regroups.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as mk from '../../src/index.js';
+import { ClusteredMoEBlock, MoEBlock, clusteredExperts, experts as standardExperts, indicesAndBins, offsetsTensor, permute, twoStageRoute, unpermute } from '../../src/moe/index.js';
+
+beforeAll(async () => {
+  await mk.setBackend('js');
+});
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+/** y = Σ_k w_k · SwiGLU_k(x) with materialised expert weights (the reference of the fused op). */
+function materialised(x: mk.Tensor, ids: mk.Tensor, weights: mk.Tensor, eff: { E: number; H: number; I: number; gate: Float32Array; up: Float32Array; down: Float32Array }): mk.Tensor {
+  const bins = indicesAndBins(ids, eff.E);
+  const w = { gate: mk.tensor(eff.gate, [eff.E, eff.H, eff.I]), up: mk.tensor(eff.up, [eff.E, eff.H, eff.I]), down: mk.tensor(eff.down, [eff.E, eff.I, eff.H]) };
+  return unpermute(standardExperts(permute(x, bins), offsetsTensor(bins), w), bins, weights, x.shape[0]!);
+}
+
+describe('twoStageRoute', () => {
+  it("'lse': p_group·p_expert is the flat softmax; k_g = 1 keeps every token's experts in one group", () => {
+    const [T, E, G, K] = [16, 8, 2, 2];
+    const logits = mk.randn([T, E], new mk.Rng(1), 2);
+    const r = twoStageRoute(logits, null, { groups: G, K, groupTopK: 1, renormalize: true });
+    expect(maxDiff(r.probs.toArray() as number[], mk.softmax(logits).toArray() as number[])).toBeLessThan(1e-6);
+    const ids = r.experts.toArray() as number[];
+    const pg = r.groupProbs.toArray() as number[];
+    for (let t = 0; t < T; t++) {
+      const g = Math.floor(ids[t * K]! / (E / G));
+      expect(Math.floor(ids[t * K + 1]! / (E / G))).toBe(g);
+      expect(pg[t * G + g]).toBe(Math.max(...pg.slice(t * G, (t + 1) * G))); // the most probable group
+    }
+    const w = r.weights.toArray() as number[];
+    for (let t = 0; t < T; t++) expect(w[t * K]! + w[t * K + 1]!).toBeCloseTo(1, 6);
+    // k_g = G: plain top-k of the softmax
+    const all = twoStageRoute(logits, null, { groups: G, K, groupTopK: G, renormalize: true });
+    expect(all.experts.toArray()).toEqual(mk.topk(mk.softmax(logits), K).indices.toArray());
+    expect(() => twoStageRoute(logits, null, { groups: 3, K, groupTopK: 1, renormalize: true })).toThrow('groups 3 must divide E = 8');
+    expect(() => twoStageRoute(logits, null, { groups: 4, K: 3, groupTopK: 1, renormalize: true })).toThrow('groupTopK 1 must be in [1, 4] and hold K = 3 experts (2 per group)');
+  });
+
+  it('group balance loss is 0 for uniform group probabilities and positive otherwise', () => {
+    const flat = twoStageRoute(mk.zeros([4, 6]), null, { groups: 3, K: 2, groupTopK: 1, renormalize: true });
+    expect(flat.aux.group.item()).toBeCloseTo(0, 6);
+    expect(flat.aux.switch.item()).toBeGreaterThan(0);
+    const skew = twoStageRoute(mk.tensor([[5, 5, 0, 0, 0, 0], [4, 6, 0, 0, 0, 0]]), null, { groups: 3, K: 2, groupTopK: 1, renormalize: true });
+    expect(skew.aux.group.item()).toBeGreaterThan(0.5);
+  });
+
+  for (const kind of ['lse', 'linear'] as const) {
+    it(`${kind}: gradcheck of the routing weights and aux losses w.r.t. the router${kind === 'linear' ? ' and group router' : ''}`, () => {
+      const [T, H, E, G, K] = [5, 4, 6, 3, 2];
+      const rng = new mk.Rng(kind === 'lse' ? 3 : 4);
+      const rnd = (n: number, s: number) => Array.from({ length: n }, () => s * rng.normal());
+      const x = rnd(T * H, 1);
+      const inputs: mk.GradcheckInput[] = [{ data: rnd(E * H, 1.5), shape: [E, H] }];
+      if (kind === 'linear') inputs.push({ data: rnd(G * H, 1.5), shape: [G, H] });
+      const run = (ts: mk.Tensor[]) => {
+        const xt = mk.tensor(x, [T, H]);
+        return twoStageRoute(mk.matmul(xt, ts[0]!, { transB: true }), ts[1] ? mk.matmul(xt, ts[1], { transB: true }) : null, { groups: G, K, groupTopK: 1, renormalize: true });
+      };
+      const gw = mk.gradcheck((...ts) => run(ts).weights, inputs);
+      expect(gw.ok, JSON.stringify(gw)).toBe(true);
+      const ga = mk.gradcheck((...ts) => { const a = run(ts).aux; return mk.reshape(mk.add(mk.add(a.switch, a.group), a.z), [1]); }, inputs);
+      expect(ga.ok, JSON.stringify(ga)).toBe(true);
+    });
+  }
+});
+
+describe('clusteredExperts (fused base + low-rank)', () => {
+  it('equals the materialised experts W̃ = base + A·B under the same routing (rank < full, k_g = 1 and 2)', () => {
+    for (const kg of [1, 2]) {
+      const [T, H, I, E, G, K, r] = [12, 8, 6, 6, 3, 2, 2];
+      const block = new ClusteredMoEBlock({ hidden: H, experts: E, topK: K, expertWidth: I, groups: G, rank: r, groupTopK: kg }, new mk.Rng(5 + kg));
+      const x = mk.randn([T, H], new mk.Rng(9));
+      const route = twoStageRoute(mk.matmul(x, block.gate.weight, { transB: true }), null, { groups: G, K, groupTopK: kg, renormalize: true });
+      const got = clusteredExperts(x, route.experts, route.weights, block.experts.weights);
+      const ref = materialised(x, route.experts, route.weights, block.experts.effective());
+      expect(maxDiff(got.y.toArray() as number[], ref.toArray() as number[])).toBeLessThan(1e-5);
+      expect(got.tokensPerExpert.reduce((a, b) => a + b, 0)).toBe(T * K);
+      if (kg === 1) expect(got.crossGroup).toBe(0);
+      expect(got.tokensPerGroup.reduce((a, b) => a + b, 0)).toBe(T + got.crossGroup);
+    }
+  });
+
+  it('gradcheck w.r.t. x, bases and factors', () => {
+    const [T, H, I, E, G, K, r] = [5, 4, 3, 4, 2, 2, 2];
+    const rng = new mk.Rng(11);
+    const rnd = (n: number) => Array.from({ length: n }, () => rng.normal());
+    const ids = mk.tensor([[0, 1], [2, 3], [1, 0], [3, 0], [2, 1]], [T, K], 'i32'); // tokens 3 and 4 cross groups
+    const wts = mk.tensor(rnd(T * K).map((v) => 0.5 + 0.2 * v), [T, K]);
+    const shapes = [[T, H], [G, H, I], [G, H, I], [G, I, H], [E, H, r], [E, r, I], [E, H, r], [E, r, I], [E, I, r], [E, r, H]];
+    const inputs = shapes.map((s) => ({ data: rnd(s.reduce((a, b) => a * b, 1)), shape: s }));
+    const g = mk.gradcheck((...ts) => clusteredExperts(ts[0]!, ids, wts, {
+      baseGate: ts[1]!, baseUp: ts[2]!, baseDown: ts[3]!, gateA: ts[4]!, gateB: ts[5]!, upA: ts[6]!, upB: ts[7]!, downA: ts[8]!, downB: ts[9]!,
+    }).y, inputs);
+    expect(g.ok, JSON.stringify(g)).toBe(true);
+  });
+});
+
+describe('ClusteredMoEBlock', () => {
+  const [H, I, E, K] = [8, 6, 4, 2];
+
+  it('rank = full: compressed from a standard block it computes the same function (k_g = G)', () => {
+    const std = new MoEBlock({ hidden: H, experts: E, topK: K, expertWidth: I, selectionBias: false }, new mk.Rng(1));
+    const cl = new ClusteredMoEBlock({ hidden: H, experts: E, topK: K, expertWidth: I, groups: 2, rank: Math.min(H, I), groupTopK: 2 }, new mk.Rng(2));
+    const w = std.experts.weights;
+    const err = cl.experts.compressFrom({ E, H, I, gate: w.gate.dataSync() as Float32Array, up: w.up.dataSync() as Float32Array, down: w.down.dataSync() as Float32Array });
+    expect(err).toBeLessThan(1e-6);
+    mk.assign(cl.gate.weight, std.gate.weight);
+    const x = mk.randn([3, 5, H], new mk.Rng(3));
+    const a = std.forward(x).y.toArray() as number[];
+    const b = cl.forward(x).y.toArray() as number[];
+    expect(maxDiff(a, b)).toBeLessThan(1e-5);
+    expect(cl.parameters('mlp.').map(([n]) => n)).toEqual([
+      'mlp.gate.weight', 'mlp.experts.base_gate', 'mlp.experts.base_up', 'mlp.experts.base_down',
+      'mlp.experts.gate_a', 'mlp.experts.gate_b', 'mlp.experts.up_a', 'mlp.experts.up_b', 'mlp.experts.down_a', 'mlp.experts.down_b',
+    ]);
+  });
+
+  it('regrouping moves experts with their router rows and keeps the function (exactly at full rank, closely at low rank)', () => {
+    for (const [rank, tol] of [[Math.min(H, I), 1e-5], [3, 0.25]] as const) {
+      const cl = new ClusteredMoEBlock({ hidden: H, experts: 6, topK: K, expertWidth: I, groups: 3, rank, groupTopK: 3 }, new mk.Rng(4));
+      const x = mk.randn([20, H], new mk.Rng(5));
+      cl.tracking = true;
+      const before = cl.forward(x).y.toArray() as number[];
+      cl.tracking = false;
+      const e = cl.regroup({ alpha: 0.7, tau: 0.1, rng: new mk.Rng(6) });
+      expect(e.membership.flat().sort()).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(e.membership.every((g) => g.length === 2)).toBe(true);
+      expect([...cl.ids]).toEqual(e.membership.flat());
+      const after = cl.forward(x).y.toArray() as number[];
+      const scale = Math.max(...before.map(Math.abs));
+      expect(maxDiff(before, after) / scale).toBeLessThan(tol);
+      // a second regrouping of unchanged experts changes nothing
+      const e2 = cl.regroup({ alpha: 0.7, tau: 0.1, rng: new mk.Rng(6) });
+      if (e2.changedGroups === 0) expect(maxDiff(after, cl.forward(x).y.toArray() as number[])).toBe(0);
+    }
+  });
+
+  it('counts active expert parameters: k_g bases and K experts’ factors', () => {
+    const cl = new ClusteredMoEBlock({ hidden: 16, experts: 8, topK: 2, expertWidth: 8, groups: 2, rank: 2 }, new mk.Rng(1));
+    expect(cl.experts.numParams()).toBe(3 * (2 * 16 * 8 + 8 * 2 * (16 + 8)));
+    expect(cl.activeExpertParams()).toBe(3 * 16 * 8 + 2 * 3 * 2 * (16 + 8));
+    expect(() => new ClusteredMoEBlock({ hidden: 16, experts: 8, topK: 3, expertWidth: 8, groups: 4, rank: 2 }, new mk.Rng(1))).toThrow('groupTopK 1 must be <= groups 4 and hold topK 3 experts (2 per group)');
+  });
+});
+
+describe('clustered MoELM', () => {
+  it('trains, regroups every T steps after warm-up with a small loss jump, and counts parameters', async () => {
+    const cfg = mk.parseConfig({ ...mk.PRESETS.tiny, ffn: 'clustered', experts: 8, clusterGroups: 2, clusterRank: 4, clusterEvery: 10, clusterWarmup: 20, biasUpdateRate: 0 });
+    const rng = new mk.Rng(1);
+    // a token stream with structure: repeating random phrases
+    const phrases = Array.from({ length: 12 }, () => Array.from({ length: 6 }, () => rng.int(cfg.vocabSize)));
+    const tokens = Int32Array.from(Array.from({ length: 3000 }, (_, i) => phrases[Math.floor(i / 6) % 12]![i % 6]!));
+    const { train } = await import('../../src/train/loop.js');
+    const r = await train({ config: cfg, tokens, steps: 45, batch: 4, seqLen: 32, lr: 1e-2, out: null });
+    expect(r.metrics[44]!.ce).toBeLessThan(r.metrics[0]!.ce * 0.7);
+    const steps = [...new Set(r.regroups.map((e) => e.step))];
+    expect(steps).toEqual([20, 30, 40]);
+    for (const e of r.regroups) {
+      expect(e.membership.map((g) => g.length)).toEqual([4, 4]);
+      expect(Math.abs(e.loss_after - e.loss_before)).toBeLessThan(0.5);
+    }
+    expect(r.metrics[44]!.cross_group).toEqual([0, 0]);
+    const counts = r.model.paramCounts();
+    const layer = 3 * (2 * 32 * 32 + 8 * 4 * 64);
+    expect(counts.expert).toBe(2 * layer);
+    expect(counts.active).toBe(counts.total - 2 * layer + 2 * (3 * 32 * 32 + 2 * 3 * 4 * 64));
+  });
+});
