@@ -1,0 +1,3 @@
+export * from './svd.js';
+export * from './similarity.js';
+export * from './kmeans.js';
