@@ -5,3 +5,4 @@ export { trainBpe, saveTokenizerJson, loadTokenizer, tokenizerJson, type BpeMode
 export { readGlueTsv, readSst2, readMrpc, type GlueRow, type GlueSpec } from './io/glue.js';
 export { loadWikitext, WIKITEXT_FILES, type Wikitext, type WikitextSplit, type WikitextArticle } from './io/wikitext.js';
 export { readLines } from './io/lines.js';
+export { ExpertStore, writeOffloadFile, type OffloadOptions, type OffloadStats } from './serve/offload.js';
