@@ -273,6 +273,12 @@ export function gemm(a: usize, lda: i32, transA: bool, b: usize, ldb: i32, trans
     else gemvN(a, b, ldb, c, N, K);
     return;
   }
+  if (!transA && !transB && (K <= 16 || N <= 8)) {
+    // thin products (low-rank factors): packing costs more than it saves; one row-times-matrix pass per row of A
+    initC(c, ldc, bias, M, N, accumulate);
+    for (let m = 0; m < M; m++) gemvN(a + <usize>m * (<usize>lda << 2), b, ldb, c + <usize>m * (<usize>ldc << 2), N, K);
+    return;
+  }
   const bp = scratch + OFF_BP;
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);

@@ -402,6 +402,31 @@ export function nn_rmsnorm_grad(x: usize, w: usize, dy: usize, dx: usize, dwPart
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// row gather / scatter-add (indices were range-checked by the caller)
+
+/** out (n, width) = table[idx[i]] row by row (4-byte elements), split over rows. */
+export function nn_gather_rows(table: usize, idx: usize, out: usize, n: i32, width: i32, tid: i32, nthreads: i32): void {
+  const r0 = lo(n, 1, tid, nthreads), r1 = lo(n, 1, tid + 1, nthreads);
+  const rb = <usize>width << 2;
+  for (let i = r0; i < r1; i++) memory.copy(out + <usize>i * rb, table + <usize>load<i32>(idx + (<usize>i << 2)) * rb, rb);
+}
+
+/** out (rows, width) = 0, then out[idx[i]] += src[i] for i < n; split over columns so threads never collide. */
+export function nn_scatter_add_rows(src: usize, idx: usize, out: usize, n: i32, rows: i32, width: i32, tid: i32, nthreads: i32): void {
+  const j0 = lo(width, 4, tid, nthreads), j1 = lo(width, 4, tid + 1, nthreads);
+  if (j1 <= j0) return;
+  const rb = <usize>width << 2;
+  const cb = <usize>(j1 - j0) << 2;
+  for (let r = 0; r < rows; r++) memory.fill(out + <usize>r * rb + (<usize>j0 << 2), 0, cb);
+  for (let i = 0; i < n; i++) {
+    const s = src + <usize>i * rb, d = out + <usize>load<i32>(idx + (<usize>i << 2)) * rb;
+    let j = j0;
+    for (; j + 4 <= j1; j += 4) v128.store(at(d, j), f32x4.add(v128.load(at(d, j)), v128.load(at(s, j))));
+    for (; j < j1; j++) store<f32>(at(d, j), load<f32>(at(d, j)) + load<f32>(at(s, j)));
+  }
+}
+
 /** o (n) = Σ_r parts (r, n) over `rows` rows, split over n. */
 export function nn_sum_rows(parts: usize, o: usize, rows: i32, n: i32, tid: i32, nthreads: i32): void {
   const j0 = lo(n, 16, tid, nthreads), j1 = lo(n, 16, tid + 1, nthreads);

@@ -4,6 +4,8 @@ import { PAPER_PRESETS, paperBench, type PaperResult } from '../eval/paper.js';
 import { getBackend, setBackend } from '../tensor/engine.js';
 import { intOption } from './args.js';
 
+const kib = (v: number): string => `${(v / 1024).toFixed(0)} KiB`;
+
 const FIELDS: [string, string, (v: number) => string][] = [
   ['ppl', 'valid ppl', (v) => v.toFixed(2)],
   ['ppl_wikitext', 'WikiText ppl', (v) => v.toFixed(2)],
@@ -19,7 +21,7 @@ const FIELDS: [string, string, (v: number) => string][] = [
   ['load_variance', 'load variance', (v) => v.toExponential(2)],
   ['imbalance', 'max/mean load', (v) => v.toFixed(2)],
   ['cross_group_fraction', 'cross-group', (v) => `${(v * 100).toFixed(1)}%`],
-  ['peak_expert_bytes', 'peak expert bytes', (v) => `${(v / 1024).toFixed(0)} KiB`],
+  ['peak_expert_bytes', 'peak expert bytes', kib],
 ];
 
 /** The result as Markdown: one row per model (mean ± std over seeds), then the claims. */
@@ -31,10 +33,21 @@ export function paperMarkdown(r: PaperResult): string {
     if (!a || !Number.isFinite(a.mean)) return '—';
     return r.seeds > 1 && a.std > 0 ? `${f(a.mean)} ± ${f(a.std)}` : f(a.mean);
   };
+  const c = r.models.clustered as Record<string, { mean: number; std: number } | undefined> | undefined;
+  const inf = c?.ppl_int4 && c.int4_expert_bytes && c.offload_budget_bytes ? [
+    '',
+    '| clustered inference form | FP32 | FP16 bases + INT4 factors | offloaded (INT4) |',
+    '|---|---|---|---|',
+    `| valid ppl | ${cell('clustered', 'ppl', (v) => v.toFixed(2))} | ${cell('clustered', 'ppl_int4', (v) => v.toFixed(2))} (${((c.ppl_int4.mean / c.ppl!.mean - 1) * 100).toFixed(2)}%) | same weights |`,
+    `| expert bytes | ${cell('clustered', 'expert_bytes_fp32', kib)} | ${cell('clustered', 'int4_expert_bytes', kib)} | peak ${cell('clustered', 'peak_expert_bytes', kib)} resident (budget ${cell('clustered', 'offload_budget_bytes', kib)}) |`,
+    `| unit loads / stall | — | — | ${cell('clustered', 'offload_loads', (v) => v.toFixed(0))} loads, ${cell('clustered', 'offload_stall_ms', (v) => `${v.toFixed(0)} ms`)} |`,
+    `| decode tok/s | ${cell('clustered', 'decode_tokens_per_s', (v) => v.toFixed(1))} | — | ${cell('clustered', 'offload_decode_tokens_per_s', (v) => v.toFixed(1))} |`,
+  ] : [];
   const lines = [
     `| model | ${cols.map(([, h]) => h).join(' | ')} |`,
     `|---|${cols.map(() => '---').join('|')}|`,
     ...names.map((n) => `| ${n} | ${cols.map(([k, , f]) => cell(n, k, f)).join(' | ')} |`),
+    ...inf,
     '',
     '| claim (clustered vs standard MoE) | target | measured | holds |',
     '|---|---|---|---|',
@@ -53,20 +66,24 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'optimizer steps per model (default by preset)')
     .option('--wikitext <dir>', 'WikiText-103 directory (wiki.valid.raw): also report its validation perplexity')
     .option('--glue <dir>', 'GLUE directory (SST-2/, MRPC/): also report SST-2 and MRPC accuracy')
+    .option('--offload-budget <bytes>', 'resident expert bytes for the offloaded clustered model (default: half of its INT4 form)')
     .option('--json', 'print one final JSON object')
-    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; json?: boolean }) => {
+    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; json?: boolean }) => {
       if (!(o.preset in PAPER_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PAPER_PRESETS).join(', ')}, got "${o.preset}"`);
       const seeds = intOption('seeds', o.seeds, 1, 1);
       const steps = o.steps === undefined ? undefined : intOption('steps', o.steps, 1, 1);
+      const offloadBudget = o.offloadBudget === undefined ? undefined : intOption('offload-budget', o.offloadBudget, 1, 1);
       await setBackend(process.env.MOEKIT_BACKEND || 'wasm');
       const log = (s: string): void => void console.error(s);
       log(`backend ${getBackend().name}`);
       const r = await paperBench({
         preset: o.preset as keyof typeof PAPER_PRESETS, seeds, log,
         ...(steps === undefined ? {} : { steps }), ...(o.wikitext ? { wikitext: o.wikitext } : {}), ...(o.glue ? { glue: o.glue } : {}),
+        ...(offloadBudget === undefined ? {} : { offloadBudget }),
       });
       if (o.json) {
         const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));
+        log(`\n${paperMarkdown(r)}`); // the table too, on stderr
         console.log(JSON.stringify({ preset: r.preset, seeds: r.seeds, steps: r.steps, seconds: r.seconds, models, std: Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.std]))])), runs: r.runs, claims: r.claims }));
       } else {
         console.log(`\nmoekit bench paper --preset ${r.preset} --seeds ${r.seeds} (${r.steps} steps per model, ${r.seconds.toFixed(0)} s)\n`);

@@ -12,6 +12,9 @@ import { MoEBlock } from '../moe/block.js';
 import { Rng } from '../tensor/random.js';
 import { encodeTexts, brownCorpus, type BrownCorpus } from '../train/corpus.js';
 import { train } from '../train/loop.js';
+import fs from 'node:fs';
+import { quantizeClustered, quantizedMatmuls } from '../compress/precision.js';
+import { ExpertStore, writeOffloadFile } from '../serve/offload.js';
 import { calibrate, clusteredExpertParams, compressBaseline, layerExperts, setLayerExperts, type LayerExperts } from '../compress/baselines.js';
 import { ClassifierHead, evaluateClassifier, fineTuneClassifier, type ClassifyRow } from './classify.js';
 import { inferenceSpeed, routingSummary } from './inference.js';
@@ -85,6 +88,16 @@ export interface ModelResult {
   /** clustered: regroupings and the largest loss change one caused */
   regroups?: number;
   max_regroup_loss_jump?: number;
+  /** clustered: expert bytes of the FP32 training form */
+  expert_bytes_fp32?: number;
+  /** clustered, inference form (FP16 bases + INT4 factors): valid perplexity and expert bytes */
+  ppl_int4?: number;
+  int4_expert_bytes?: number;
+  /** clustered, INT4 form served from the offload file under the budget: the budget, unit loads, stall time and decode speed */
+  offload_budget_bytes?: number;
+  offload_loads?: number;
+  offload_stall_ms?: number;
+  offload_decode_tokens_per_s?: number;
 }
 
 export type Agg = { mean: number; std: number; values: number[] };
@@ -96,6 +109,8 @@ export interface PaperOptions {
   steps?: number;
   wikitext?: string;
   glue?: string;
+  /** resident expert bytes the offloaded clustered model may hold (default: half of its INT4 form) */
+  offloadBudget?: number;
   log?: (s: string) => void;
 }
 
@@ -161,11 +176,50 @@ function buildTasks(corpus: BrownCorpus, p: PaperPreset, glueDir?: string): Task
   return tasks;
 }
 
-/** Bytes of the FFN/expert weights a model keeps resident at f32 (dense FFNs, or every routed expert). */
+/** Bytes of the FFN weights a model keeps resident at f32: every routed expert of an MoE layer, the whole FFN of a dense one. */
 function residentFfnBytes(model: MoELM): number {
   let n = 0;
-  for (const l of model.layers) n += l.mlp instanceof MoEBlock ? l.mlp.experts.numParams() : l.mlp.numParams() - (l.mlp instanceof MoEBlock ? 0 : 0);
+  for (const l of model.layers) n += l.mlp instanceof MoEBlock ? l.mlp.experts.numParams() : l.mlp.numParams();
   return n * 4;
+}
+
+/**
+ * The clustered model's inference form: quality and bytes with FP16 bases + INT4 factors, then served from an offload
+ * file under a resident budget (peak resident bytes, loads, stall time, decode speed).
+ */
+async function clusteredInference(model: MoELM, valid: Int32Array, p: PaperPreset, evalWindow: { window: number; stride: number; batch: number }, budget: number | undefined, seed: number): Promise<Partial<ModelResult>> {
+  const out: Partial<ModelResult> = {};
+  const blocks = model.clusteredBlocks();
+  const qcs = blocks.map(([, b]) => {
+    const qc = quantizeClustered(b.experts, { format: 'int4' });
+    b.inference = quantizedMatmuls(qc);
+    return qc;
+  });
+  try {
+    out.ppl_int4 = perplexity(model, valid, evalWindow).ppl;
+    out.int4_expert_bytes = qcs.reduce((a, q) => a + q.bytes.total, 0);
+  } finally {
+    for (const [, b] of blocks) b.inference = null;
+    for (const q of qcs) q.dispose();
+  }
+  const file = path.join(os.tmpdir(), `moekit-paper-offload-${process.pid}-${seed}.safetensors`);
+  try {
+    const { unitBytes } = await writeOffloadFile(model, file, { format: 'int4' });
+    const largest = Math.max(...unitBytes.flat());
+    const budgetBytes = budget ?? Math.max(largest, Math.ceil(out.int4_expert_bytes / 2));
+    const store = ExpertStore.open(file, { budgetBytes, idleSteps: 16 });
+    try {
+      store.attach(model);
+      perplexity(model, valid, evalWindow); // the same tokens, now through the store
+      out.offload_decode_tokens_per_s = inferenceSpeed(model, valid, p.speed).decodeTokensPerS;
+      Object.assign(out, { peak_expert_bytes: store.stats.peakResidentBytes, offload_budget_bytes: budgetBytes, offload_loads: store.stats.loads, offload_stall_ms: store.stats.stallMs });
+    } finally {
+      store.close();
+    }
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+  return out;
 }
 
 export async function paperBench(o: PaperOptions): Promise<PaperResult> {
@@ -230,7 +284,9 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
       if (name === 'clustered') {
         res.regroups = new Set(r.regroups.map((e) => e.step)).size;
         res.max_regroup_loss_jump = r.regroups.reduce((a, e) => Math.max(a, Math.abs(e.loss_after - e.loss_before)), 0);
-        res.peak_expert_bytes = counts.expert * 4;
+        res.expert_bytes_fp32 = counts.expert * 4;
+        Object.assign(res, await clusteredInference(model, valid, p, evalWindow, o.offloadBudget, s));
+        log(`  seed ${s} clustered INT4 ppl ${res.ppl_int4!.toFixed(2)} (${(res.int4_expert_bytes! / 1024).toFixed(0)} KiB); offloaded: peak ${(res.peak_expert_bytes / 1024).toFixed(0)} KiB of budget ${(res.offload_budget_bytes! / 1024).toFixed(0)} KiB, ${res.offload_loads} loads, ${res.offload_stall_ms!.toFixed(0)} ms stalled`);
       }
       const sp = inferenceSpeed(model, valid, p.speed);
       res.prefill_tokens_per_s = sp.prefillTokensPerS;

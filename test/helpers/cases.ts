@@ -139,8 +139,14 @@ export const CASES: { [O in Op]: Gen<O> } = {
     { name: `axis 0 ${n}`, inputs: [f(r, [n, 2]), f(r, [1, 2])], params: { axis: 0 } },
   ],
   [Op.Pad]: (r, n) => [{ name: `${n}`, inputs: [f(r, [n, 3])], params: { pads: [[1, 2], [0, 1]], value: 0 } }],
-  [Op.Gather]: (r, n) => [{ name: `${n}`, inputs: [f(r, [n, 4]), idx(r, [2, 3], n)], params: {} }],
-  [Op.ScatterAdd]: (r, n) => [{ name: `${n}`, inputs: [f(r, [5, 3]), idx(r, [5], n)], params: { rows: n } }],
+  [Op.Gather]: (r, n) => [
+    { name: `${n}`, inputs: [f(r, [n, 4]), idx(r, [2, 3], n)], params: {} },
+    { name: `${n} wide`, inputs: [f(r, [7, n]), idx(r, [n + 2], 7)], params: {} },
+  ],
+  [Op.ScatterAdd]: (r, n) => [
+    { name: `${n}`, inputs: [f(r, [5, 3]), idx(r, [5], n)], params: { rows: n } },
+    { name: `${n} wide`, inputs: [f(r, [n + 5, n]), idx(r, [n + 5], 6)], params: { rows: 6 } },
+  ],
   [Op.Cast]: (r, n) => [
     { name: `f32->i32 ${n}`, inputs: [{ ...f(r, [n, 3], { lo: -50, hi: 50 }), grad: false }], params: { dtype: 'i32' } },
     { name: `i32->f32 ${n}`, inputs: [idx(r, [n, 3], 100)], params: { dtype: 'f32' } },

@@ -225,3 +225,38 @@ export const attentionGrad: WasmKernel<Op.AttentionGrad> = (rt, ins, p, outs) =>
   const nt = Math.min(threadsFor(rt, attnWork(B, T, S, Hq, D, Dv, p.causal), 1 << 16), B * Hkv);
   par(rt, 'nn_attention_grad', [q.ptr, k.ptr, v.ptr, o.ptr, lse.ptr, dO.ptr, dq.ptr, dk.ptr, dv.ptr, B, T, S, Hq, Hkv, D, Dv, p.scale, p.causal ? 1 : 0, p.window], nt);
 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// row gather / scatter-add (MoE dispatch): SIMD row copies and adds; indices are checked here with the js messages
+
+export const gather: WasmKernel<Op.Gather> = (rt, ins, p, outs) => {
+  const [table, idx] = ins as [WasmView, WasmView];
+  const o = outs[0]!;
+  const four = table.dtype === 'f32' || table.dtype === 'i32';
+  if (!four || idx.dtype !== 'i32') return js(Op.Gather, ins, p, outs);
+  const rows = table.shape[0]!;
+  const n = idx.data.length;
+  const width = n === 0 ? 0 : o.data.length / n;
+  if (n === 0 || width === 0) return;
+  const ix = idx.data as Int32Array;
+  for (let i = 0; i < n; i++) {
+    const r = ix[i]!;
+    if (r < 0 || r >= rows) throw new RangeError(`${Op.Gather}: index ${r} at position ${i} is out of range [0, ${rows})`);
+  }
+  par(rt, 'nn_gather_rows', [table.ptr, idx.ptr, o.ptr, n, width], threadsFor(rt, n * width, 1 << 14));
+};
+
+export const scatterAdd: WasmKernel<Op.ScatterAdd> = (rt, ins, p, outs) => {
+  const [src, idx] = ins as [WasmView, WasmView];
+  const o = outs[0]!;
+  if (!allF32([src, o]) || idx.dtype !== 'i32') return js(Op.ScatterAdd, ins, p, outs);
+  const n = idx.data.length;
+  const width = p.rows === 0 ? 0 : o.data.length / p.rows;
+  if (o.data.length === 0) return;
+  const ix = idx.data as Int32Array;
+  for (let i = 0; i < n; i++) {
+    const r = ix[i]!;
+    if (r < 0 || r >= p.rows) throw new RangeError(`${Op.ScatterAdd}: index ${r} at position ${i} is out of range [0, ${p.rows})`);
+  }
+  par(rt, 'nn_scatter_add_rows', [src.ptr, idx.ptr, o.ptr, n, p.rows, width], Math.min(threadsFor(rt, n * width, 1 << 14), Math.max(1, width >> 2)));
+};
