@@ -6,3 +6,4 @@ export { readGlueTsv, readSst2, readMrpc, type GlueRow, type GlueSpec } from './
 export { loadWikitext, WIKITEXT_FILES, type Wikitext, type WikitextSplit, type WikitextArticle } from './io/wikitext.js';
 export { readLines } from './io/lines.js';
 export { ExpertStore, writeOffloadFile, type OffloadOptions, type OffloadStats } from './serve/offload.js';
+export { train, sampleBatch, type TrainOptions, type TrainResult, type StepMetrics, type RegroupLog } from './train/loop.js';

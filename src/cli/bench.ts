@@ -66,9 +66,12 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'optimizer steps per model (default by preset)')
     .option('--wikitext <dir>', 'WikiText-103 directory (wiki.valid.raw): also report its validation perplexity')
     .option('--glue <dir>', 'GLUE directory (SST-2/, MRPC/): also report SST-2 and MRPC accuracy')
+    .option('--groups <n>', 'clustered: expert groups G (default by preset)')
+    .option('--rank <n>', 'clustered: residual rank r (default by preset)')
+    .option('--group-top-k <n>', 'clustered: groups per token k_g (default 1)')
     .option('--offload-budget <bytes>', 'resident expert bytes for the offloaded clustered model (default: half of its INT4 form)')
     .option('--json', 'print one final JSON object')
-    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; json?: boolean }) => {
+    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; json?: boolean }) => {
       if (!(o.preset in PAPER_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PAPER_PRESETS).join(', ')}, got "${o.preset}"`);
       const seeds = intOption('seeds', o.seeds, 1, 1);
       const steps = o.steps === undefined ? undefined : intOption('steps', o.steps, 1, 1);
@@ -80,6 +83,9 @@ export function registerBench(program: Command): void {
         preset: o.preset as keyof typeof PAPER_PRESETS, seeds, log,
         ...(steps === undefined ? {} : { steps }), ...(o.wikitext ? { wikitext: o.wikitext } : {}), ...(o.glue ? { glue: o.glue } : {}),
         ...(offloadBudget === undefined ? {} : { offloadBudget }),
+        ...(o.groups === undefined ? {} : { clusterGroups: intOption('groups', o.groups, 1, 1) }),
+        ...(o.rank === undefined ? {} : { clusterRank: intOption('rank', o.rank, 1, 1) }),
+        ...(o.groupTopK === undefined ? {} : { groupTopK: intOption('group-top-k', o.groupTopK, 1, 1) }),
       });
       if (o.json) {
         const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));

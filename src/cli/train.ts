@@ -1,9 +1,9 @@
 // moekit train: trains an MoE (or dense) language model on the Brown corpus and reports per-step metrics.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import type { Command } from 'commander';
-import { PRESETS, denseBaseline, type PresetName } from '../models/config.js';
+import { PRESETS, denseBaseline, parseConfig, type ModelConfig, type PresetName } from '../models/config.js';
 import { setBackend } from '../tensor/engine.js';
 import { brownCorpus } from '../train/corpus.js';
 import { train } from '../train/loop.js';
@@ -17,8 +17,31 @@ export const RUN_DEFAULTS: { [P in PresetName]: { steps: number; batch: number; 
   base: { steps: 20000, batch: 16, seqLen: 512, lr: 1e-3 },
 };
 
+/** The preset, overridden by --config's JSON, then --clustered / --dense. */
+function modelConfig(preset: ModelConfig, o: TrainCliOptions): ModelConfig {
+  let overrides: Record<string, unknown> = {};
+  if (o.config) {
+    let text: string;
+    try {
+      text = readFileSync(o.config, 'utf8');
+    } catch (e) {
+      throw new Error(`--config ${o.config}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+    try {
+      overrides = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`--config ${o.config}: not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) throw new Error(`--config ${o.config}: expected a JSON object of config keys`);
+  }
+  const cfg = parseConfig({ ...preset, ...overrides, ...(o.clustered ? { ffn: 'clustered' } : {}) });
+  return o.dense ? denseBaseline(cfg) : cfg;
+}
+
 interface TrainCliOptions {
   preset: string;
+  config?: string;
+  clustered?: boolean;
   steps?: string;
   batch?: string;
   seqLen?: string;
@@ -47,6 +70,8 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'batch sampling seed', '0')
     .option('--out <dir>', 'output directory: metrics.jsonl, tokenizer.json, checkpoints/')
     .option('--resume', 'continue from the latest checkpoint in --out')
+    .option('--config <file>', 'JSON object of model config keys overriding the preset (e.g. {"experts": 16, "clusterRank": 8})')
+    .option('--clustered', 'clustered experts (shared bases + low-rank residuals, two-stage routing, regrouping): ffn "clustered"')
     .option('--dense', 'train the FLOP-matched dense baseline instead of the MoE')
     .option('--json', 'one JSON line per logged step and a final summary line')
     .option('--backend <name>', 'js | wasm', 'wasm')
@@ -58,7 +83,8 @@ export function registerTrain(program: Command): void {
       if (!(o.preset in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${o.preset}"`);
       const preset = o.preset as PresetName;
       const d = RUN_DEFAULTS[preset];
-      const config = o.dense ? denseBaseline(PRESETS[preset]) : PRESETS[preset];
+      if (o.dense && o.clustered) throw new Error('--dense and --clustered exclude each other');
+      const config = modelConfig(PRESETS[preset], o);
       const steps = intOption('steps', o.steps, d.steps);
       const batch = intOption('batch', o.batch, d.batch);
       const seqLen = intOption('seq-len', o.seqLen, d.seqLen);
@@ -71,7 +97,7 @@ export function registerTrain(program: Command): void {
       mkdirSync(out, { recursive: true });
       const maxDocs = o.docs !== undefined ? intOption('docs', o.docs, 0) : d.maxDocs;
       const corpus = brownCorpus({ vocabSize: config.vocabSize, tokenizerPath: o.tokenizer ?? path.join(out, 'tokenizer.json'), ...(maxDocs ? { maxDocs } : {}) });
-      if (!o.json) console.error(`moekit train: ${preset}${o.dense ? ' (dense baseline)' : ''}, ${corpus.train.length} training tokens, ${steps} steps of ${batch}×${seqLen}, backend ${o.backend}, output ${out}`);
+      if (!o.json) console.error(`moekit train: ${preset}${o.dense ? ' (dense baseline)' : config.ffn === 'clustered' ? ' (clustered experts)' : ''}, ${corpus.train.length} training tokens, ${steps} steps of ${batch}×${seqLen}, backend ${o.backend}, output ${out}`);
       const progress = createProgress({ total: steps, unit: 'step', json: o.json ?? false, label: 'train' });
       let seen = 0;
       const r = await train({
@@ -90,7 +116,7 @@ export function registerTrain(program: Command): void {
       const last = r.metrics.at(-1);
       const counts = r.model.paramCounts();
       const summary = {
-        summary: true, preset, dense: o.dense ?? false, steps, start_step: r.startStep, seconds: r.seconds,
+        summary: true, preset, dense: o.dense ?? false, ffn: config.ffn, regroups: r.regroups.length, steps, start_step: r.startStep, seconds: r.seconds,
         first_loss: first?.ce ?? null, final_loss: last?.ce ?? null,
         tokens_per_s: r.metrics.length ? r.metrics.reduce((a, m) => a + m.tokens, 0) / r.seconds : null,
         params_total: counts.total, params_expert: counts.expert, params_active: counts.active, out: o.out ?? null,

@@ -87,6 +87,8 @@ export interface ModelResult {
   per_layer?: { load_variance: number[]; imbalance: number[]; cross_group_fraction: number[] };
   /** clustered: regroupings and the largest loss change one caused */
   regroups?: number;
+  /** groups whose membership a regroup changed, summed over all regroups and layers */
+  regroup_changed_groups?: number;
   max_regroup_loss_jump?: number;
   /** clustered: expert bytes of the FP32 training form */
   expert_bytes_fp32?: number;
@@ -111,6 +113,10 @@ export interface PaperOptions {
   glue?: string;
   /** resident expert bytes the offloaded clustered model may hold (default: half of its INT4 form) */
   offloadBudget?: number;
+  /** overrides of the preset's clustered settings (ablations) */
+  clusterGroups?: number;
+  clusterRank?: number;
+  groupTopK?: number;
   log?: (s: string) => void;
 }
 
@@ -246,14 +252,15 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
     wiki = encodeTexts(corpus.tokenizer, paras).subarray(0, p.evalTokens);
   }
   const tasks = buildTasks(corpus, p, o.glue);
-  const G = p.clusterGroups;
+  const G = o.clusterGroups ?? p.clusterGroups;
+  const rank = o.clusterRank ?? p.clusterRank;
   log(`bench paper: preset ${o.preset}, ${o.seeds} seed(s), ${steps} steps of ${p.batch}×${p.seqLen}, Brown ${corpus.train.length} train / ${valid.length} valid tokens${wiki ? `, WikiText ${wiki.length} valid tokens` : ''}`);
   const runs: Record<string, ModelResult[]> = { dense: [], moe: [], clustered: [], d2: [], 'mc-smoe': [], 'hc-smoe': [] };
   const configs: Record<string, ModelConfig> = {};
   const evalWindow = { window: p.seqLen, stride: Math.max(1, p.seqLen / 2), batch: 8 };
   for (let s = 0; s < o.seeds; s++) {
     const moe = parseConfig({ ...p.model, seed: s });
-    const clustered = parseConfig({ ...p.model, seed: s, ffn: 'clustered', clusterGroups: G, clusterRank: p.clusterRank, clusterEvery: p.clusterEvery, clusterWarmup: p.clusterWarmup });
+    const clustered = parseConfig({ ...p.model, seed: s, ffn: 'clustered', clusterGroups: G, clusterRank: rank, clusterEvery: p.clusterEvery, clusterWarmup: p.clusterWarmup, ...(o.groupTopK ? { groupTopK: o.groupTopK } : {}) });
     const dense = denseBaseline(moe);
     if (s === 0) Object.assign(configs, { dense, moe, clustered });
     for (const [name, config] of [['dense', dense], ['moe', moe], ['clustered', clustered]] as const) {
@@ -283,6 +290,7 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
       }
       if (name === 'clustered') {
         res.regroups = new Set(r.regroups.map((e) => e.step)).size;
+        res.regroup_changed_groups = r.regroups.reduce((a, e) => a + e.changed_groups, 0);
         res.max_regroup_loss_jump = r.regroups.reduce((a, e) => Math.max(a, Math.abs(e.loss_after - e.loss_before)), 0);
         res.expert_bytes_fp32 = counts.expert * 4;
         Object.assign(res, await clusteredInference(model, valid, p, evalWindow, o.offloadBudget, s));
@@ -295,7 +303,7 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
         // post-training baselines at the clustered model's expert budget, on this trained model (restored after each)
         const calib = calibrate(model, corpus.train.subarray(0, p.calibTokens), { batch: 8, seqLen: p.seqLen });
         const original: LayerExperts[] = model.layers.map((l) => layerExperts(l.mlp as MoEBlock));
-        const budget = clusteredExpertParams(moe.experts, moe.hidden, moe.expertWidth, G, p.clusterRank);
+        const budget = clusteredExpertParams(moe.experts, moe.hidden, moe.expertWidth, G, rank);
         for (const method of ['d2', 'mc-smoe', 'hc-smoe'] as const) {
           const c = compressBaseline(model, method, calib, budget);
           const b: ModelResult = {

@@ -6,7 +6,7 @@ import { Module, initNormal } from '../nn/module.js';
 import { SwiGLU, swiglu } from '../nn/swiglu.js';
 import {
   add, div, gather, groupedMatmul, log, logSumExp, matmul, mean, mul, ones, reshape, scatterAdd, scatterAlong, sigmoid, silu,
-  softmax, square, sum, takeAlong, tensor, topk, where, zeros,
+  softmax, square, sum, takeAlong, tensor, topk, zeros,
 } from '../tensor/api.js';
 import { assign, noGrad, tidy } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
@@ -105,12 +105,7 @@ export function twoStageRoute(logits: Tensor, groupLogits: Tensor | null, o: { g
     probs = reshape(mul(reshape(pg, [T, G, 1]), pe), [T, E]);
     z = add(z, mean(square(logSumExp(groupLogits, -1))));
   }
-  const experts = noGrad(() => {
-    if (o.groupTopK === G) return topk(probs, o.K).indices;
-    const keep = scatterAlong(ones([T, o.groupTopK]), topk(pg, o.groupTopK).indices, G); // (T, G) 1 for chosen groups
-    const mask = reshape(mul(reshape(keep, [T, G, 1]), ones([1, 1, M])), [T, E]);
-    return topk(where(mask, probs, -1), o.K).indices; // (T, K)
-  });
+  const experts = noGrad(() => (o.groupTopK === G ? topk(probs, o.K).indices : pickInGroups(probs, pg, G, o.groupTopK, o.K)));
   const w = takeAlong(probs, experts); // (T, K)
   const weights = o.renormalize ? div(w, sum(w, -1, true)) : w;
   const slots = noGrad(() => scatterAlong(ones(experts.shape), experts, E)); // (T, E)
@@ -119,6 +114,31 @@ export function twoStageRoute(logits: Tensor, groupLogits: Tensor | null, o: { g
   const Pg = mean(pg, 0); // (G)
   const kl = sum(mul(Pg, log(add(mul(Pg, G), 1e-12)))); // ()
   return { weights, experts, probs, groupProbs: pg, aux: { switch: sw, group: kl, z } };
+}
+
+/**
+ * The top k_g groups of each token by p_group, then its top K experts inside them by probability (descending, ties
+ * to the lower index, as topk). Selection is not differentiable, so it runs on the host: one read of the (T, E)
+ * and (T, G) probabilities instead of a chain of masking ops.
+ */
+function pickInGroups(probs: Tensor, pg: Tensor, G: number, kg: number, K: number): Tensor {
+  const [T, E] = probs.shape as [number, number];
+  const M = E / G;
+  const pv = probs.dataSync();
+  const gv = pg.dataSync();
+  const out = new Int32Array(T * K);
+  const groups = new Int32Array(G);
+  const cand = new Int32Array(kg * M);
+  const byDesc = (v: ArrayLike<number>, base: number) => (a: number, b: number): number => v[base + b]! - v[base + a]! || a - b;
+  for (let t = 0; t < T; t++) {
+    for (let g = 0; g < G; g++) groups[g] = g;
+    const chosen = Array.from(groups).sort(byDesc(gv, t * G)).slice(0, kg);
+    let n = 0;
+    for (const g of chosen) for (let j = 0; j < M; j++) cand[n++] = g * M + j;
+    const best = Array.from(cand.subarray(0, n)).sort(byDesc(pv, t * E));
+    for (let k = 0; k < K; k++) out[t * K + k] = best[k]!;
+  }
+  return tensor(out, [T, K], 'i32');
 }
 
 export type ExpertMatrix = 'gate' | 'up' | 'down';
@@ -138,10 +158,17 @@ export interface ExpertMatmuls {
 export function f32Matmuls(w: ClusteredExpertWeights): ExpertMatmuls {
   const base = { gate: w.baseGate, up: w.baseUp, down: w.baseDown };
   const fac = { gate: [w.gateA, w.gateB], up: [w.upA, w.upB], down: [w.downA, w.downB] } as const;
+  // the same offsets arrive for every matrix of one call: make their tensor once
+  const made = new WeakMap<Int32Array, Tensor>();
+  const offsets = (off: Int32Array): Tensor => {
+    let t = made.get(off);
+    if (!t || t.disposed) made.set(off, (t = tensor(off, [off.length], 'i32')));
+    return t;
+  };
   return {
-    base: (x, m, off) => groupedMatmul(x, base[m], tensor(off, [off.length], 'i32')),
+    base: (x, m, off) => groupedMatmul(x, base[m], offsets(off)),
     lowRank: (x, m, off) => {
-      const o = tensor(off, [off.length], 'i32');
+      const o = offsets(off);
       return groupedMatmul(groupedMatmul(x, fac[m][0], o), fac[m][1], o);
     },
   };

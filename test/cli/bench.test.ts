@@ -1,0 +1,60 @@
+// moekit bench paper --preset smoke: the reproduction pipeline end to end (not the claims): every model trained or
+// compressed, every field the JSON promises, the claims evaluated, the Markdown tables printed.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+const FIELDS = ['ppl', 'accuracy', 'params_total', 'params_expert', 'params_active', 'train_tokens_per_s', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'load_variance', 'imbalance', 'cross_group_fraction', 'peak_expert_bytes'];
+
+describe('moekit bench paper', () => {
+  it('--preset smoke --json reports dense, moe, clustered and the post-training baselines', () => {
+    const res = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', 'paper', '--preset', 'smoke', '--seeds', '2', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MOEKIT_BACKEND: 'wasm' } });
+    const r = JSON.parse(res.trim().split('\n').at(-1)!) as {
+      seeds: number;
+      models: Record<string, Record<string, number>>;
+      std: Record<string, Record<string, number>>;
+      runs: Record<string, unknown[]>;
+      claims: { claim: string; target: string; measured: string; pass: boolean }[];
+    };
+    expect(Object.keys(r.models)).toEqual(['dense', 'moe', 'clustered', 'd2', 'mc-smoe', 'hc-smoe']);
+    for (const name of ['dense', 'moe', 'clustered']) {
+      const m = r.models[name]!;
+      for (const f of FIELDS) {
+        if (name === 'dense' && ['load_variance', 'imbalance', 'cross_group_fraction'].includes(f)) expect(m[f], `${name}.${f}`).toBeUndefined();
+        else expect(Number.isFinite(m[f]), `${name}.${f} = ${m[f]}`).toBe(true);
+      }
+      expect(r.runs[name]!.length).toBe(2);
+      expect(m.ppl).toBeGreaterThan(1);
+      expect(m.accuracy).toBeGreaterThanOrEqual(0);
+      expect(m.accuracy).toBeLessThanOrEqual(1);
+    }
+    const { moe, clustered, dense } = r.models as Record<string, Record<string, number>>;
+    expect(clustered!.params_expert).toBeLessThan(moe!.params_expert);
+    expect(clustered!.cross_group_fraction).toBe(0); // one group per token (groupTopK 1)
+    expect(dense!.params_expert).toBe(0);
+    // the inference form and offloading were measured
+    expect(clustered!.ppl_int4).toBeGreaterThan(1);
+    expect(clustered!.int4_expert_bytes).toBeLessThan(clustered!.expert_bytes_fp32!);
+    expect(clustered!.peak_expert_bytes).toBeLessThanOrEqual(clustered!.offload_budget_bytes!);
+    expect(clustered!.offload_loads).toBeGreaterThan(0);
+    // baselines: post-training, at no more than the clustered expert budget
+    for (const b of ['d2', 'mc-smoe', 'hc-smoe']) {
+      expect(r.models[b]!.ppl).toBeGreaterThan(1);
+      expect(r.models[b]!.params_expert).toBeLessThanOrEqual(clustered!.params_expert!);
+    }
+    expect(r.claims.map((c) => c.claim)).toEqual(['expert parameters', 'perplexity', 'expert-load variance', 'inference prefill tokens/s', 'inference decode tokens/s', 'peak resident expert bytes']);
+    for (const c of r.claims) expect(typeof c.pass).toBe('boolean');
+  }, 120_000);
+
+  it('rejects a bad preset or seed count with the value named', () => {
+    const run = (args: string[]): string => {
+      try {
+        execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', 'paper', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        return '';
+      } catch (e) {
+        return String((e as { stderr?: string }).stderr);
+      }
+    };
+    expect(run(['--preset', 'huge'])).toContain('--preset must be one of smoke, small, base, got "huge"');
+    expect(run(['--preset', 'smoke', '--seeds', '0'])).toContain('seeds');
+  });
+});
