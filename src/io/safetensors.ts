@@ -1,5 +1,6 @@
 // safetensors: a validating, lazy reader (header only; tensors read by byte range) and an atomic writer.
 import type { FileHandle } from 'node:fs/promises';
+import { f16ToF32 } from '../tensor/dtype.js';
 
 /** Node's file APIs, loaded on first use so this module also loads in browsers (which only encode/parse). */
 const nodeFs = () => import('node:fs/promises');
@@ -154,8 +155,38 @@ export class SafetensorsFile {
     return out;
   }
 
+  /** One floating-point tensor (F32, F16, BF16 or F64) as float32 values. */
+  async readF32(name: string): Promise<Float32Array> {
+    return decodeF32(await this.readBytes(name), this.info(name).dtype, `${this.path}: "${name}"`);
+  }
+
   close(): Promise<void> {
     return this.handle.close();
+  }
+}
+
+/** Little-endian F32 / F16 / BF16 / F64 bytes as float32 values; other dtypes are an error naming `what`. */
+export function decodeF32(bytes: Uint8Array, dtype: StDType, what: string): Float32Array {
+  const n = bytes.byteLength / ST_DTYPE_BYTES[dtype];
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(n);
+  switch (dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
+      return out;
+    case 'F64':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
+      return out;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
+      return out;
+    case 'BF16': {
+      const u = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) u[i] = dv.getUint16(2 * i, true) << 16;
+      return out;
+    }
+    default:
+      throw new SafetensorsError(`safetensors: ${what} has dtype ${dtype}, expected a floating-point tensor (F32, F16, BF16, F64)`);
   }
 }
 

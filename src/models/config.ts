@@ -82,6 +82,30 @@ export const ModelConfigSchema = z
     clusterWarmup: z.number().int().nonnegative().optional(),
     /** clustered: recompute S_param only for experts whose weights moved by more than ε (relative); default 1e-3 */
     clusterEps: nonNeg.default(1e-3),
+    /** q/k normalisation: 'head' = RMSNorm over each head's D (Qwen3-MoE), 'full' = over the whole q/k width (OLMoE);
+     *  default 'none' (Mixtral, Qwen2-MoE) */
+    qkNorm: z.enum(['none', 'head', 'full']).default('none'),
+    /** bias on the q/k/v projections; default false (Qwen2-MoE: true) */
+    qkvBias: z.boolean().default(false),
+    /** bias on the attention output projection; default false (Qwen3-MoE / OLMoE attention_bias) */
+    attnOutBias: z.boolean().default(false),
+    /** clamp q, k and v to [−c, c] after their projections (OLMoE clip_qkv); default none */
+    clipQkv: z.number().positive().optional(),
+    /** sliding attention window in tokens (a query sees itself and the window − 1 keys before it); 0 = full causal */
+    slidingWindow: z.number().int().nonnegative().default(0),
+    /** layers that use slidingWindow; default all layers */
+    slidingLayers: z.array(z.number().int().nonnegative()).optional(),
+    /** layers whose FFN is one dense SwiGLU of width denseLayerWidth instead of MoE (Qwen mlp_only_layers,
+     *  decoder_sparse_step); default none */
+    denseLayers: z.array(z.number().int().nonnegative()).default([]),
+    /** width of the dense FFN of denseLayers; default denseWidth (Qwen-MoE intermediate_size) */
+    denseLayerWidth: posInt.optional(),
+    /** balance loss: 'layer' = the sum over layers of each layer's Switch loss (1 per layer when balanced); 'global' =
+     *  E·Σ f_e·P_e over the tokens of all layers pooled, f_e counting top-K slots (K when balanced: transformers'
+     *  load_balancing_loss_func, used for Hugging Face checkpoints); default 'layer' */
+    balanceLoss: z.enum(['layer', 'global']).default('layer'),
+    /** the pad token: its embedding row gets no gradient (torch padding_idx, HF pad_token_id); default none */
+    padTokenId: z.number().int().nonnegative().optional(),
     /** share the embedding matrix with lm_head; default true (GPT-2, Press & Wolf) */
     tieEmbeddings: z.boolean().default(true),
     /** std of the embedding (and untied lm_head) init; default 0.02 (GPT-2 initializer_range). Projections use 1/sqrt(fan_in) */
@@ -108,6 +132,12 @@ export const ModelConfigSchema = z
       if (c.router !== 'softmax-topk') bad('router', '"softmax-topk" for ffn "clustered" (two-stage softmax routing)');
     }
     if (c.sharedGate && c.sharedWidth === 0) bad('sharedGate', 'false when sharedWidth = 0 (there is no shared expert to gate)');
+    for (const [key, list] of [['denseLayers', c.denseLayers], ['slidingLayers', c.slidingLayers ?? []]] as const) {
+      const badLayer = list.find((l) => l >= c.layers);
+      if (badLayer !== undefined) bad(key, `layer indices below layers = ${c.layers} (got ${badLayer})`);
+    }
+    if (c.padTokenId !== undefined && c.padTokenId >= c.vocabSize) bad('padTokenId', `a token id below vocabSize = ${c.vocabSize}`);
+    if (c.balanceLoss === 'global' && c.ffn !== 'moe') bad('balanceLoss', '"layer" unless ffn is "moe"');
   });
 
 export type ModelConfig = z.output<typeof ModelConfigSchema>;

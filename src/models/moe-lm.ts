@@ -1,11 +1,12 @@
 // MoELM: a decoder-only language model (Llama/Mixtral layout) from a ModelConfig, with MoE or dense SwiGLU FFNs.
-import { Attention, type KVCache } from '../nn/attention.js';
+import { Attention, type AttentionConfig, type KVCache } from '../nn/attention.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { SwiGLU } from '../nn/swiglu.js';
 import { MoEBlock, type MoEConfig } from '../moe/block.js';
 import { ClusteredMoEBlock, type ClusteredConfig } from '../moe/clustered.js';
-import { add, crossEntropy, matmul, reshape } from '../tensor/api.js';
+import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, softmax, sum, topk } from '../tensor/api.js';
+import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -31,11 +32,23 @@ export interface LMForwardOptions {
   routing?: boolean;
 }
 
+/** transformers' load_balancing_loss_func: E·Σ_e f_e·P_e over the tokens of all layers pooled (f_e: share of tokens
+ *  with e among their top-K, summing to K; P_e: mean router probability). logits: per MoE layer (T, E). */
+export function globalBalanceLoss(logits: readonly Tensor[], K: number): Tensor {
+  const all = logits.length === 1 ? logits[0]! : concat(logits, 0); // (L·T, E)
+  const [N, E] = all.shape as [number, number];
+  const probs = softmax(all, -1); // (L·T, E)
+  const f = noGrad(() => div(sum(scatterAlong(ones([N, K]), topk(probs, K).indices, E), 0), N)); // (E)
+  return mul(sum(mul(f, mean(probs, 0))), E); // ()
+}
+
 export interface LMOutput {
   logits: Tensor; // (B·T, V)
-  /** sum over MoE layers of auxLossCoef · switch + zLossCoef · z; null for a dense model */
+  /** auxLossCoef · balance loss (per layer or global, `balanceLoss`) + zLossCoef · Σ z over MoE layers; null for a dense model */
   aux: Tensor | null; // ()
   stats: ModelStats;
+  /** per layer: the raw router logits (B·T, E) of an MoE layer, null for a dense one */
+  routerLogits: (Tensor | null)[];
 }
 
 export interface LMLoss {
@@ -90,23 +103,31 @@ export class DecoderLayer extends Module {
   readonly postAttentionLayernorm: RMSNorm;
   readonly mlp: MoEBlock | ClusteredMoEBlock | SwiGLU;
 
-  constructor(cfg: ModelConfig, rng: Rng) {
+  /** `index`: the layer's position (it decides dense layers and sliding-window layers) */
+  constructor(cfg: ModelConfig, rng: Rng, index = 0) {
     super();
+    const window = cfg.slidingWindow > 0 && (cfg.slidingLayers?.includes(index) ?? true) ? cfg.slidingWindow : 0;
+    const attn: AttentionConfig = {
+      hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ropeTheta: cfg.ropeTheta, eps: cfg.normEps,
+      qkNorm: cfg.qkNorm, qkvBias: cfg.qkvBias, oBias: cfg.attnOutBias, window,
+    };
+    if (cfg.clipQkv !== undefined) attn.clip = cfg.clipQkv;
     this.inputLayernorm = this.addModule('input_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
-    this.selfAttn = this.addModule('self_attn', new Attention({ hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ropeTheta: cfg.ropeTheta, eps: cfg.normEps }, rng));
+    this.selfAttn = this.addModule('self_attn', new Attention(attn, rng));
     this.postAttentionLayernorm = this.addModule('post_attention_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
-    this.mlp = this.addModule('mlp', makeFfn(cfg, rng));
+    const dense = cfg.denseLayers.includes(index);
+    this.mlp = this.addModule('mlp', dense ? new SwiGLU(cfg.hidden, cfg.denseLayerWidth ?? denseWidthOf(cfg), rng) : makeFfn(cfg, rng));
   }
 
-  /** x (B, T, H) -> (B, T, H), with the block's aux loss and stats when it is an MoE block */
-  forward(x: Tensor, cache?: KVCache, opts: { routing?: boolean } = {}): { y: Tensor; aux: Tensor | null; stats: LayerStats | null } {
+  /** x (B, T, H) -> (B, T, H), with the block's aux loss, z-loss, router logits and stats when it is an MoE block */
+  forward(x: Tensor, cache?: KVCache, opts: { routing?: boolean } = {}): { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits?: Tensor; stats: LayerStats | null } {
     const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), cache ? { cache } : {})); // (B, T, H)
     const n = this.postAttentionLayernorm.forward(h); // (B, T, H)
     if (this.mlp instanceof MoEBlock) {
       const o = this.mlp.forward(n);
       const stats: LayerStats = { ...o.stats };
       if (opts.routing) stats.routedIds = Int32Array.from(o.routing.experts.dataSync());
-      return { y: add(h, o.y), aux: o.aux.loss, stats };
+      return { y: add(h, o.y), aux: o.aux.loss, z: o.aux.z, routerLogits: o.routing.logits, stats };
     }
     if (this.mlp instanceof ClusteredMoEBlock) {
       const o = this.mlp.forward(n);
@@ -127,8 +148,8 @@ export class DecoderModel extends Module {
 
   constructor(cfg: ModelConfig, rng: Rng) {
     super();
-    this.embedTokens = this.addModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hidden, rng, cfg.initStd)); // (V, H)
-    this.layers = this.addModule('layers', new ModuleList(Array.from({ length: cfg.layers }, () => new DecoderLayer(cfg, rng))));
+    this.embedTokens = this.addModule('embed_tokens', new Embedding(cfg.vocabSize, cfg.hidden, rng, cfg.initStd, cfg.padTokenId ?? null)); // (V, H)
+    this.layers = this.addModule('layers', new ModuleList(Array.from({ length: cfg.layers }, (_, l) => new DecoderLayer(cfg, rng, l))));
     this.norm = this.addModule('norm', new RMSNorm(cfg.hidden, cfg.normEps));
   }
 }
@@ -168,16 +189,25 @@ export class MoELM extends Module {
     let x = this.model.embedTokens.forward(ids); // (B, T, H)
     let aux: Tensor | null = null; // ()
     const stats: ModelStats = [];
+    const routerLogits: (Tensor | null)[] = [];
+    const global = this.cfg.balanceLoss === 'global';
     this.layers.forEach((layer, l) => {
       const o = layer.forward(x, cache?.[l], { routing: opts.routing ?? false });
       x = o.y; // (B, T, H)
-      if (o.aux) aux = aux ? add(aux, o.aux) : o.aux;
+      const a = global ? (o.z && this.cfg.zLossCoef > 0 ? mul(o.z, this.cfg.zLossCoef) : null) : o.aux;
+      if (a) aux = aux ? add(aux, a) : a;
       stats.push(o.stats);
+      routerLogits.push(o.routerLogits ?? null);
     });
+    const moeLogits = routerLogits.filter((t): t is Tensor => t !== null);
+    if (global && moeLogits.length > 0) {
+      const b = mul(globalBalanceLoss(moeLogits, this.cfg.topK), this.cfg.auxLossCoef); // ()
+      aux = aux ? add(aux, b) : b;
+    }
     const h = reshape(this.model.norm.forward(x), [B * T, H]); // (B·T, H)
     const logits = this.lmHead ? this.lmHead.forward(h) : matmul(h, this.model.embedTokens.weight, { transB: true }); // (B·T, V)
     if (logits.shape[1] !== V) throw new Error(`MoELM: internal: logits ${fmtInfo(logits.shape, logits.dtype)} must end in V = ${V}`);
-    return { logits, aux, stats };
+    return { logits, aux, stats, routerLogits };
   }
 
   /** Next-token loss: ids (B, T) i32, targets (B, T) i32 with -100 for ignored positions. loss = ce + aux. */

@@ -1,5 +1,5 @@
 // Multi-head attention: q/k/v/o projections, RoPE, GQA, optional q/k norms and bias, sliding window, KV cache.
-import { arange, attention, concat, reshape, rope, tensor } from '../tensor/api.js';
+import { arange, attention, concat, maximum, neg, reshape, rope, tensor } from '../tensor/api.js';
 import { keep } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -22,10 +22,19 @@ export interface AttentionConfig {
   qkNorm?: 'none' | 'head' | 'full';
   /** bias on q/k/v projections (Qwen2); default false */
   qkvBias?: boolean;
+  /** bias on the output projection (Qwen3-MoE / OLMoE attention_bias); default false */
+  oBias?: boolean;
   /** sliding window in tokens; 0 = full causal (default) */
   window?: number;
   /** RMSNorm eps of the q/k norms; default 1e-6 */
   eps?: number;
+  /** clamp q, k, v to [−clip, clip] after the projections (and q/k norms) (OLMoE clip_qkv); default none */
+  clip?: number;
+}
+
+/** x clamped to [−c, c] (gradient 1 inside, 0 outside). */
+function clampAbs(x: Tensor, c: number): Tensor {
+  return neg(maximum(neg(maximum(x, -c)), -c));
 }
 
 /** Keys and values of the tokens seen so far, per layer: k/v (B, S, Hkv, D), grown by `append`. */
@@ -72,6 +81,7 @@ export class Attention extends Module {
   readonly Hkv: number;
   readonly D: number;
   readonly window: number;
+  readonly clip: number;
   readonly qkNorm: 'none' | 'head' | 'full';
   readonly qProj: Linear;
   readonly kProj: Linear;
@@ -87,6 +97,8 @@ export class Attention extends Module {
     this.Hkv = cfg.kvHeads ?? cfg.heads;
     this.D = cfg.headDim ?? cfg.hidden / cfg.heads;
     this.window = cfg.window ?? 0;
+    this.clip = cfg.clip ?? 0;
+    if (!(this.clip >= 0)) throw new Error(`Attention: clip ${cfg.clip} must be positive`);
     this.qkNorm = cfg.qkNorm ?? 'none';
     if (!Number.isInteger(this.D) || this.D % 2 !== 0) throw new Error(`Attention: head dim ${this.D} (hidden ${this.H} / heads ${this.Hq}) must be an even integer`);
     if (this.Hq % this.Hkv !== 0) throw new Error(`Attention: heads ${this.Hq} must be a multiple of kvHeads ${this.Hkv}`);
@@ -94,7 +106,7 @@ export class Attention extends Module {
     this.qProj = this.addModule('q_proj', new Linear(this.H, this.Hq * this.D, rng, { bias })); // W (Hq·D, H)
     this.kProj = this.addModule('k_proj', new Linear(this.H, this.Hkv * this.D, rng, { bias })); // W (Hkv·D, H)
     this.vProj = this.addModule('v_proj', new Linear(this.H, this.Hkv * this.D, rng, { bias })); // W (Hkv·D, H)
-    this.oProj = this.addModule('o_proj', new Linear(this.Hq * this.D, this.H, rng)); // W (H, Hq·D)
+    this.oProj = this.addModule('o_proj', new Linear(this.Hq * this.D, this.H, rng, { bias: cfg.oBias ?? false })); // W (H, Hq·D)
     const eps = cfg.eps ?? 1e-6;
     const [qn, kn] = this.qkNorm === 'head' ? [this.D, this.D] : this.qkNorm === 'full' ? [this.Hq * this.D, this.Hkv * this.D] : [0, 0];
     this.qNorm = qn ? this.addModule('q_norm', new RMSNorm(qn, eps)) : null;
@@ -113,11 +125,17 @@ export class Attention extends Module {
     const x3 = reshape(x, [B, T, this.H]); // (B, T, H)
     let q = this.qProj.forward(x3); // (B, T, Hq·D)
     let k = this.kProj.forward(x3); // (B, T, Hkv·D)
-    const v = reshape(this.vProj.forward(x3), [B, T, this.Hkv, this.D]); // (B, T, Hkv, D)
+    let vf = this.vProj.forward(x3); // (B, T, Hkv·D)
     if (this.qkNorm === 'full') {
       q = this.qNorm!.forward(q);
       k = this.kNorm!.forward(k);
     }
+    if (this.clip > 0) {
+      q = clampAbs(q, this.clip);
+      k = clampAbs(k, this.clip);
+      vf = clampAbs(vf, this.clip);
+    }
+    const v = reshape(vf, [B, T, this.Hkv, this.D]); // (B, T, Hkv, D)
     q = reshape(q, [B, T, this.Hq, this.D]); // (B, T, Hq, D)
     k = reshape(k, [B, T, this.Hkv, this.D]); // (B, T, Hkv, D)
     if (this.qkNorm === 'head') {

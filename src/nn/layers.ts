@@ -1,5 +1,6 @@
 // Basic layers: Linear (weight (out, in) like torch nn.Linear), Embedding and RMSNorm.
-import { gather, matmul, ones, rmsNorm, zeros } from '../tensor/api.js';
+import { add, compare, gather, matmul, mul, ones, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
+import { ENGINE, noGrad } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -53,10 +54,15 @@ export class Embedding extends Module {
   readonly vocab: number;
   readonly dim: number;
 
-  constructor(vocab: number, dim: number, rng: Rng, std = 1) {
+  /** the row that gets no gradient (torch `padding_idx`: the pad token's embedding stays as loaded); null = none */
+  readonly paddingIdx: number | null;
+
+  constructor(vocab: number, dim: number, rng: Rng, std = 1, paddingIdx: number | null = null) {
     super();
     this.vocab = vocab;
     this.dim = dim;
+    if (paddingIdx !== null && !(Number.isInteger(paddingIdx) && paddingIdx >= 0 && paddingIdx < vocab)) throw new RangeError(`Embedding(${vocab}, ${dim}): paddingIdx ${paddingIdx} must be a token id in [0, ${vocab})`);
+    this.paddingIdx = paddingIdx;
     this.addParameter('weight', initNormal([vocab, dim], rng, std)); // (V, H)
   }
 
@@ -67,7 +73,13 @@ export class Embedding extends Module {
   /** ids i32 (...) -> (..., H) */
   forward(ids: Tensor): Tensor {
     if (ids.dtype !== 'i32') throw new ShapeError(`Embedding(${this.vocab}, ${this.dim}): ids must be i32, got ${fmtInfo(ids.shape, ids.dtype)}`);
-    return gather(this.weight, ids); // (..., H)
+    const pad = this.paddingIdx;
+    if (pad === null || !ENGINE.gradEnabled || !ids.dataSync().includes(pad)) return gather(this.weight, ids); // (..., H)
+    // the pad rows take their values from a copy gradients do not reach; every other row from the live table
+    const live = gather(this.weight, ids); // (..., H)
+    const frozen = noGrad(() => gather(this.weight, ids)); // (..., H)
+    const keepRow = noGrad(() => reshape(compare(ids, pad, 'ne'), [...ids.shape, 1])); // (..., 1) 1 except at pad
+    return add(mul(live, keepRow), mul(frozen, noGrad(() => sub(1, keepRow)))); // (..., H)
   }
 }
 

@@ -1,0 +1,168 @@
+// Hugging Face tensor names and layouts <-> MoELM parameters, for both expert layouts: legacy per-expert tensors
+// (`experts.E.gate_proj.weight` [I, H], Mixtral `w1/w3/w2`) and the fused transformers-5 tensors
+// (`experts.gate_up_proj` [E, 2I, H], `experts.down_proj` [E, H, I]).
+import type { MoELM } from '../moe-lm.js';
+import { tensor } from '../../tensor/api.js';
+import { noGrad } from '../../tensor/engine.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { HfArch } from './config.js';
+
+/** Where weights come from: a safetensors checkpoint (one file or shards), or anything with the same shape. */
+export interface TensorSource {
+  has(name: string): boolean;
+  shape(name: string): readonly number[];
+  readF32(name: string): Promise<Float32Array>;
+  names(): Iterable<string>;
+}
+
+export type ExpertLayout = 'legacy' | 'fused';
+
+export class HfWeightsError extends Error {
+  override name = 'HfWeightsError';
+}
+
+const EXPERT_PARAM = /^model\.layers\.(\d+)\.mlp\.experts\.(gate_proj|up_proj|down_proj)$/;
+const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+/** Per-expert tensor names of layer l, in the architecture's on-disk (legacy) style. */
+function legacyExpertNames(arch: HfArch, l: number, e: number): { gate: string; up: string; down: string } {
+  if (arch === 'mixtral') {
+    const p = `model.layers.${l}.block_sparse_moe.experts.${e}`;
+    return { gate: `${p}.w1.weight`, up: `${p}.w3.weight`, down: `${p}.w2.weight` };
+  }
+  const p = `model.layers.${l}.mlp.experts.${e}`;
+  return { gate: `${p}.gate_proj.weight`, up: `${p}.up_proj.weight`, down: `${p}.down_proj.weight` };
+}
+
+/** The HF name of a non-expert parameter (Mixtral's router lives in block_sparse_moe on disk). */
+function hfName(arch: HfArch, name: string, layout: ExpertLayout): string {
+  if (arch === 'mixtral' && layout === 'legacy') {
+    const m = /^model\.layers\.(\d+)\.mlp\.gate\.weight$/.exec(name);
+    if (m) return `model.layers.${m[1]}.block_sparse_moe.gate.weight`;
+  }
+  return name;
+}
+
+/** (R, C) row-major -> (C, R), written at out[offset..]. */
+function transposeInto(src: Float32Array, srcOff: number, R: number, C: number, out: Float32Array, outOff: number): void {
+  for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[outOff + c * R + r] = src[srcOff + r * C + c]!;
+}
+
+/**
+ * Loads a checkpoint's weights into `model` (built from the checkpoint's config). Either expert layout is read,
+ * whichever the source holds. A missing tensor or a shape mismatch is an error naming it. Returns the source's
+ * tensors that were not used (transformers would warn about them).
+ */
+export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSource): Promise<{ unused: string[] }> {
+  const used = new Set<string>();
+  const read = async (names: readonly string[], shape: readonly number[], what: string): Promise<Float32Array> => {
+    const name = names.find((n) => src.has(n));
+    if (name === undefined) throw new HfWeightsError(`checkpoint has no tensor ${names.map((n) => `"${n}"`).join(' or ')} (${what})`);
+    const s = src.shape(name);
+    if (s.length !== shape.length || s.some((d, i) => d !== shape[i])) throw new HfWeightsError(`tensor "${name}" has shape ${fmt(s)}, expected ${fmt(shape)} (${what})`);
+    used.add(name);
+    return src.readF32(name);
+  };
+  const { experts: E, hidden: H, expertWidth: I } = model.cfg;
+  const set = (name: string, data: Float32Array, shape: readonly number[]): void => noGrad(() => model.setTensor(name, tensor(data, shape)));
+  const doneLayers = new Set<number>();
+  for (const [name, p] of model.parameters()) {
+    const m = EXPERT_PARAM.exec(name);
+    if (!m) {
+      const candidates = [hfName(arch, name, 'legacy'), name];
+      set(name, await read([...new Set(candidates)], p.shape, `parameter ${name}`), p.shape);
+      continue;
+    }
+    const l = Number(m[1]);
+    if (doneLayers.has(l)) continue;
+    doneLayers.add(l);
+    const gate = new Float32Array(E * H * I); // (E, H, I)
+    const up = new Float32Array(E * H * I); // (E, H, I)
+    const down = new Float32Array(E * I * H); // (E, I, H)
+    const prefixes = arch === 'mixtral' ? [`model.layers.${l}.mlp.experts`, `model.layers.${l}.block_sparse_moe.experts`] : [`model.layers.${l}.mlp.experts`];
+    const fused = prefixes.find((pre) => src.has(`${pre}.gate_up_proj`));
+    if (fused) {
+      const gu = await read([`${fused}.gate_up_proj`], [E, 2 * I, H], `layer ${l} fused experts`); // (E, 2I, H)
+      const dn = await read([`${fused}.down_proj`], [E, H, I], `layer ${l} fused experts`); // (E, H, I)
+      for (let e = 0; e < E; e++) {
+        transposeInto(gu, e * 2 * I * H, I, H, gate, e * H * I);
+        transposeInto(gu, e * 2 * I * H + I * H, I, H, up, e * H * I);
+        transposeInto(dn, e * H * I, H, I, down, e * I * H);
+      }
+    } else {
+      for (let e = 0; e < E; e++) {
+        const n = legacyExpertNames(arch, l, e);
+        const alt = arch === 'mixtral' ? legacyExpertNames('qwen2_moe', l, e) : n;
+        transposeInto(await read([n.gate, alt.gate], [I, H], `layer ${l} expert ${e} gate`), 0, I, H, gate, e * H * I);
+        transposeInto(await read([n.up, alt.up], [I, H], `layer ${l} expert ${e} up`), 0, I, H, up, e * H * I);
+        transposeInto(await read([n.down, alt.down], [H, I], `layer ${l} expert ${e} down`), 0, H, I, down, e * I * H);
+      }
+    }
+    set(`model.layers.${l}.mlp.experts.gate_proj`, gate, [E, H, I]);
+    set(`model.layers.${l}.mlp.experts.up_proj`, up, [E, H, I]);
+    set(`model.layers.${l}.mlp.experts.down_proj`, down, [E, I, H]);
+  }
+  const unused = [...src.names()].filter((n) => !used.has(n) && !/rotary_emb\.inv_freq$/.test(n));
+  return { unused };
+}
+
+/** One tensor in Hugging Face naming and layout. */
+export interface HfTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/**
+ * The model's tensors under Hugging Face names, in the architecture's layout: `legacy` (per-expert tensors, what
+ * save_pretrained writes) or `fused` (transformers 5 in-memory names; also how its gradients are named).
+ * `pick` chooses what to export of each parameter (default its values; e.g. `(p) => p.grad` for gradients).
+ */
+export function* hfTensors(model: MoELM, arch: HfArch, layout: ExpertLayout = 'legacy', pick: (p: Tensor) => Tensor | null = (p) => p): Generator<HfTensor> {
+  const { experts: E, hidden: H, expertWidth: I } = model.cfg;
+  const params = new Map(model.parameters());
+  const values = (name: string): Float32Array | null => {
+    const t = pick(params.get(name)!);
+    return t ? Float32Array.from(t.dataSync()) : null;
+  };
+  const layersDone = new Set<number>();
+  for (const [name, p] of params) {
+    const m = EXPERT_PARAM.exec(name);
+    if (!m) {
+      const v = values(name);
+      if (v) yield { name: hfName(arch, name, layout), shape: [...p.shape], data: v };
+      continue;
+    }
+    const l = Number(m[1]);
+    if (layersDone.has(l)) continue;
+    layersDone.add(l);
+    const gate = values(`model.layers.${l}.mlp.experts.gate_proj`); // (E, H, I)
+    const up = values(`model.layers.${l}.mlp.experts.up_proj`); // (E, H, I)
+    const down = values(`model.layers.${l}.mlp.experts.down_proj`); // (E, I, H)
+    if (layout === 'fused') {
+      if (gate && up) {
+        const gu = new Float32Array(E * 2 * I * H); // (E, 2I, H)
+        for (let e = 0; e < E; e++) {
+          transposeInto(gate, e * H * I, H, I, gu, e * 2 * I * H);
+          transposeInto(up, e * H * I, H, I, gu, e * 2 * I * H + I * H);
+        }
+        yield { name: `model.layers.${l}.mlp.experts.gate_up_proj`, shape: [E, 2 * I, H], data: gu };
+      }
+      if (down) {
+        const dn = new Float32Array(E * H * I); // (E, H, I)
+        for (let e = 0; e < E; e++) transposeInto(down, e * I * H, I, H, dn, e * H * I);
+        yield { name: `model.layers.${l}.mlp.experts.down_proj`, shape: [E, H, I], data: dn };
+      }
+      continue;
+    }
+    for (let e = 0; e < E; e++) {
+      const n = legacyExpertNames(arch, l, e);
+      for (const [w, key, R, C] of [[gate, 'gate', H, I], [up, 'up', H, I], [down, 'down', I, H]] as const) {
+        if (!w) continue;
+        const out = new Float32Array(R * C);
+        transposeInto(w, e * R * C, R, C, out, 0);
+        yield { name: n[key], shape: [C, R], data: out };
+      }
+    }
+  }
+}
