@@ -18,11 +18,16 @@ export * from './moe/index.js';
 export * from './cluster/index.js';
 export { quantizeClustered, quantizedMatmuls, type QuantizedClustered } from './compress/precision.js';
 export { calibrate, compressBaseline, clusteredExpertParams, layerExperts, setLayerExperts, BASELINE_METHODS, type BaselineMethod, type BaselineResult, type Calibration, type LayerExperts } from './compress/baselines.js';
+export { toClustered, type ToClusteredOptions, type ToClusteredResult } from './compress/convert.js';
+export { HF_ARCHS, HfConfigError, fromHfConfig, toHfConfig, type HfArch, type HfModelConfig } from './models/hf/config.js';
+export { loadHfWeights, hfTensors, HfWeightsError, type TensorSource, type ExpertLayout, type HfTensor } from './models/hf/weights.js';
+export { generate, generateStream, type GenerateOptions, type GenerateResult, type StopReason } from './serve/generate.js';
+export { globalBalanceLoss } from './models/moe-lm.js';
 export { ModelConfigSchema, parseConfig, denseBaseline, denseWidthOf, clusterGroupsOf, PRESETS, type ModelConfig, type ModelConfigInput, type PresetName } from './models/config.js';
 export { MoELM, DecoderLayer, DecoderModel, moeConfigOf, clusteredConfigOf, type LMForwardOptions, type LMOutput, type LMLoss, type LayerStats, type ModelStats, type ParamCounts } from './models/moe-lm.js';
 export * from './eval/index.js';
 export { AdamW, clipGradNorm, type AdamWOptions } from './train/optim.js';
 export { cosineLr, type CosineSchedule } from './train/schedule.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
-export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';
+export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, decodeF32, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';
 

@@ -7,3 +7,6 @@ export { loadWikitext, WIKITEXT_FILES, type Wikitext, type WikitextSplit, type W
 export { readLines } from './io/lines.js';
 export { ExpertStore, writeOffloadFile, type OffloadOptions, type OffloadStats } from './serve/offload.js';
 export { train, sampleBatch, type TrainOptions, type TrainResult, type StepMetrics, type RegroupLog } from './train/loop.js';
+export { Checkpoint, loadHfModel, readHfConfig, type HfModel } from './models/hf/load.js';
+export { exportHf, type ExportHfOptions } from './models/hf/export.js';
+export { loadModelDir, saveModelDir, materialize, MOEKIT_MODEL_FORMAT, type LoadedModel, type MoekitModelInfo } from './models/dir.js';

@@ -8,6 +8,8 @@ import { registerInfo } from './info.js';
 import { registerCompare } from './compare.js';
 import { registerEval } from './eval.js';
 import { registerBench } from './bench.js';
+import { registerRun } from './run.js';
+import { registerCheckpoint } from './checkpoint.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -41,6 +43,8 @@ registerInfo(program);
 registerCompare(program);
 registerEval(program);
 registerBench(program);
+registerRun(program);
+registerCheckpoint(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);

@@ -52,6 +52,8 @@ export interface LayerCalibration {
   routerLogits: Float32Array;
   /** mean SwiGLU output of each expert over all calibration tokens (E, H) */
   meanOutputs: Float32Array;
+  /** mean input of the tokens routed to each expert (E, H) (zeros for an expert no token chose) */
+  meanInputs: Float32Array;
   tokens: number;
 }
 
@@ -107,6 +109,14 @@ export function calibrate(model: MoELM, ids: Int32Array, opts: { batch?: number;
       const sel = Int32Array.from(topk(logits, b.cfg.topK).indices.dataSync());
       const freq = new Float64Array(E);
       for (const e of sel) freq[e]!++;
+      const meanInputs = new Float32Array(E * H);
+      const K = b.cfg.topK;
+      for (let t = 0; t < N; t++) {
+        for (let k = 0; k < K; k++) {
+          const e = sel[t * K + k]!;
+          for (let h = 0; h < H; h++) meanInputs[e * H + h]! += X[t * H + h]! / freq[e]!;
+        }
+      }
       const w = b.experts.weights;
       const meanOutputs = new Float32Array(E * H);
       for (let e = 0; e < E; e++) {
@@ -119,7 +129,7 @@ export function calibrate(model: MoELM, ids: Int32Array, opts: { batch?: number;
         const ys = y.dataSync() as Float32Array;
         for (let k = 0; k < H; k++) meanOutputs[e * H + k] = ys[k]! / N;
       }
-      return { freq, routerLogits: Float32Array.from(logits.dataSync() as Float32Array), meanOutputs, tokens: N };
+      return { freq, routerLogits: Float32Array.from(logits.dataSync() as Float32Array), meanOutputs, meanInputs, tokens: N };
     }));
   });
 }

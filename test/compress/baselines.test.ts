@@ -25,7 +25,7 @@ function randomExperts(E: number, H: number, I: number, seed: number): LayerExpe
 }
 
 const calib = (E: number, H: number, freq: number[], extra: Partial<LayerCalibration> = {}): LayerCalibration => ({
-  freq: Float64Array.from(freq), routerLogits: new Float32Array(E), meanOutputs: new Float32Array(E * H), tokens: 1, ...extra,
+  freq: Float64Array.from(freq), routerLogits: new Float32Array(E), meanOutputs: new Float32Array(E * H), meanInputs: new Float32Array(E * H), tokens: 1, ...extra,
 });
 
 describe('budgets', () => {

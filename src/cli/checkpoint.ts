@@ -1,0 +1,133 @@
+// moekit compress / moekit export: compress a model directory (clustered, D², merging) into a moekit model
+// directory; materialise a model back into a Hugging Face architecture's layout.
+import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { calibrate, clusteredExpertParams, compressBaseline, type BaselineMethod } from '../compress/baselines.js';
+import { toClustered } from '../compress/convert.js';
+import { loadBrown, splitBrown } from '../io/brown.js';
+import { loadModelDir, materialize, saveModelDir, type LoadedModel } from '../models/dir.js';
+import { exportHf } from '../models/hf/export.js';
+import { HF_ARCHS, type HfArch } from '../models/hf/config.js';
+import { MoEBlock } from '../moe/block.js';
+import { setBackend } from '../tensor/engine.js';
+import { encodeTexts } from '../train/corpus.js';
+import { intOption } from './args.js';
+
+const METHODS = ['clustered', 'd2', 'merge', 'mc-smoe', 'hc-smoe'] as const;
+type Method = (typeof METHODS)[number];
+
+/** Calibration token ids: --calib TEXTFILE, else Brown's training split, encoded with the model's tokenizer. */
+export function calibrationIds(m: LoadedModel, file: string | undefined, maxTokens: number): { ids: Int32Array; source: string } {
+  if (!m.tokenizer) throw new Error('compress: the model directory has no tokenizer.json, which calibration text needs (add one, or use --method clustered --no-calib)');
+  let text: string[];
+  let source: string;
+  if (file) {
+    if (!existsSync(file)) throw new Error(`--calib: ${file} does not exist`);
+    text = [readFileSync(file, 'utf8')];
+    source = file;
+  } else {
+    text = splitBrown(loadBrown()).train.map((d) => d.text);
+    source = 'brown:train';
+  }
+  const all = encodeTexts(m.tokenizer, text);
+  const ids = all.subarray(0, Math.min(all.length, maxTokens));
+  const bad = ids.find((id) => id >= m.config.vocabSize);
+  if (bad !== undefined) throw new Error(`compress: the tokenizer produced id ${bad}, outside the model's vocabulary of ${m.config.vocabSize}`);
+  return { ids, source };
+}
+
+/** The Hugging Face config.json a model came from (its own for a Hugging Face directory). */
+function sourceConfig(m: LoadedModel): Record<string, unknown> {
+  return m.kind === 'hf' ? m.info : ((m.info.source as { config?: Record<string, unknown> } | undefined)?.config ?? {});
+}
+
+export function registerCheckpoint(program: Command): void {
+  program
+    .command('compress')
+    .description('compress the experts of a model directory (Hugging Face or moekit) and write a moekit model directory')
+    .argument('<model>', 'model directory')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--method <name>', `${METHODS.join(' | ')} (merge = mc-smoe)`, 'clustered')
+    .option('--groups <n>', 'G expert groups per layer (clustered); the parameter budget of G bases + E rank-r residuals (all methods)', '2')
+    .option('--rank <n>', 'r: rank of the residual factors', '16')
+    .option('--group-top-k <n>', 'clustered: groups per token (default G: routing exactly as before)')
+    .option('--calib <file>', 'calibration text (default: Brown train text), encoded with the model\'s tokenizer')
+    .option('--no-calib', 'clustered: cluster by weights only, with no calibration text')
+    .option('--calib-tokens <n>', 'calibration tokens', '4096')
+    .option('--seq-len <n>', 'calibration window', '128')
+    .option('--seed <n>', 'clustering seed', '0')
+    .option('--backend <name>', 'js | wasm', 'wasm')
+    .option('--json', 'print one JSON object')
+    .action(async (dir: string, o: { out: string; method: string; groups: string; rank: string; groupTopK?: string; calib?: string | boolean; calibTokens: string; seqLen: string; seed: string; backend: string; json?: boolean }) => {
+      if (!METHODS.includes(o.method as Method)) throw new Error(`--method must be one of ${METHODS.join(', ')}, got "${o.method}"`);
+      const method = o.method as Method;
+      await setBackend(o.backend);
+      const m = await loadModelDir(dir);
+      const cfg = m.config;
+      if (cfg.ffn !== 'moe') throw new Error(`compress: ${dir} is already "${cfg.ffn}", expected a standard MoE model`);
+      const G = intOption('groups', o.groups, 2, 1);
+      const r = intOption('rank', o.rank, 16, 1);
+      if (cfg.experts % G !== 0) throw new Error(`--groups ${G} must divide the ${cfg.experts} experts`);
+      const seqLen = Math.min(intOption('seq-len', o.seqLen, 128, 1), cfg.maxSeqLen);
+      const useCalib = o.calib !== false;
+      if (!useCalib && method !== 'clustered') throw new Error(`--no-calib works with --method clustered only (${method} needs routing statistics)`);
+      const t0 = performance.now();
+      const calTok = useCalib ? calibrationIds(m, typeof o.calib === 'string' ? o.calib : undefined, intOption('calib-tokens', o.calibTokens, 4096, 1)) : null;
+      const calib = calTok ? calibrate(m.model, calTok.ids, { seqLen }) : null;
+      const moeLayers = m.model.layers.filter((l) => l.mlp instanceof MoEBlock).length;
+      const budget = clusteredExpertParams(cfg.experts, cfg.hidden, cfg.expertWidth, G, r);
+      const before = moeLayers * 3 * cfg.experts * cfg.hidden * cfg.expertWidth;
+      let after: number;
+      let provenance: Record<string, unknown>;
+      let out = m.model;
+      if (method === 'clustered') {
+        const opts = { groups: G, rank: r, seed: intOption('seed', o.seed, 0, 0), ...(o.groupTopK !== undefined ? { groupTopK: intOption('group-top-k', o.groupTopK, G, 1) } : {}) };
+        const res = toClustered(m.model, calib, opts);
+        out = res.model;
+        after = res.expertParamsAfter;
+        provenance = { method, groups: G, rank: r, group_top_k: out.cfg.groupTopK, layers: res.layers.map((x) => ({ layer: x.layer, groups: x.groups, intra_similarity: x.intraSimilarity, rel_error: x.relError })) };
+      } else {
+        const bm: BaselineMethod = method === 'merge' ? 'mc-smoe' : method;
+        const res = compressBaseline(m.model, bm, calib!, budget);
+        after = res.params;
+        provenance = { method: bm, budget_per_layer: budget, layers: res.layers, stored: 'materialised experts (standard MoE layout)' };
+      }
+      Object.assign(provenance, { source: dir, calibration: calTok ? { source: calTok.source, tokens: calTok.ids.length } : null, expert_params_before: before, expert_params_after: after });
+      const save: Parameters<typeof saveModelDir>[2] = { provenance, bosTokenId: m.bosTokenId, eosTokenIds: m.eosTokenIds, copyFrom: dir };
+      if (m.arch) save.source = { arch: m.arch, config: sourceConfig(m), dir };
+      await saveModelDir(out, o.out, save);
+      const seconds = (performance.now() - t0) / 1000;
+      const summary = { out: o.out, method, expert_params_before: before, expert_params_after: after, reduction: 1 - after / before, seconds };
+      if (o.json) console.log(JSON.stringify({ ...summary, provenance }));
+      else {
+        console.log(`${method}: expert parameters ${before.toLocaleString('en-US')} -> ${after.toLocaleString('en-US')} (${((1 - after / before) * 100).toFixed(1)}% fewer) in ${seconds.toFixed(1)} s`);
+        if (method === 'clustered') for (const x of provenance.layers as { layer: number; rel_error: number; intra_similarity: number }[]) console.log(`  layer ${x.layer}: relative weight error ${x.rel_error.toFixed(4)}, intra-group similarity ${x.intra_similarity.toFixed(3)}`);
+        console.log(`wrote ${o.out} (moekit model directory; \`moekit eval ${o.out}\` compares its perplexity with the original's)`);
+      }
+    });
+
+  program
+    .command('export')
+    .description('write a model directory in a Hugging Face architecture\'s layout (clustered experts are materialised)')
+    .argument('<model>', 'moekit or Hugging Face model directory')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--format <name>', 'hf', 'hf')
+    .option('--arch <name>', `target architecture (${HF_ARCHS.join(' | ')}); default: the model's source architecture`)
+    .option('--layout <name>', 'legacy (per-expert tensors, what save_pretrained writes) | fused (transformers 5 gate_up_proj)', 'legacy')
+    .option('--dtype <name>', 'F32 | F16 | BF16', 'F32')
+    .option('--backend <name>', 'js | wasm', 'wasm')
+    .action(async (dir: string, o: { out: string; format: string; arch?: string; layout: string; dtype: string; backend: string }) => {
+      if (o.format !== 'hf') throw new Error(`--format must be "hf", got "${o.format}"`);
+      if (o.layout !== 'legacy' && o.layout !== 'fused') throw new Error(`--layout must be legacy or fused, got "${o.layout}"`);
+      if (!['F32', 'F16', 'BF16'].includes(o.dtype)) throw new Error(`--dtype must be F32, F16 or BF16, got "${o.dtype}"`);
+      if (o.arch !== undefined && !HF_ARCHS.includes(o.arch as HfArch)) throw new Error(`--arch must be one of ${HF_ARCHS.join(', ')}, got "${o.arch}"`);
+      await setBackend(o.backend);
+      const m = await loadModelDir(dir);
+      const arch = (o.arch as HfArch | undefined) ?? m.arch;
+      if (!arch) throw new Error(`export: ${dir} does not say which architecture it came from; pass --arch (${HF_ARCHS.join(', ')})`);
+      const model = materialize(m.model);
+      const base = sourceConfig(m);
+      const files = await exportHf(model, arch, o.out, { layout: o.layout, dtype: o.dtype as 'F32' | 'F16' | 'BF16', baseConfig: base, copyFrom: dir });
+      console.log(`wrote ${o.out}: ${arch} (${o.layout} experts, ${o.dtype}${model !== m.model ? ', clustered experts materialised' : ''}): ${files.map((f) => f.split('/').pop()).join(', ')}`);
+    });
+}
