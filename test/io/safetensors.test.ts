@@ -67,6 +67,11 @@ describe('safetensors reader', () => {
     ['an unknown dtype', header({ a: { dtype: 'Q7', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /dtype "Q7"/],
     ['a tensor past the end', header({ a: { dtype: 'U8', shape: [8], data_offsets: [0, 8] } }, new Uint8Array(2)), /ends at byte/],
     ['non-string metadata', header({ __metadata__: { step: 3 } }), /must be a string/],
+    ['a header that is a JSON array', header([1, 2]), /header must be a JSON object/],
+    ['a huge shape (no allocation follows it)', header({ a: { dtype: 'F32', shape: [2 ** 26, 2 ** 26], data_offsets: [0, 4] } }, new Uint8Array(4)), /needs 18014398509481984 bytes but data_offsets \[0, 4\] hold 4/],
+    ['fractional offsets', header({ a: { dtype: 'U8', shape: [1], data_offsets: [0.5, 1.5] } }, new Uint8Array(2)), /data_offsets \[0.5,1.5\]/],
+    ['a negative dimension', header({ a: { dtype: 'U8', shape: [-1], data_offsets: [0, 1] } }, new Uint8Array(1)), /shape \[-1\], expected non-negative integers/],
+    ['a missing dtype', header({ a: { shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /dtype undefined, expected one of/],
   ];
   for (const [what, bytes, msg] of cases) {
     it(`rejects ${what}`, async () => {
@@ -102,5 +107,29 @@ describe('safetensors reader', () => {
         expect(e).toBeInstanceOf(SafetensorsError);
       }
     }
+  });
+});
+
+describe('sharded checkpoints', () => {
+  it('reads tensors across shards through model.safetensors.index.json and rejects a broken index', async () => {
+    const { Checkpoint } = await import('../../src/models/hf/load.js');
+    const d = mkdtempSync(path.join(os.tmpdir(), 'moekit-shards-'));
+    await writeSafetensors(path.join(d, 'model-00001-of-00002.safetensors'), [{ name: 'a', dtype: 'F32', shape: [2], data: Float32Array.from([1, 2]) }]);
+    await writeSafetensors(path.join(d, 'model-00002-of-00002.safetensors'), [{ name: 'b', dtype: 'BF16', shape: [2], data: Uint16Array.from([0x3f80, 0xc000]) }]);
+    const index = (map: Record<string, string>): void => writeFileSync(path.join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: map }));
+    index({ a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' });
+    const ck = await Checkpoint.open(d);
+    expect([...ck.names()].sort()).toEqual(['a', 'b']);
+    expect(Array.from(await ck.readF32('b'))).toEqual([1, -2]);
+    expect(ck.dataBytes).toBe(12);
+    await ck.close();
+    index({ a: 'model-00001-of-00002.safetensors', c: 'model-00002-of-00002.safetensors' });
+    await expect(Checkpoint.open(d)).rejects.toThrow(/puts "c" in model-00002-of-00002.safetensors, which has no such tensor/);
+    index({ a: '../escape.safetensors' });
+    await expect(Checkpoint.open(d)).rejects.toThrow(/shard "..\/escape.safetensors" must be a file name/);
+    index({ a: 'missing.safetensors' });
+    await expect(Checkpoint.open(d)).rejects.toThrow(/cannot open .*missing.safetensors: ENOENT/);
+    writeFileSync(path.join(d, 'model.safetensors.index.json'), '{"nope": 1}');
+    await expect(Checkpoint.open(d)).rejects.toThrow(/"weight_map" is missing/);
   });
 });
