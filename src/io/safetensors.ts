@@ -165,10 +165,13 @@ export class SafetensorsFile {
   }
 }
 
-/** Little-endian F32 / F16 / BF16 / F64 bytes as float32 values; other dtypes are an error naming `what`. */
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Little-endian F32 / F16 / BF16 / F64 bytes as float32 values (aligned F32 bytes are viewed, not copied); other dtypes are an error naming `what`. */
 export function decodeF32(bytes: Uint8Array, dtype: StDType, what: string): Float32Array {
   const n = bytes.byteLength / ST_DTYPE_BYTES[dtype];
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dtype === 'F32' && LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n); // a view: no copy
   const out = new Float32Array(n);
   switch (dtype) {
     case 'F32':

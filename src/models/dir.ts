@@ -10,6 +10,7 @@ import { parseConfig, type ModelConfig } from './config.js';
 import { loadHfModel } from './hf/load.js';
 import { HF_ARCHS, type HfArch } from './hf/config.js';
 import { MoELM } from './moe-lm.js';
+import { withoutInit } from '../nn/module.js';
 
 export const MOEKIT_MODEL_FORMAT = 'moekit-model';
 
@@ -75,7 +76,7 @@ async function loadMoekitDir(dir: string): Promise<LoadedModel> {
   }
   if (info.format !== MOEKIT_MODEL_FORMAT) throw new Error(`${file}: "format" = ${JSON.stringify(info.format)}, expected "${MOEKIT_MODEL_FORMAT}"`);
   const config = parseConfig(info.config);
-  const model = new MoELM(config);
+  const model = withoutInit(() => new MoELM(config));
   const st = await SafetensorsFile.open(path.join(dir, 'model.safetensors'));
   try {
     for (const [name, p] of [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'))]) {

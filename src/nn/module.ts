@@ -1,5 +1,5 @@
 // Module: a tree of named parameters (trainable leaves), buffers and child modules with dotted HF-style names.
-import { randn } from '../tensor/api.js';
+import { randn, zeros } from '../tensor/api.js';
 import { variable } from '../tensor/autograd.js';
 import { keep } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
@@ -125,5 +125,21 @@ export class ModuleList<M extends Module> extends Module {
   }
 }
 
-/** Normal(0, std) initialisation from a seeded generator (std defaults to 1/sqrt(fanIn) where used). */
-export const initNormal = (shape: readonly number[], rng: Rng, std: number): Tensor => randn(shape, rng, std);
+let skipInit = false;
+
+/**
+ * Builds modules whose weights are about to be overwritten (loading a checkpoint): inside `fn`, initNormal gives
+ * zeros instead of drawing random numbers, which for a large model saves most of the load time.
+ */
+export function withoutInit<T>(fn: () => T): T {
+  const prev = skipInit;
+  skipInit = true;
+  try {
+    return fn();
+  } finally {
+    skipInit = prev;
+  }
+}
+
+/** Normal(0, std) initialisation from a seeded generator (std defaults to 1/sqrt(fanIn) where used); zeros inside withoutInit. */
+export const initNormal = (shape: readonly number[], rng: Rng, std: number): Tensor => (skipInit ? zeros(shape) : randn(shape, rng, std));

@@ -1,5 +1,5 @@
 // Functional tensor API: creation helpers and one function per op (scalars broadcast as 0-d tensors).
-import type { DType, TypedArray } from './dtype.js';
+import { allocTyped, type DType, type TypedArray } from './dtype.js';
 import { ENGINE, fromTyped, runOp, typedFrom } from './engine.js';
 import { Op, type AttentionParams, type CompareOp, type QuantFormat, type WeightFormat } from './ops.js';
 import { Rng } from './random.js';
@@ -29,7 +29,7 @@ export function tensor(values: TypedArray | NestedArray, shape?: readonly number
 }
 
 export const scalar = (v: number, dtype: DType = 'f32'): Tensor => tensor(v, [], dtype);
-export const full = (shape: readonly number[], v: number, dtype: DType = 'f32'): Tensor => fromTyped(typedFrom(new Array<number>(sizeOf(shape)).fill(v), dtype), shape, dtype);
+export const full = (shape: readonly number[], v: number, dtype: DType = 'f32'): Tensor => fromTyped(allocTyped(dtype, sizeOf(shape)).fill(v), shape, dtype);
 export const zeros = (shape: readonly number[], dtype: DType = 'f32'): Tensor => full(shape, 0, dtype);
 export const ones = (shape: readonly number[], dtype: DType = 'f32'): Tensor => full(shape, 1, dtype);
 

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { SafetensorsError, SafetensorsFile, type StTensorInfo } from '../../io/safetensors.js';
 import { loadTokenizer, type LoadedTokenizer } from '../../io/tokenizer.js';
 import { MoELM } from '../moe-lm.js';
+import { withoutInit } from '../../nn/module.js';
 import { fromHfConfig, tokenIdList, type HfModelConfig } from './config.js';
 import { loadHfWeights, type TensorSource } from './weights.js';
 
@@ -133,7 +134,7 @@ export function readHfConfig(dir: string): HfModelConfig {
 /** Loads a Hugging Face MoE model directory (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) into a MoELM. */
 export async function loadHfModel(dir: string): Promise<HfModel> {
   const hf = readHfConfig(dir);
-  const model = new MoELM(hf.config);
+  const model = withoutInit(() => new MoELM(hf.config));
   const ck = await Checkpoint.open(dir);
   let unused: string[];
   try {
