@@ -1,0 +1,98 @@
+// Generation: the KV-cache loop against full forwards, and the logits processors (repetition penalty,
+// temperature, top-k, top-p) against their definitions.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as mk from '../../src/index.js';
+import { generate, generateStream, pickToken } from '../../src/serve/generate.js';
+
+beforeAll(async () => {
+  await mk.setBackend('js');
+});
+
+const model = (): mk.MoELM => new mk.MoELM({ ...mk.PRESETS.tiny, seed: 3 });
+const opts = (o: Partial<Parameters<typeof pickToken>[2]> = {}): Parameters<typeof pickToken>[2] => ({
+  maxNewTokens: 1, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1, stopIds: [], seed: 0, greedy: false, ...o,
+});
+
+describe('generate', () => {
+  it('greedy with the KV cache equals argmax of full forwards, token by token', () => {
+    const m = model();
+    const prompt = [5, 9, 200, 17];
+    const r = generate(m, prompt, { maxNewTokens: 6 });
+    const ids = [...prompt];
+    for (let i = 0; i < 6; i++) {
+      const logits = mk.noGrad(() => m.forward(mk.tensor(Int32Array.from(ids), [1, ids.length], 'i32')).logits.dataSync());
+      const last = logits.subarray((ids.length - 1) * 320);
+      let best = 0;
+      for (let j = 1; j < 320; j++) if (last[j]! > last[best]!) best = j;
+      ids.push(best);
+    }
+    expect(r.ids).toEqual(ids);
+    expect(r.newIds).toEqual(ids.slice(4));
+    expect(r.stoppedBy).toBe('length');
+  });
+
+  it('stops after a stop id (kept), streams the same tokens, and is reproducible from its seed', () => {
+    const m = model();
+    const g = generate(m, [1, 2, 3], { maxNewTokens: 8 });
+    const stop = g.newIds[2]!;
+    const s = generate(m, [1, 2, 3], { maxNewTokens: 8, stopIds: [stop] });
+    expect(s.stoppedBy).toBe('stop');
+    expect(s.newIds.at(-1)).toBe(stop);
+    expect(s.newIds.length).toBe(g.newIds.indexOf(stop) + 1);
+    const streamed = [...generateStream(m, [1, 2, 3], { maxNewTokens: 8, temperature: 0.9, seed: 4 })];
+    const again = generate(m, [1, 2, 3], { maxNewTokens: 8, temperature: 0.9, seed: 4 });
+    expect(streamed).toEqual(again.newIds);
+    const seen: number[] = [];
+    generate(m, [1, 2, 3], { maxNewTokens: 3, onToken: (id) => seen.push(id) });
+    expect(seen.length).toBe(3);
+  });
+
+  it('stops at maxSeqLen and rejects bad prompts and options naming the value', () => {
+    const m = model();
+    const r = generate(m, Array.from({ length: 60 }, (_, i) => i + 1), { maxNewTokens: 10 });
+    expect(r.stoppedBy).toBe('max-seq');
+    expect(r.ids.length).toBe(64);
+    expect(() => generate(m, [])).toThrow(/prompt is empty/);
+    expect(() => generate(m, [1, 320])).toThrow(/prompt token 320 is not an id in \[0, 320\)/);
+    expect(() => generate(m, [1], { topP: 0 })).toThrow(/topP 0 must be in \(0, 1\]/);
+    expect(() => generate(m, [1], { temperature: -1 })).toThrow(/temperature -1/);
+    expect(() => generate(m, [1], { repetitionPenalty: 0 })).toThrow(/repetitionPenalty 0/);
+  });
+});
+
+describe('logits processors', () => {
+  const logits = (): Float32Array => Float32Array.from([2, 1, 0.5, -1, 3]);
+
+  it('repetition penalty divides positive and multiplies negative logits of seen tokens (CTRL, as transformers)', () => {
+    const l = logits();
+    pickToken(l, new Set([0, 3]), opts({ repetitionPenalty: 2, greedy: true }), new mk.Rng(0));
+    expect(Array.from(l)).toEqual([1, 1, 0.5, -2, 3]);
+    // a large penalty moves the argmax away from a seen token
+    expect(pickToken(logits(), new Set([4]), opts({ repetitionPenalty: 10, greedy: true }), new mk.Rng(0))).toBe(0);
+  });
+
+  it('top-k 1 and a tiny top-p are greedy; sampling frequencies follow softmax(logits / T) over the kept set', () => {
+    const rng = new mk.Rng(1);
+    for (let i = 0; i < 20; i++) {
+      expect(pickToken(logits(), new Set(), opts({ topK: 1 }), rng)).toBe(4);
+      expect(pickToken(logits(), new Set(), opts({ topP: 0.01 }), rng)).toBe(4);
+    }
+    const n = 20000;
+    const T = 0.7;
+    const count = (o: Parameters<typeof pickToken>[2]): number[] => {
+      const c = [0, 0, 0, 0, 0];
+      for (let i = 0; i < n; i++) c[pickToken(logits(), new Set(), o, rng)]!++;
+      return c.map((x) => x / n);
+    };
+    const p = (kept: number[]): number[] => {
+      const e = [2, 1, 0.5, -1, 3].map((v, i) => (kept.includes(i) ? Math.exp(v / T) : 0));
+      const z = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / z);
+    };
+    const close = (a: number[], b: number[]): void => a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThan(0.015));
+    close(count(opts({ temperature: T })), p([0, 1, 2, 3, 4]));
+    close(count(opts({ temperature: T, topK: 2 })), p([4, 0]));
+    // top-p 0.9 at T = 0.7: probabilities 0.753, 0.180, 0.021, ... -> the two most likely cover 0.933 >= 0.9
+    close(count(opts({ temperature: T, topP: 0.9 })), p([4, 0]));
+  });
+});
