@@ -69,9 +69,10 @@ export function registerBench(program: Command): void {
     .option('--groups <n>', 'clustered: expert groups G (default by preset)')
     .option('--rank <n>', 'clustered: residual rank r (default by preset)')
     .option('--group-top-k <n>', 'clustered: groups per token k_g (default 1)')
+    .option('--dense-warmup', 'clustered: train full experts until the first clustering, then compress them')
     .option('--offload-budget <bytes>', 'resident expert bytes for the offloaded clustered model (default: half of its INT4 form)')
     .option('--json', 'print one final JSON object')
-    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; json?: boolean }) => {
+    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; denseWarmup?: boolean; json?: boolean }) => {
       if (!(o.preset in PAPER_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PAPER_PRESETS).join(', ')}, got "${o.preset}"`);
       const seeds = intOption('seeds', o.seeds, 1, 1);
       const steps = o.steps === undefined ? undefined : intOption('steps', o.steps, 1, 1);
@@ -86,6 +87,7 @@ export function registerBench(program: Command): void {
         ...(o.groups === undefined ? {} : { clusterGroups: intOption('groups', o.groups, 1, 1) }),
         ...(o.rank === undefined ? {} : { clusterRank: intOption('rank', o.rank, 1, 1) }),
         ...(o.groupTopK === undefined ? {} : { groupTopK: intOption('group-top-k', o.groupTopK, 1, 1) }),
+        ...(o.denseWarmup ? { denseWarmup: true } : {}),
       });
       if (o.json) {
         const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));

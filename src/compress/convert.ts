@@ -2,7 +2,7 @@
 // experts grouped by fused weight/activation similarity, each group a shared base plus rank-r residuals.
 import { cosineMatrix, fusedSimilarity } from '../cluster/similarity.js';
 import { clusterExperts } from '../cluster/kmeans.js';
-import { parseConfig } from '../models/config.js';
+import { parseConfig, type ModelConfigInput } from '../models/config.js';
 import { MoELM } from '../models/moe-lm.js';
 import { MoEBlock } from '../moe/block.js';
 import { ClusteredMoEBlock, type HostExperts } from '../moe/clustered.js';
@@ -23,6 +23,9 @@ export interface ToClusteredOptions {
   /** fused similarities below τ are pruned; default 0.1 */
   tau?: number;
   seed?: number;
+  /** ModelConfig keys of the output that differ from the derived clustered config (e.g. a training config's
+   *  clusterEvery, groupRouter); its sizes must match the source model */
+  config?: Partial<ModelConfigInput>;
 }
 
 export interface ToClusteredResult {
@@ -45,18 +48,22 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
   if (cfg.ffn !== 'moe' || cfg.router !== 'softmax-topk') throw new Error(`toClustered: the model must be a softmax-topk MoE (ffn "moe"), got ffn "${cfg.ffn}", router "${cfg.router}"`);
   if (calib && calib.length !== cfg.layers) throw new Error(`toClustered: calibration for ${calib.length} layers, the model has ${cfg.layers}`);
   const G = o.groups;
+  if (!Number.isInteger(G) || G < 1 || cfg.experts % G !== 0) throw new Error(`toClustered: groups ${G} must divide the ${cfg.experts} experts`);
   const kg = o.groupTopK ?? G;
   const alpha = calib ? (o.alpha ?? 0.7) : 1;
   const out = new MoELM(parseConfig({
-    ...cfg, ffn: 'clustered', clusterGroups: G, clusterRank: o.rank, groupTopK: kg, groupRouter: 'lse', balanceLoss: 'layer', clusterEvery: 0,
+    ...cfg, ffn: 'clustered', clusterGroups: G, clusterRank: o.rank, groupTopK: kg, groupRouter: 'lse', balanceLoss: 'layer', clusterEvery: 0, ...o.config,
   }));
+  for (const k of ['hidden', 'experts', 'expertWidth', 'layers', 'topK', 'vocabSize'] as const) {
+    if (out.cfg[k] !== cfg[k]) throw new Error(`toClustered: config ${k} = ${out.cfg[k]} differs from the source model's ${cfg[k]}`);
+  }
   const rng = new Rng(o.seed ?? 0);
   const blocks = new Map(out.clusteredBlocks());
   const layers: ToClusteredResult['layers'] = [];
   const src = new Map(model.parameters());
   let before = 0;
   for (const [name, p] of out.parameters()) {
-    const m = /^model\.layers\.(\d+)\.mlp\.(gate\.weight|experts\..*)$/.exec(name);
+    const m = /^model\.layers\.(\d+)\.mlp\.(gate\.weight|group_gate\.weight|experts\..*)$/.exec(name);
     if (m && blocks.has(Number(m[1]))) continue; // set per layer below
     const s = src.get(name);
     if (!s) throw new Error(`toClustered: internal: the source model has no parameter "${name}"`);
@@ -88,6 +95,13 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
     const permuted = new Float32Array(E * H);
     perm.forEach((e, s) => permuted.set(router.subarray(e * H, (e + 1) * H), s * H));
     noGrad(() => out.setTensor(`model.layers.${l}.mlp.gate.weight`, tensor(permuted, [E, H])));
+    if (b.groupGate) {
+      // a separate group router starts as the mean of its members' router rows
+      const M = E / G;
+      const wg = new Float32Array(G * H);
+      for (let g = 0; g < G; g++) for (let j = 0; j < M; j++) for (let h = 0; h < H; h++) wg[g * H + h]! += permuted[(g * M + j) * H + h]! / M;
+      noGrad(() => out.setTensor(`model.layers.${l}.mlp.group_gate.weight`, tensor(wg, [G, H])));
+    }
     b.ids = Int32Array.from(perm);
     layers.push({ layer: l, groups: cl.groups, intraSimilarity: cl.intraSimilarity, relError });
   });

@@ -80,6 +80,9 @@ export const ModelConfigSchema = z
     clusterEvery: z.number().int().nonnegative().default(200),
     /** clustered: steps before the first regrouping (centroids need data); default clusterEvery */
     clusterWarmup: z.number().int().nonnegative().optional(),
+    /** clustered: train full experts (a standard MoE) until clusterWarmup, then compress them into the clustered form
+     *  by the first clustering (so S_param compares trained experts); default false = clustered from step 0 */
+    clusterDenseWarmup: z.boolean().default(false),
     /** clustered: recompute S_param only for experts whose weights moved by more than ε (relative); default 1e-3 */
     clusterEps: nonNeg.default(1e-3),
     /** q/k normalisation: 'head' = RMSNorm over each head's D (Qwen3-MoE), 'full' = over the whole q/k width (OLMoE);

@@ -3,7 +3,9 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MoELM, type ModelStats } from '../models/moe-lm.js';
-import type { ModelConfig } from '../models/config.js';
+import { clusterGroupsOf, parseConfig, type ModelConfig } from '../models/config.js';
+import { calibrate } from '../compress/baselines.js';
+import { toClustered } from '../compress/convert.js';
 import * as T from '../tensor/api.js';
 import { backward, zeroGrad } from '../tensor/autograd.js';
 import { noGrad, tidy } from '../tensor/engine.js';
@@ -135,16 +137,23 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`train: ${k} must be a positive integer, got ${v}`);
   }
   const sched = { peak: o.lr ?? 3e-3, warmup: o.warmup ?? Math.ceil(o.steps * 0.05), total: o.steps };
-  const model = new MoELM(o.config);
-  const params = model.parameters();
-  const opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1 });
+  const cc = o.config;
+  const every = cc.clusterEvery;
+  const warm = cc.clusterWarmup ?? every;
+  // clusterDenseWarmup: a standard MoE with the same sizes trains until `warm`, then becomes the clustered model
+  const denseWarm = cc.ffn === 'clustered' && cc.clusterDenseWarmup && warm > 0 && warm < o.steps;
   const metricsFile = o.out ? path.join(o.out, 'metrics.jsonl') : null;
   const ckptDir = o.out ? path.join(o.out, 'checkpoints') : null;
-  let startStep = 0;
   if (o.out) mkdirSync(o.out, { recursive: true });
-  if (o.resume && ckptDir) {
-    const last = await latestCheckpoint(ckptDir);
-    if (!last) throw new Error(`train: --resume, but ${ckptDir} holds no checkpoint`);
+  const last = o.resume && ckptDir ? await latestCheckpoint(ckptDir) : null;
+  if (o.resume && ckptDir && !last) throw new Error(`train: --resume, but ${ckptDir} holds no checkpoint`);
+  const lastStep = last ? (JSON.parse(readFileSync(path.join(last, 'state.json'), 'utf8')) as { step: number }).step : 0;
+  const warmupConfig = (): ModelConfig => parseConfig({ ...cc, ffn: 'moe', balanceLoss: 'layer' });
+  let model = new MoELM(denseWarm && lastStep < warm ? warmupConfig() : cc);
+  let params = model.parameters();
+  let opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1 });
+  let startStep = 0;
+  if (last) {
     const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
     const state = await loadCheckpoint(last, [...params, ...biases], opt);
     startStep = state.step;
@@ -152,11 +161,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (metricsFile) truncateMetrics(metricsFile, startStep);
   const clusterFile = o.out ? path.join(o.out, 'clusters.jsonl') : null;
   if (clusterFile) truncateMetrics(clusterFile, startStep);
-  const clustered = model.clusteredBlocks();
+  let clustered = model.clusteredBlocks();
   for (const [, b] of clustered) b.tracking = true;
-  const cc = o.config;
-  const every = cc.clusterEvery;
-  const warm = cc.clusterWarmup ?? every;
   const regroupRng = new Rng((cc.seed * 2654435761 + seed * 40503 + 1) >>> 0);
   const regroups: RegroupLog[] = [];
   const metrics: StepMetrics[] = [];
@@ -193,7 +199,31 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     opt.update(lr);
     model.updateBiases(stats);
     const s1 = step + 1;
-    if (clustered.length > 0 && every > 0 && s1 >= warm && (s1 - warm) % every === 0 && s1 < o.steps) {
+    if (denseWarm && s1 === warm) {
+      // the first clustering: the trained experts are grouped by fused similarity (weights + mean routed inputs
+      // of a calibration pass) and compressed; a new optimizer starts on the clustered parameters
+      const { ids, targets } = sampleBatch(o.tokens, o.batch, o.seqLen, seed, step, 0);
+      const lossOf = (m: MoELM): number => noGrad(() => tidy(() => m.loss(T.tensor(ids, [o.batch, o.seqLen], 'i32'), T.tensor(targets, [o.batch, o.seqLen], 'i32')).loss.item()));
+      const before = lossOf(model);
+      const calibIds = new Int32Array(4 * o.batch * o.seqLen);
+      for (let m = 0; m < 4; m++) calibIds.set(sampleBatch(o.tokens, o.batch, o.seqLen, seed + 7919, step, m).ids, m * o.batch * o.seqLen);
+      const calib = calibrate(model, calibIds, { seqLen: o.seqLen, batch: o.batch });
+      const conv = toClustered(model, calib, { groups: clusterGroupsOf(cc), rank: cc.clusterRank, alpha: cc.clusterAlpha, tau: cc.clusterTau, seed: regroupRng.nextU32(), config: cc });
+      opt.dispose();
+      model.dispose();
+      model = conv.model;
+      params = model.parameters();
+      opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1 });
+      clustered = model.clusteredBlocks();
+      for (const [, b] of clustered) b.tracking = true;
+      const after = lossOf(model);
+      const logs = conv.layers.map((x): RegroupLog => ({
+        step: s1, layer: x.layer, membership: x.groups, intra_similarity: x.intraSimilarity, changed_groups: x.groups.length, rel_error: x.relError, loss_before: before, loss_after: after,
+      }));
+      regroups.push(...logs);
+      if (clusterFile) appendFileSync(clusterFile, logs.map((l) => `${JSON.stringify(l)}\n`).join(''));
+      o.onRegroup?.(logs);
+    } else if (clustered.length > 0 && every > 0 && s1 >= warm && (s1 - warm) % every === 0 && s1 < o.steps) {
       const { ids, targets } = sampleBatch(o.tokens, o.batch, o.seqLen, seed, step, 0);
       const evalLoss = (): number => {
         for (const [, b] of clustered) b.tracking = false;
@@ -225,7 +255,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       imbalance: moe.map((s) => loadStats(s.tokensPerExpert).imbalance),
       dropped: moe.map((s) => s.dropped),
     };
-    if (clustered.length > 0) m.cross_group = moe.map((s) => (s.crossGroup ?? 0) / (tokens));
+    if (moe.some((s) => s.crossGroup !== undefined)) m.cross_group = moe.map((s) => (s.crossGroup ?? 0) / tokens);
     metrics.push(m);
     if (metricsFile) appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
     o.onStep?.(m);

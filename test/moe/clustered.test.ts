@@ -188,4 +188,43 @@ describe('clustered MoELM', () => {
     expect(counts.expert).toBe(2 * layer);
     expect(counts.active).toBe(counts.total - 2 * layer + 2 * (3 * 32 * 32 + 2 * 3 * 4 * 64));
   });
+
+  it('clusterDenseWarmup: full experts until the warm-up, then compressed by the first clustering; resumes across it', async () => {
+    const cfg = mk.parseConfig({ ...mk.PRESETS.tiny, ffn: 'clustered', experts: 8, clusterGroups: 2, clusterRank: 4, clusterEvery: 10, clusterWarmup: 20, clusterDenseWarmup: true, biasUpdateRate: 0 });
+    const rng = new mk.Rng(2);
+    const phrases = Array.from({ length: 12 }, () => Array.from({ length: 6 }, () => rng.int(cfg.vocabSize)));
+    const tokens = Int32Array.from(Array.from({ length: 3000 }, (_, i) => phrases[Math.floor(i / 6) % 12]![i % 6]!));
+    const { train } = await import('../../src/train/loop.js');
+    const steps: number[] = [];
+    const r = await train({ config: cfg, tokens, steps: 35, batch: 4, seqLen: 32, lr: 1e-2, out: null, onStep: (m) => void (m.cross_group === undefined && steps.push(m.step)) });
+    expect(steps).toEqual(Array.from({ length: 20 }, (_, i) => i + 1)); // the warm-up steps ran a standard MoE
+    const first = r.regroups.filter((e) => e.step === 20);
+    expect(first.map((e) => e.changed_groups)).toEqual([2, 2]); // the first clustering forms every group
+    for (const e of first) {
+      expect(e.membership.flat().sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(e.rel_error).toBeGreaterThan(0);
+      expect(e.rel_error).toBeLessThan(1);
+    }
+    expect(r.regroups.some((e) => e.step === 30)).toBe(true);
+    expect(r.model.cfg.ffn).toBe('clustered');
+    expect(r.model.clusteredBlocks().length).toBe(2);
+    expect(r.metrics[34]!.ce).toBeLessThan(r.metrics[0]!.ce * 0.7);
+    // a run interrupted before the switch and resumed gives the same losses as an uninterrupted one
+    const os = await import('node:os');
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'moekit-dw-'));
+    const full = await train({ config: cfg, tokens, steps: 25, batch: 4, seqLen: 32, lr: 1e-2, out: null });
+    const crash = (m: { step: number }): void => {
+      if (m.step === 17) throw new Error('simulated crash');
+    };
+    await expect(train({ config: cfg, tokens, steps: 25, batch: 4, seqLen: 32, lr: 1e-2, out, checkpointEvery: 15, onStep: crash })).rejects.toThrow('simulated crash');
+    const cut = await train({ config: cfg, tokens, steps: 25, batch: 4, seqLen: 32, lr: 1e-2, out, resume: true });
+    expect(cut.startStep).toBe(15);
+    expect(cut.model.cfg.ffn).toBe('clustered');
+    const halfway = await train({ config: cfg, tokens, steps: 15, batch: 4, seqLen: 32, lr: 1e-2, out: path.join(out, 'b') });
+    expect(halfway.model.cfg.ffn).toBe('clustered'); // warm-up >= steps: no switch, the config's model throughout
+    const resumed = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    expect(resumed.map((m) => m.loss)).toEqual(full.metrics.map((m) => m.loss));
+  });
 });
