@@ -69,7 +69,7 @@ export function registerBench(program: Command): void {
     .option('--groups <n>', 'clustered: expert groups G (default by preset)')
     .option('--rank <n>', 'clustered: residual rank r (default by preset)')
     .option('--group-top-k <n>', 'clustered: groups per token k_g (default 1)')
-    .option('--dense-warmup', 'clustered: train full experts until the first clustering, then compress them')
+    .option('--no-dense-warmup', 'clustered: train in compressed form from step 0 (default: full experts until the first clustering, which compresses them)')
     .option('--offload-budget <bytes>', 'resident expert bytes for the offloaded clustered model (default: half of its INT4 form)')
     .option('--json', 'print one final JSON object')
     .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; denseWarmup?: boolean; json?: boolean }) => {
@@ -87,7 +87,7 @@ export function registerBench(program: Command): void {
         ...(o.groups === undefined ? {} : { clusterGroups: intOption('groups', o.groups, 1, 1) }),
         ...(o.rank === undefined ? {} : { clusterRank: intOption('rank', o.rank, 1, 1) }),
         ...(o.groupTopK === undefined ? {} : { groupTopK: intOption('group-top-k', o.groupTopK, 1, 1) }),
-        ...(o.denseWarmup ? { denseWarmup: true } : {}),
+        denseWarmup: o.denseWarmup !== false,
       });
       if (o.json) {
         const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));

@@ -117,7 +117,7 @@ export interface PaperOptions {
   clusterGroups?: number;
   clusterRank?: number;
   groupTopK?: number;
-  /** train full experts until the preset's clusterWarmup, then compress them (clusterDenseWarmup) */
+  /** train full experts until the preset's clusterWarmup, then compress them (clusterDenseWarmup); default true */
   denseWarmup?: boolean;
   log?: (s: string) => void;
 }
@@ -262,7 +262,7 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
   const evalWindow = { window: p.seqLen, stride: Math.max(1, p.seqLen / 2), batch: 8 };
   for (let s = 0; s < o.seeds; s++) {
     const moe = parseConfig({ ...p.model, seed: s });
-    const clustered = parseConfig({ ...p.model, seed: s, ffn: 'clustered', clusterGroups: G, clusterRank: rank, clusterEvery: p.clusterEvery, clusterWarmup: p.clusterWarmup, clusterDenseWarmup: o.denseWarmup ?? false, ...(o.groupTopK ? { groupTopK: o.groupTopK } : {}) });
+    const clustered = parseConfig({ ...p.model, seed: s, ffn: 'clustered', clusterGroups: G, clusterRank: rank, clusterEvery: p.clusterEvery, clusterWarmup: p.clusterWarmup, clusterDenseWarmup: o.denseWarmup ?? true, ...(o.groupTopK ? { groupTopK: o.groupTopK } : {}) });
     const dense = denseBaseline(moe);
     if (s === 0) Object.assign(configs, { dense, moe, clustered });
     for (const [name, config] of [['dense', dense], ['moe', moe], ['clustered', clustered]] as const) {
