@@ -64,7 +64,7 @@ export class WebGpuBackend implements Backend {
   static async create(o: WebGpuOptions = {}): Promise<WebGpuBackend> {
     if (o.device) return new WebGpuBackend(o.device, 'given device');
     const gpu = await gpuEntry();
-    let adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    let adapter = await gpu.requestAdapter();
     if (!adapter && (o.allowFallback ?? true)) adapter = await gpu.requestAdapter({ forceFallbackAdapter: true });
     if (!adapter) throw new Error('webgpu: no adapter (no GPU, and no software adapter; on Linux install libvulkan1 and set VK_ICD_FILENAMES to a Vulkan driver such as /usr/lib/chromium/vk_swiftshader_icd.json)');
     // ask for the adapter's real limits, not the defaults (128 MiB bindings)
