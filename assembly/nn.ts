@@ -482,3 +482,40 @@ export function nn_cross_entropy_grad(logits: usize, targets: usize, lse: usize,
     store<f32>(at(gr, t), load<f32>(at(gr, t)) - d);
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// fused MoE inference helpers (the orchestration runs in src/backend/wasm/moe.ts)
+
+/** o (n, width) = silu(g)·u·w[row], split over rows (o may alias g or u). */
+export function nn_swiglu_rows(g: usize, u: usize, w: usize, o: usize, n: i32, width: i32, tid: i32, nthreads: i32): void {
+  const r0 = lo(n, 1, tid, nthreads), r1 = lo(n, 1, tid + 1, nthreads);
+  const rb = <usize>width << 2;
+  for (let r = r0; r < r1; r++) {
+    const gr = g + <usize>r * rb, ur = u + <usize>r * rb, orow = o + <usize>r * rb;
+    const ws = load<f32>(w + (<usize>r << 2));
+    const wv = sp(ws);
+    let j = 0;
+    for (; j + 4 <= width; j += 4) {
+      const x = v128.load(at(gr, j));
+      const s = f32x4.div(x, f32x4.add(sp(1), vexp(f32x4.neg(x))));
+      v128.store(at(orow, j), f32x4.mul(f32x4.mul(s, v128.load(at(ur, j))), wv));
+    }
+    for (; j < width; j++) {
+      const x = load<f32>(at(gr, j));
+      const s = f32x4.extract_lane(f32x4.div(sp(x), f32x4.add(sp(1), vexp(sp(-x)))), 0);
+      store<f32>(at(orow, j), s * load<f32>(at(ur, j)) * ws);
+    }
+  }
+}
+
+/** out[i] += src[idx[i]] for rows i < n (width f32 each), split over rows; indices were range-checked by the caller. */
+export function nn_add_gathered_rows(out: usize, src: usize, idx: usize, n: i32, width: i32, tid: i32, nthreads: i32): void {
+  const r0 = lo(n, 1, tid, nthreads), r1 = lo(n, 1, tid + 1, nthreads);
+  const rb = <usize>width << 2;
+  for (let r = r0; r < r1; r++) {
+    const d = out + <usize>r * rb, s = src + <usize>load<i32>(idx + (<usize>r << 2)) * rb;
+    let j = 0;
+    for (; j + 4 <= width; j += 4) v128.store(at(d, j), f32x4.add(v128.load(at(d, j)), v128.load(at(s, j))));
+    for (; j < width; j++) store<f32>(at(d, j), load<f32>(at(d, j)) + load<f32>(at(s, j)));
+  }
+}

@@ -23,6 +23,8 @@ export interface Backend {
   /** Copies the contents of `src` into `dst` (same dtype and size), on the device. */
   copy(src: DataId, dst: DataId): void;
   /** Runs one op; outputs are freshly allocated with the shapes and dtypes shape inference gave. */
+  /** Whether the backend implements `op` (absent: every op). Models use it to pick fused kernels when present. */
+  supports?(op: Op): boolean;
   run<O extends Op>(op: O, inputs: readonly BackendInput[], params: OpParams[O], outputs: readonly TensorInfo[]): DataId[];
   /** Waits for queued work. */
   flush(): Promise<void>;

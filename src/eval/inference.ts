@@ -35,7 +35,7 @@ export function routingSummary(model: MoELM, ids: Int32Array, o: { seqLen: numbe
   let cross: number[] | null = null;
   for (let w = 0; w < windows; w += batch) {
     const b = Math.min(batch, windows - w);
-    const stats = noGrad(() => tidy(() => model.forward(tensor(ids.subarray(w * o.seqLen, (w + b) * o.seqLen), [b, o.seqLen], 'i32'), { routing: true }).stats));
+    const stats = noGrad(() => tidy(() => model.forward(tensor(ids.subarray(w * o.seqLen, (w + b) * o.seqLen), [b, o.seqLen], 'i32'), { routing: true, aux: false }).stats));
     const moe = stats.filter((s): s is NonNullable<typeof s> => s !== null);
     counts ??= moe.map(() => new Array<number>(E).fill(0));
     cross ??= moe.map(() => 0);
@@ -84,16 +84,16 @@ export function inferenceSpeed(model: MoELM, ids: Int32Array, o: { prefillLen: n
   let off = 0;
   const prefill = run(() => {
     off = (off + 97) % Math.max(1, ids.length - o.prefillLen);
-    noGrad(() => tidy(() => model.forward(tensor(ids.subarray(off, off + o.prefillLen), [1, o.prefillLen], 'i32')).logits.dataSync()));
+    noGrad(() => tidy(() => model.forward(tensor(ids.subarray(off, off + o.prefillLen), [1, o.prefillLen], 'i32'), { aux: false }).logits.dataSync()));
     return o.prefillLen;
   });
   // decode: only the one-token steps are timed, over as many generations as fill `seconds`
   const session = (): { ms: number; tokens: number } => {
     const cache = Array.from({ length: L }, () => new KVCache());
-    let next = noGrad(() => tidy(() => argmax(model.forward(tensor(ids.subarray(0, o.promptLen), [1, o.promptLen], 'i32'), { cache }).logits, -1).dataSync().at(-1)!));
+    let next = noGrad(() => tidy(() => argmax(model.forward(tensor(ids.subarray(0, o.promptLen), [1, o.promptLen], 'i32'), { cache, aux: false }).logits, -1).dataSync().at(-1)!));
     const t0 = performance.now();
     for (let i = 0; i < o.decodeTokens; i++) {
-      next = noGrad(() => tidy(() => argmax(model.forward(tensor([next], [1, 1], 'i32'), { cache }).logits, -1).dataSync()[0]!));
+      next = noGrad(() => tidy(() => argmax(model.forward(tensor([next], [1, 1], 'i32'), { cache, aux: false }).logits, -1).dataSync()[0]!));
     }
     const ms = performance.now() - t0;
     for (const c of cache) c.dispose();

@@ -83,7 +83,7 @@ export function perplexity(model: MoELM, ids: Int32Array | readonly number[], op
     }
     const rows = noGrad(() =>
       tidy(() => {
-        const logits = model.forward(tensor(inp, [g, L], 'i32')).logits; // (g·L, V)
+        const logits = model.forward(tensor(inp, [g, L], 'i32'), { aux: false }).logits; // (g·L, V)
         return crossEntropyRows(logits, tensor(tgt, [g * L], 'i32'), -100).toArray(); // (g·L) 0 where ignored
       }),
     );

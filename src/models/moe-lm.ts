@@ -30,6 +30,8 @@ export interface LMForwardOptions {
   cache?: readonly KVCache[];
   /** also return each MoE layer's chosen expert ids in its stats (`routedIds`) */
   routing?: boolean;
+  /** compute the balance losses (default true); false for inference, where MoE layers then run their fused kernels */
+  aux?: boolean;
 }
 
 /** transformers' load_balancing_loss_func: E·Σ_e f_e·P_e over the tokens of all layers pooled (f_e: share of tokens
@@ -120,9 +122,15 @@ export class DecoderLayer extends Module {
   }
 
   /** x (B, T, H) -> (B, T, H), with the block's aux loss, z-loss, router logits and stats when it is an MoE block */
-  forward(x: Tensor, cache?: KVCache, opts: { routing?: boolean } = {}): { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits?: Tensor; stats: LayerStats | null } {
+  forward(x: Tensor, cache?: KVCache, opts: { routing?: boolean; aux?: boolean } = {}): { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits?: Tensor; stats: LayerStats | null } {
     const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), cache ? { cache } : {})); // (B, T, H)
     const n = this.postAttentionLayernorm.forward(h); // (B, T, H)
+    if (opts.aux === false && (this.mlp instanceof MoEBlock || this.mlp instanceof ClusteredMoEBlock)) {
+      const o = this.mlp.infer(n);
+      const stats: LayerStats = { ...o.stats };
+      if (opts.routing) stats.routedIds = Int32Array.from(o.experts.dataSync());
+      return { y: add(h, o.y), aux: null, stats };
+    }
     if (this.mlp instanceof MoEBlock) {
       const o = this.mlp.forward(n);
       const stats: LayerStats = { ...o.stats };
@@ -192,7 +200,7 @@ export class MoELM extends Module {
     const routerLogits: (Tensor | null)[] = [];
     const global = this.cfg.balanceLoss === 'global';
     this.layers.forEach((layer, l) => {
-      const o = layer.forward(x, cache?.[l], { routing: opts.routing ?? false });
+      const o = layer.forward(x, cache?.[l], { routing: opts.routing ?? false, aux: opts.aux ?? true });
       x = o.y; // (B, T, H)
       const a = global ? (o.z && this.cfg.zLossCoef > 0 ? mul(o.z, this.cfg.zLossCoef) : null) : o.aux;
       if (a) aux = aux ? add(aux, a) : a;

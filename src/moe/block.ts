@@ -2,12 +2,13 @@
 import { Linear } from '../nn/layers.js';
 import { Module, initNormal } from '../nn/module.js';
 import { SwiGLU, swiglu } from '../nn/swiglu.js';
-import { add, matmul, mul, reshape, sigmoid, tensor, zeros } from '../tensor/api.js';
+import { add, backendSupports, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, sigmoid, tensor, zeros } from '../tensor/api.js';
+import { Op } from '../tensor/ops.js';
 import { noGrad } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
+import { countSlots, indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
 import { experts, type ExpertWeights } from './experts.js';
 import { route, type RouteResult, type RouterKind } from './route.js';
 
@@ -83,26 +84,75 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
     groups: cfg.groups ?? 1, topGroups: cfg.topGroups ?? cfg.groups ?? 1, routedScale: cfg.routedScale ?? 1,
     ...(w.bias ? { bias: w.bias } : {}),
   });
-  const bins = indicesAndBins(r.experts, E, cfg.capacityFactor === undefined ? {} : { capacityFactor: cfg.capacityFactor });
   let y: Tensor; // (T, H)
-  if (bins.order.length === 0) y = zeros([T, H]);
-  else {
-    const xs = permute(xt, bins); // (N, H) rows sorted by expert
-    const ys = experts(xs, offsetsTensor(bins), w.experts); // (N, H)
-    y = unpermute(ys, bins, r.weights, T); // (T, H)
+  let stats: MoEOutput['stats'];
+  if (cfg.capacityFactor === undefined && T > 0 && fusedExperts(xt, r.weights, w.experts)) {
+    // no gradient to record: the fused kernel (same function, one op)
+    y = moeFfn(xt, r.experts, r.weights, w.experts);
+    stats = { tokensPerExpert: countSlots(r.experts.dataSync(), E, cfg.topK), dropped: 0 };
+  } else {
+    const bins = indicesAndBins(r.experts, E, cfg.capacityFactor === undefined ? {} : { capacityFactor: cfg.capacityFactor });
+    if (bins.order.length === 0) y = zeros([T, H]);
+    else {
+      const xs = permute(xt, bins); // (N, H) rows sorted by expert
+      const ys = experts(xs, offsetsTensor(bins), w.experts); // (N, H)
+      y = unpermute(ys, bins, r.weights, T); // (T, H)
+    }
+    stats = { tokensPerExpert: bins.routed, dropped: bins.dropped };
   }
-  if (w.shared) {
-    let s = swiglu(xt, w.shared.gate, w.shared.up, w.shared.down); // (T, H)
-    if (w.sharedGate) s = mul(sigmoid(matmul(xt, w.sharedGate, { transB: true })), s); // (T, 1) gate times (T, H)
-    y = add(y, s);
-  }
+  y = addShared(y, xt, w);
   const loss = add(mul(r.aux.switch, cfg.auxLossCoef ?? 1e-2), mul(r.aux.z, cfg.zLossCoef ?? 1e-3)); // ()
   return {
     y: reshape(y, x.shape),
     aux: { loss, switch: r.aux.switch, z: r.aux.z },
-    stats: { tokensPerExpert: bins.routed, dropped: bins.dropped },
+    stats,
     routing: r,
   };
+}
+
+/** Whether the expert computation can run as the fused inference kernel: nothing to differentiate, backend has it. */
+function fusedExperts(xt: Tensor, weights: Tensor, e: ExpertWeights): boolean {
+  return !needsGrad(xt, weights, e.gate, e.up, e.down) && backendSupports(Op.MoeFfn);
+}
+
+/** y + the (gated) shared expert of xt, when the block has one. */
+function addShared(y: Tensor, xt: Tensor, w: { shared?: { gate: Tensor; up: Tensor; down: Tensor }; sharedGate?: Tensor }): Tensor {
+  if (!w.shared) return y;
+  let s = swiglu(xt, w.shared.gate, w.shared.up, w.shared.down); // (T, H)
+  if (w.sharedGate) s = mul(sigmoid(matmul(xt, w.sharedGate, { transB: true })), s); // (T, 1) gate times (T, H)
+  return add(y, s);
+}
+
+/** What an inference forward (no balance losses) returns. */
+export interface MoEInference {
+  y: Tensor; // as the input
+  stats: { tokensPerExpert: number[]; dropped: number };
+  /** (T, K) i32 chosen experts */
+  experts: Tensor;
+}
+
+/**
+ * The block for inference: no balance losses, no gradient. With softmax top-k routing (no selection bias, no
+ * capacity) on a backend with the fused kernels it is three ops: the router matmul, `routeTopK`, `moeFfn`
+ * (plus the shared expert); otherwise it is `moe` without its losses.
+ */
+export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInference {
+  const H = cfg.hidden;
+  const simple = (cfg.router ?? 'softmax-topk') === 'softmax-topk' && !w.bias && cfg.capacityFactor === undefined;
+  if (!simple || !backendSupports(Op.RouteTopK) || (x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H || needsGrad(x, w.router, w.experts.gate, w.experts.up, w.experts.down)) {
+    const o = moe(x, w, cfg);
+    return { y: o.y, stats: o.stats, experts: o.routing.experts };
+  }
+  const T = x.size / H;
+  const xt = reshape(x, [T, H]);
+  const r = routeTopK(matmul(xt, w.router, { transB: true }), cfg.topK, { renormalize: cfg.renormalize ?? true });
+  let y = T > 0 && backendSupports(Op.MoeFfn) ? moeFfn(xt, r.ids, r.weights, w.experts) : null;
+  if (!y) {
+    const bins = indicesAndBins(r.ids, cfg.experts);
+    y = bins.order.length === 0 ? zeros([T, H]) : unpermute(experts(permute(xt, bins), offsetsTensor(bins), w.experts), bins, r.weights, T);
+  }
+  y = addShared(y, xt, w);
+  return { y: reshape(y, x.shape), stats: { tokensPerExpert: countSlots(r.ids.dataSync(), cfg.experts, cfg.topK), dropped: 0 }, experts: r.ids };
 }
 
 /** Stacked routed experts; parameters gate_proj/up_proj (E, H, I) and down_proj (E, I, H). */
@@ -176,6 +226,11 @@ export class MoEBlock extends Module {
   /** x (T, H) or (B, T, H) */
   forward(x: Tensor): MoEOutput {
     return moe(x, this.weights, this.cfg);
+  }
+
+  /** Inference forward without balance losses (see `moeInference`). */
+  infer(x: Tensor): MoEInference {
+    return moeInference(x, this.weights, this.cfg);
   }
 
   /**

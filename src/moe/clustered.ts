@@ -5,9 +5,10 @@ import { Linear } from '../nn/layers.js';
 import { Module, initNormal } from '../nn/module.js';
 import { SwiGLU, swiglu } from '../nn/swiglu.js';
 import {
-  add, div, gather, groupedMatmul, log, logSumExp, matmul, mean, mul, ones, reshape, scatterAdd, scatterAlong, sigmoid, silu,
-  softmax, square, sum, takeAlong, tensor, topk, zeros,
+  add, backendSupports, clusteredFfn, div, gather, groupedMatmul, log, logSumExp, matmul, mean, mul, needsGrad, ones, reshape,
+  routeTopK, scatterAdd, scatterAlong, sigmoid, silu, softmax, square, sum, takeAlong, tensor, topk, zeros,
 } from '../tensor/api.js';
+import { Op } from '../tensor/ops.js';
 import { assign, noGrad, tidy } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -16,7 +17,7 @@ import { fastLowRankFactors } from '../cluster/svd.js';
 import { CentroidEma, ParamSimilarityCache, fusedSimilarity } from '../cluster/similarity.js';
 import { clusterExperts } from '../cluster/kmeans.js';
 import { Router } from './block.js';
-import { indicesAndBins } from './dispatch.js';
+import { countSlots, indicesAndBins } from './dispatch.js';
 
 export interface ClusteredConfig {
   /** H: model width */
@@ -278,17 +279,75 @@ export function clusteredMoe(x: Tensor, w: ClusteredWeights, cfg: ClusteredConfi
   const logits = matmul(xt, w.router, { transB: true }); // (T, E)
   const groupLogits = w.groupRouter ? matmul(xt, w.groupRouter, { transB: true }) : null; // (T, G)
   const r = twoStageRoute(logits, groupLogits, { groups: cfg.groups, K: cfg.topK, groupTopK: cfg.groupTopK ?? 1, renormalize: cfg.renormalize ?? true });
-  const ex = clusteredExperts(xt, r.experts, r.weights, w.experts, opts);
-  let y = ex.y;
-  if (w.shared) {
-    let s = swiglu(xt, w.shared.gate, w.shared.up, w.shared.down);
-    if (w.sharedGate) s = mul(sigmoid(matmul(xt, w.sharedGate, { transB: true })), s);
-    y = add(y, s);
-  }
+  const ex = !opts.inputSums && !opts.matmuls && T > 0 && fusedClustered(xt, r.weights, w.experts)
+    ? { y: clusteredFfn(xt, r.experts, r.weights, w.experts), ...groupStats(r.experts.dataSync(), cfg.experts, cfg.groups, cfg.topK) }
+    : clusteredExperts(xt, r.experts, r.weights, w.experts, opts);
+  const y = addShared(ex.y, xt, w);
   const loss = add(add(mul(r.aux.switch, cfg.auxLossCoef ?? 1e-2), mul(r.aux.group, cfg.groupAuxCoef ?? 1e-2)), mul(r.aux.z, cfg.zLossCoef ?? 1e-3));
   const stats: ClusteredOutput['stats'] = { tokensPerExpert: ex.tokensPerExpert, dropped: 0, tokensPerGroup: ex.tokensPerGroup, crossGroup: ex.crossGroup };
   if (ex.inputSums) stats.inputSums = ex.inputSums;
   return { y: reshape(y, x.shape), aux: { loss, ...r.aux }, stats, routing: r };
+}
+
+/** Whether the clustered experts can run as the fused inference kernel: nothing to differentiate, backend has it. */
+function fusedClustered(xt: Tensor, weights: Tensor, e: ClusteredExpertWeights): boolean {
+  return !needsGrad(xt, weights, ...Object.values(e)) && backendSupports(Op.ClusteredFfn);
+}
+
+/** Slots per expert, (token, group) pairs per group and tokens spanning several groups, from host ids (T·K). */
+function groupStats(ids: ArrayLike<number>, E: number, G: number, K: number): { tokensPerExpert: number[]; tokensPerGroup: number[]; crossGroup: number } {
+  const tokensPerExpert = countSlots(ids, E, K);
+  const M = E / G;
+  const tokensPerGroup = new Array<number>(G).fill(0);
+  let crossGroup = 0;
+  const seen: number[] = [];
+  for (let t = 0; t < ids.length / K; t++) {
+    seen.length = 0;
+    for (let k = 0; k < K; k++) {
+      const g = Math.floor(ids[t * K + k]! / M);
+      if (!seen.includes(g)) seen.push(g);
+    }
+    for (const g of seen) tokensPerGroup[g]!++;
+    if (seen.length > 1) crossGroup++;
+  }
+  return { tokensPerExpert, tokensPerGroup, crossGroup };
+}
+
+/** y + the (gated) shared expert of xt, when the block has one. */
+function addShared(y: Tensor, xt: Tensor, w: ClusteredWeights): Tensor {
+  if (!w.shared) return y;
+  let s = swiglu(xt, w.shared.gate, w.shared.up, w.shared.down);
+  if (w.sharedGate) s = mul(sigmoid(matmul(xt, w.sharedGate, { transB: true })), s);
+  return add(y, s);
+}
+
+/** What an inference forward (no balance losses) returns. */
+export interface ClusteredInference {
+  y: Tensor;
+  stats: { tokensPerExpert: number[]; dropped: number; tokensPerGroup: number[]; crossGroup: number };
+  /** (T, K) i32 chosen experts */
+  experts: Tensor;
+}
+
+/**
+ * The clustered block for inference: no balance losses, no gradient. With 'lse' group scores on a backend with the
+ * fused kernels it is three ops (router matmul, `routeTopK` over groups, `clusteredFfn`) plus the shared expert;
+ * otherwise `clusteredMoe` without its losses.
+ */
+export function clusteredInference(x: Tensor, w: ClusteredWeights, cfg: ClusteredConfig, opts: { inputSums?: boolean; matmuls?: ExpertMatmuls } = {}): ClusteredInference {
+  const H = cfg.hidden;
+  const fast = !w.groupRouter && !opts.inputSums && !opts.matmuls && (x.rank === 2 || x.rank === 3) && x.shape.at(-1) === H && x.size > 0
+    && backendSupports(Op.RouteTopK) && backendSupports(Op.ClusteredFfn) && !needsGrad(x, w.router, ...Object.values(w.experts));
+  if (!fast) {
+    const o = clusteredMoe(x, w, cfg, opts);
+    return { y: o.y, stats: o.stats, experts: o.routing.experts };
+  }
+  const T = x.size / H;
+  const xt = reshape(x, [T, H]);
+  const kg = cfg.groupTopK ?? 1;
+  const r = routeTopK(matmul(xt, w.router, { transB: true }), cfg.topK, { groups: cfg.groups, topGroups: kg, renormalize: cfg.renormalize ?? true });
+  const y = addShared(clusteredFfn(xt, r.ids, r.weights, w.experts), xt, w);
+  return { y: reshape(y, x.shape), stats: { ...groupStats(r.ids.dataSync(), cfg.experts, cfg.groups, cfg.topK), dropped: 0 }, experts: r.ids };
 }
 
 /** The three SwiGLU matrices of E experts as host arrays, layout (E, in, out): gate/up (E, H, I), down (E, I, H). */
@@ -489,6 +548,15 @@ export class ClusteredMoEBlock extends Module {
     const out = clusteredMoe(x, this.weights, this.cfg, { inputSums: this.tracking, ...(this.inference ? { matmuls: this.inference } : {}) });
     if (out.stats.inputSums) this.centroids.update(out.stats.inputSums, out.stats.tokensPerExpert);
     return out;
+  }
+
+  /** Inference forward without balance losses (see `clusteredInference`); centroids are tracked as in forward(). */
+  infer(x: Tensor): ClusteredInference {
+    if (this.tracking) {
+      const o = this.forward(x);
+      return { y: o.y, stats: o.stats, experts: o.routing.experts };
+    }
+    return clusteredInference(x, this.weights, this.cfg, this.inference ? { matmuls: this.inference } : {});
   }
 
   /** Parameters a regrouping may re-initialise or permute (reset their optimizer moments after `regroup`). */

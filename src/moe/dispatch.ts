@@ -70,3 +70,14 @@ export function unpermute(y: Tensor, bins: Bins, weights: Tensor, T: number): Te
 
 /** The offsets as an i32 tensor (E+1) for groupedMatmul. */
 export const offsetsTensor = (bins: Bins): Tensor => tensor(bins.offsets, [bins.offsets.length], 'i32');
+
+/** Routing slots per expert from host ids (T·K), checking every id is in [0, E). */
+export function countSlots(ids: ArrayLike<number>, E: number, K: number): number[] {
+  const counts = new Array<number>(E).fill(0);
+  for (let s = 0; s < ids.length; s++) {
+    const e = ids[s]!;
+    if (!(e >= 0 && e < E)) throw new Error(`countSlots: slot ${s} (token ${Math.floor(s / K)}) names expert ${e}, outside [0, ${E})`);
+    counts[e]!++;
+  }
+  return counts;
+}

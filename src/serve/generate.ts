@@ -111,7 +111,7 @@ export function* generateStream(model: MoELM, prompt: readonly number[], opts: G
   const newIds: number[] = [];
   const step = (input: readonly number[]): Float32Array =>
     noGrad(() => tidy(() => {
-      const logits = model.forward(tensor(Int32Array.from(input), [1, input.length], 'i32'), { cache }).logits; // (T, V)
+      const logits = model.forward(tensor(Int32Array.from(input), [1, input.length], 'i32'), { cache, aux: false }).logits; // (T, V)
       return Float32Array.from(logits.dataSync().subarray((input.length - 1) * V));
     }));
   let stoppedBy: StopReason = 'length';

@@ -145,6 +145,40 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 }
 /** y (T, N): rows offsets[e]..offsets[e+1] of x (T, K) times W_e; w (E, K, N), or (E, N, K) with transW. */
 export const groupedMatmul = (x: Tensor, w: Tensor, offsets: Tensor, transW = false): Tensor => one(runOp(Op.GroupedMatmul, [x, w, offsets], { transW }));
+/** Whether an op on these inputs would be recorded for autograd (the fused inference ops refuse that). */
+export const needsGrad = (...ts: readonly (Tensor | null | undefined)[]): boolean => ENGINE.gradEnabled && ts.some((t) => t?.requiresGrad);
+
+/** Whether the current backend implements `op` (fused kernels are optional on GPU backends). */
+export const backendSupports = (op: Op): boolean => ENGINE.current().supports?.(op) ?? true;
+
+function inferenceOnly(name: string, ts: readonly Tensor[]): void {
+  if (needsGrad(...ts)) throw new Error(`${name} is an inference kernel without a gradient: call it under noGrad(), or use the composed form to train`);
+}
+
+/**
+ * Softmax top-k routing in one op: logits (T, E) -> weights (T, K) and i32 ids (T, K). With `groups` > 1 only the
+ * experts of the top `topGroups` groups (by summed probability) are candidates. Inference only.
+ */
+export function routeTopK(logits: Tensor, k: number, o: { groups?: number; topGroups?: number; renormalize?: boolean } = {}): { weights: Tensor; ids: Tensor } {
+  inferenceOnly('routeTopK', [logits]);
+  const groups = o.groups ?? 1;
+  const [weights, ids] = runOp(Op.RouteTopK, [logits], { k, groups, topGroups: o.topGroups ?? groups, renormalize: o.renormalize ?? true }) as [Tensor, Tensor];
+  return { weights, ids };
+}
+/** The routed SwiGLU experts of a token batch in one op: y (T, H) = Σ_k w·SwiGLU_{ids}(x). Inference only. */
+export function moeFfn(x: Tensor, ids: Tensor, weights: Tensor, e: { gate: Tensor; up: Tensor; down: Tensor }): Tensor {
+  const ins = [x, ids, weights, e.gate, e.up, e.down];
+  inferenceOnly('moeFfn', ins);
+  return one(runOp(Op.MoeFfn, ins, {}));
+}
+/** The clustered experts (group bases + per-expert low-rank factors) in one op. Inference only. */
+export function clusteredFfn(x: Tensor, ids: Tensor, weights: Tensor, e: {
+  baseGate: Tensor; baseUp: Tensor; baseDown: Tensor; gateA: Tensor; gateB: Tensor; upA: Tensor; upB: Tensor; downA: Tensor; downB: Tensor;
+}): Tensor {
+  const ins = [x, ids, weights, e.baseGate, e.baseUp, e.baseDown, e.gateA, e.gateB, e.upA, e.upB, e.downA, e.downB];
+  inferenceOnly('clusteredFfn', ins);
+  return one(runOp(Op.ClusteredFfn, ins, {}));
+}
 /** y (M, N) = x (M, K) · Wᵀ with W (N, K) stored as int8/int4 (+ f16 scales) or f16/bf16. */
 export function quantMatmul(x: Tensor, w: Tensor, scales: Tensor | null, format: WeightFormat, groupSize = 32): Tensor {
   return one(runOp(Op.QuantMatmul, scales ? [x, w, scales] : [x, w], { format, groupSize }));

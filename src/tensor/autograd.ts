@@ -166,6 +166,9 @@ export const GRAD: { [O in Op]: GradRule<O> } = {
   },
   [Op.RMSNorm]: (c) => T.run(Op.RMSNormGrad, [c.inputs[0]!, c.inputs[1]!, first(c)], c.params),
   [Op.RMSNormGrad]: null,
+  [Op.RouteTopK]: null,
+  [Op.MoeFfn]: null,
+  [Op.ClusteredFfn]: null,
   [Op.RoPE]: (c) => [T.run(Op.RoPE, [first(c), c.inputs[1]!, c.inputs[2]!], { ...c.params, inverse: !c.params.inverse })[0]!, null, null],
   [Op.Attention]: (c) => {
     if (c.dys[1]) throw new Error('attention: gradients through the log-sum-exp output are not supported');

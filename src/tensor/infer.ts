@@ -112,6 +112,17 @@ function attentionShapes(op: Op, q: TensorInfo, k: TensorInfo, v: TensorInfo): [
   return [B, T, Hq, D, S, Hkv, Dv];
 }
 
+/** The routing inputs of the fused FFN ops: x (T, H) f32, ids (T, K) i32, weights (T, K) f32 -> [T, K, H]. */
+function ffnRouting(op: Op, x: TensorInfo, ids: TensorInfo, w: TensorInfo): [number, number, number] {
+  rankIs(op, 'x', x, 2);
+  dtypeIs(op, 'x', x, 'f32');
+  checkIdx(op, 'ids', ids);
+  dtypeIs(op, 'weights', w, 'f32');
+  const [T, H] = x.shape as [number, number];
+  if (ids.shape.length !== 2 || ids.shape[0] !== T || !shapesEqual(w.shape, ids.shape)) throw new ShapeError(`${op}: ids ${show(ids)} and weights ${show(w)} must both be (T = ${T}, K)`);
+  return [T, ids.shape[1]!, H];
+}
+
 function matmulOut(op: Op, a: TensorInfo, b: TensorInfo, p: OpParams[Op.Matmul]): number[] {
   if (a.shape.length < 2 || b.shape.length < 2) throw new ShapeError(`${op}: needs rank >= 2, got ${show(a)} and ${show(b)}`);
   const M = a.shape.at(p.transA ? -1 : -2)!;
@@ -318,6 +329,51 @@ export const INFER: { [O in Op]: Infer<O> } = {
     const K = x.shape[1]!;
     checkQuant(Op.QuantMatmul, p.format, p.groupSize, w, scales, w.shape[0]!, K);
     return [info([x.shape[0]!, w.shape[0]!], 'f32')];
+  },
+  [Op.RouteTopK]: (ins, p) => {
+    arity(Op.RouteTopK, ins, 1);
+    const x = ins[0]!;
+    rankIs(Op.RouteTopK, 'logits', x, 2);
+    dtypeIs(Op.RouteTopK, 'logits', x, 'f32');
+    const [T, E] = x.shape as [number, number];
+    const { k, groups: G, topGroups: TG } = p;
+    if (!Number.isInteger(G) || G < 1 || E % G !== 0) throw new ShapeError(`${Op.RouteTopK}: groups ${G} must divide E = ${E}`);
+    if (!Number.isInteger(TG) || TG < 1 || TG > G) throw new ShapeError(`${Op.RouteTopK}: topGroups ${TG} must be in [1, groups ${G}]`);
+    if (!Number.isInteger(k) || k < 1 || k > TG * (E / G)) throw new ShapeError(`${Op.RouteTopK}: k = ${k} must be in [1, ${TG * (E / G)}] (topGroups ${TG} × ${E / G} experts per group)`);
+    return [info([T, k], 'f32'), info([T, k], 'i32')];
+  },
+  [Op.MoeFfn]: (ins) => {
+    arity(Op.MoeFfn, ins, 6);
+    const [x, ids, w, gate, up, down] = ins as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+    const [T, K, H] = ffnRouting(Op.MoeFfn, x, ids, w);
+    for (const [n, t] of [['gate', gate], ['up', up], ['down', down]] as const) {
+      rankIs(Op.MoeFfn, n, t, 3);
+      dtypeIs(Op.MoeFfn, n, t, 'f32');
+    }
+    const [E, , I] = gate.shape as [number, number, number];
+    if (gate.shape[1] !== H || !shapesEqual(up.shape, gate.shape) || !shapesEqual(down.shape, [E, I, H])) {
+      throw new ShapeError(`${Op.MoeFfn}: gate ${show(gate)}, up ${show(up)}, down ${show(down)} must be (E, ${H}, I), (E, ${H}, I), (E, I, ${H})`);
+    }
+    void K;
+    return [info([T, H], 'f32')];
+  },
+  [Op.ClusteredFfn]: (ins) => {
+    arity(Op.ClusteredFfn, ins, 12);
+    const [x, ids, w, ...mats] = ins as [TensorInfo, TensorInfo, TensorInfo, ...TensorInfo[]];
+    const [T, , H] = ffnRouting(Op.ClusteredFfn, x, ids, w);
+    const names = ['baseGate', 'baseUp', 'baseDown', 'gateA', 'gateB', 'upA', 'upB', 'downA', 'downB'];
+    mats.forEach((t, i) => {
+      rankIs(Op.ClusteredFfn, names[i]!, t, 3);
+      dtypeIs(Op.ClusteredFfn, names[i]!, t, 'f32');
+    });
+    const [bg, bu, bd, ga, gb, ua, ub, da, db] = mats as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+    const [G, , I] = bg.shape as [number, number, number];
+    const [E, , R] = ga.shape as [number, number, number];
+    const want: [TensorInfo, number[]][] = [[bg, [G, H, I]], [bu, [G, H, I]], [bd, [G, I, H]], [ga, [E, H, R]], [gb, [E, R, I]], [ua, [E, H, R]], [ub, [E, R, I]], [da, [E, I, R]], [db, [E, R, H]]];
+    const bad = want.findIndex(([t, s]) => !shapesEqual(t.shape, s));
+    if (bad >= 0) throw new ShapeError(`${Op.ClusteredFfn}: ${names[bad]} ${show(want[bad]![0])} must be (${want[bad]![1].join(', ')}) for x ${show(x)}, baseGate ${show(bg)}, gateA ${show(ga)}`);
+    if (G < 1 || E % G !== 0) throw new ShapeError(`${Op.ClusteredFfn}: ${G} groups must divide ${E} experts`);
+    return [info([T, H], 'f32')];
   },
   [Op.RMSNorm]: (ins) => {
     arity(Op.RMSNorm, ins, 2);

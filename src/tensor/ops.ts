@@ -76,6 +76,24 @@ export enum Op {
   GroupedMatmulWeightGrad = 'grouped_matmul_weight_grad',
   /** x (M, K), w (N, K) stored in `format`, [scales f16 (N, K/groupSize)] -> (M, N) = x·Wᵀ */
   QuantMatmul = 'quant_matmul',
+  // fused MoE inference ops (no gradient: training composes the ops above)
+  /**
+   * logits (T, E) -> [weights (T, K), ids i32 (T, K)]: p = softmax(logits); the top `topGroups` of `groups`
+   * contiguous expert groups by Σ p of their members, then the top K experts inside them by p (descending, ties to the
+   * lower index); weights = p of the chosen experts, divided by their sum when `renormalize`
+   */
+  RouteTopK = 'route_topk',
+  /**
+   * x (T, H), ids i32 (T, K), weights (T, K), gate (E, H, I), up (E, H, I), down (E, I, H) -> y (T, H) =
+   * Σ_k weights[t, k]·(silu(x·gate_e)⊙(x·up_e))·down_e with e = ids[t, k]
+   */
+  MoeFfn = 'moe_ffn',
+  /**
+   * x (T, H), ids i32 (T, K), weights (T, K), bases gate (G, H, I), up (G, H, I), down (G, I, H), factors gateA (E, H, R),
+   * gateB (E, R, I), upA (E, H, R), upB (E, R, I), downA (E, I, R), downB (E, R, H) -> y (T, H): the MoeFfn of the
+   * experts W̃_e = base_{⌊e/(E/G)⌋} + A_e·B_e, with x·base computed once per (token, group) pair
+   */
+  ClusteredFfn = 'clustered_ffn',
   // fused neural-network ops
   /** x (..., H), w (H) -> x / rms(x) * w */
   RMSNorm = 'rms_norm',
@@ -155,6 +173,9 @@ export interface OpParams {
   [Op.GroupedMatmul]: { transW: boolean };
   [Op.GroupedMatmulWeightGrad]: { transW: boolean };
   [Op.QuantMatmul]: { format: WeightFormat; groupSize: number };
+  [Op.RouteTopK]: { k: number; groups: number; topGroups: number; renormalize: boolean };
+  [Op.MoeFfn]: NoParams;
+  [Op.ClusteredFfn]: NoParams;
   [Op.RMSNorm]: { eps: number };
   [Op.RMSNormGrad]: { eps: number };
   [Op.RoPE]: { interleaved: boolean; inverse: boolean };

@@ -179,6 +179,26 @@ export const CASES: { [O in Op]: Gen<O> } = {
     { name: `int4 per-row M=${n}`, inputs: [f(r, [n, 32]), ...quantInputs(r, 'int4', 2, 32, 32)], params: { format: 'int4', groupSize: 32 } },
     ...(['f16', 'bf16'] as const).map((format) => ({ name: `${format} M=${n}`, inputs: [f(r, [n, 6]), ...quantInputs(r, format, 5, 6, 2)], params: { format, groupSize: 32 } })),
   ],
+  [Op.RouteTopK]: (r, n) => [
+    { name: `T=${n} E=8 K=2`, inputs: [f(r, [n, 8])], params: { k: 2, groups: 1, topGroups: 1, renormalize: true } },
+    { name: `T=${n} E=8 K=3 in the top 2 of 4 groups, not renormalised`, inputs: [f(r, [n, 8])], params: { k: 3, groups: 4, topGroups: 2, renormalize: false } },
+    { name: `T=${n} E=6 K=2 in the top group of 2`, inputs: [f(r, [n, 6])], params: { k: 2, groups: 2, topGroups: 1, renormalize: true } },
+  ],
+  [Op.MoeFfn]: (r, n) => [
+    { name: `T=${n} E=4 K=2 H=6 I=5`, inputs: [f(r, [n, 6]), idx(r, [n, 2], 4), f(r, [n, 2], { lo: 0, hi: 1 }), f(r, [4, 6, 5]), f(r, [4, 6, 5]), f(r, [4, 5, 6])], params: {} },
+    { name: `T=${n} E=3 K=1 H=9 I=4`, inputs: [f(r, [n, 9]), idx(r, [n, 1], 3), f(r, [n, 1], { lo: 0, hi: 1 }), f(r, [3, 9, 4]), f(r, [3, 9, 4]), f(r, [3, 4, 9])], params: {} },
+  ],
+  [Op.ClusteredFfn]: (r, n) => {
+    const cl = (E: number, G: number, K: number, H: number, I: number, R: number): GradcheckInput[] => [
+      f(r, [n, H]), idx(r, [n, K], E), f(r, [n, K], { lo: 0, hi: 1 }),
+      f(r, [G, H, I]), f(r, [G, H, I]), f(r, [G, I, H]),
+      f(r, [E, H, R]), f(r, [E, R, I]), f(r, [E, H, R]), f(r, [E, R, I]), f(r, [E, I, R]), f(r, [E, R, H]),
+    ];
+    return [
+      { name: `T=${n} E=4 G=2 K=2 H=6 I=5 R=2`, inputs: cl(4, 2, 2, 6, 5, 2), params: {} },
+      { name: `T=${n} E=6 G=3 K=3 H=5 I=7 R=1`, inputs: cl(6, 3, 3, 5, 7, 1), params: {} },
+    ];
+  },
   [Op.RMSNorm]: (r, n) => [{ name: `${n}x7`, inputs: [f(r, [n, 7]), f(r, [7], { lo: 0.5, hi: 1.5 })], params: { eps: 1e-5 } }],
   [Op.RMSNormGrad]: (r, n) => [{ name: `${n}x7`, inputs: [f(r, [n, 7]), f(r, [7]), f(r, [n, 7])], params: { eps: 1e-5 } }],
   [Op.RoPE]: (r, n) => [

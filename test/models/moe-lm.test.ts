@@ -165,3 +165,25 @@ describe('MoELM', () => {
     expect(() => m.updateBiases(stats.slice(1))).toThrow(/stats for 1 layers, the model has 2/);
   });
 });
+
+describe('MoELM inference forward (aux: false)', () => {
+  const cases: [string, ModelConfigInput][] = [
+    ...variants,
+    ['clustered k_g = 1', { ...tiny, ffn: 'clustered', clusterGroups: 2, clusterRank: 3 }],
+    ['moe with a shared expert, no renormalisation', { ...tiny, sharedWidth: 16, renormalize: false }],
+  ];
+  for (const [name, cfg] of cases) {
+    it(`${name}: logits and routed ids equal the training forward's (within 1e-5), no aux loss`, () => {
+      const m = new MoELM(cfg);
+      const { ids } = batch(m.cfg.vocabSize, 3);
+      const train = m.forward(ids, { routing: true });
+      const inf = mk.noGrad(() => m.forward(ids, { routing: true, aux: false }));
+      expect(maxDiff(inf.logits.toArray() as number[], train.logits.toArray() as number[])).toBeLessThan(1e-5);
+      expect(inf.aux).toBeNull();
+      inf.stats.forEach((s, l) => {
+        expect(s?.routedIds).toEqual(train.stats[l]?.routedIds);
+        expect(s?.tokensPerExpert).toEqual(train.stats[l]?.tokensPerExpert);
+      });
+    });
+  }
+});

@@ -166,3 +166,59 @@ describe('MoEBlock', () => {
     expect(() => new MoEBlock({ hidden: 4, experts: 2, topK: 1, expertWidth: 2 }, new mk.Rng(1)).updateBias([1, 1])).toThrow(/no selection bias/);
   });
 });
+
+describe('fused inference path (moeFfn, routeTopK)', () => {
+  const backends: [string, () => Promise<mk.Backend>][] = [
+    ['js', async () => new mk.JsBackend()],
+    ['wasm', async () => mk.WasmBackend.create({ threads: 2 })],
+  ];
+  for (const [name, make] of backends) {
+    it(`${name}: no-gradient forward and infer() equal the composed training form (y within 1e-5, same experts and loads)`, async () => {
+      const backend = await make();
+      const prev = mk.getBackend();
+      mk.useBackend(backend);
+      try {
+        for (const renormalize of [true, false]) {
+          const cfg: MoEConfig = { hidden: 16, experts: 8, topK: 2, expertWidth: 12, sharedWidth: 10, sharedGate: true, renormalize };
+          const block = new MoEBlock(cfg, new mk.Rng(3));
+          const x = mk.randn([2, 9, 16], new mk.Rng(4));
+          const composed = block.forward(x); // parameters require grad: the composed, differentiable ops
+          const fused = mk.noGrad(() => block.forward(x));
+          const inf = mk.noGrad(() => block.infer(x));
+          const yc = composed.y.toArray() as number[];
+          expect(maxDiff(fused.y.toArray() as number[], yc)).toBeLessThan(1e-5);
+          expect(maxDiff(inf.y.toArray() as number[], yc)).toBeLessThan(1e-5);
+          expect(inf.y.shape).toEqual(x.shape);
+          expect(fused.stats).toEqual(composed.stats);
+          expect(inf.stats).toEqual(composed.stats);
+          expect(inf.experts.toArray()).toEqual(composed.routing.experts.toArray());
+          expect(maxDiff(fused.aux.loss.toArray() as number[], composed.aux.loss.toArray() as number[])).toBe(0);
+        }
+      } finally {
+        mk.useBackend(prev);
+        await backend.dispose();
+      }
+    });
+  }
+
+  it('the fused kernels refuse to run where a gradient would be recorded', () => {
+    const block = new MoEBlock({ hidden: 8, experts: 4, topK: 2, expertWidth: 4 }, new mk.Rng(1));
+    const x = mk.randn([3, 8], new mk.Rng(2));
+    const w = block.weights.experts;
+    const ids = mk.tensor([0, 1, 2, 3, 1, 2], [3, 2], 'i32');
+    const wt = mk.full([3, 2], 0.5);
+    expect(() => mk.moeFfn(x, ids, wt, w)).toThrow(/moeFfn is an inference kernel without a gradient/);
+    expect(() => mk.routeTopK(mk.matmul(x, block.gate.weight, { transB: true }), 2)).toThrow(/routeTopK is an inference kernel/);
+    expect(mk.noGrad(() => mk.moeFfn(x, ids, wt, w)).shape).toEqual([3, 8]);
+  });
+
+  it('bad expert ids and shapes are named in the error', () => {
+    const w = { gate: mk.zeros([4, 8, 4]), up: mk.zeros([4, 8, 4]), down: mk.zeros([4, 4, 8]) };
+    const x = mk.zeros([2, 8]);
+    expect(() => mk.moeFfn(x, mk.tensor([0, 4, 1, 2], [2, 2], 'i32'), mk.zeros([2, 2]), w)).toThrow(/slot 1 \(token 0\) names expert 4, outside \[0, 4\)/);
+    expect(() => mk.moeFfn(x, mk.tensor([0, 1], [2, 1], 'i32'), mk.zeros([2, 2]), w)).toThrow(/ids i32\(2, 1\) and weights f32\(2, 2\) must both be \(T = 2, K\)/);
+    expect(() => mk.moeFfn(x, mk.tensor([0, 1], [2, 1], 'i32'), mk.zeros([2, 1]), { ...w, down: mk.zeros([4, 8, 4]) })).toThrow(/down f32\(4, 8, 4\) must be/);
+    expect(() => mk.routeTopK(mk.zeros([2, 6]), 2, { groups: 4 })).toThrow(/groups 4 must divide E = 6/);
+    expect(() => mk.routeTopK(mk.zeros([2, 6]), 4, { groups: 3, topGroups: 1 })).toThrow(/k = 4 must be in \[1, 2\]/);
+  });
+});

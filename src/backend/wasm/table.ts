@@ -7,6 +7,7 @@ import { sizeOf } from '../../tensor/shape.js';
 import type { WasmRuntime } from './runtime.js';
 import * as K from './kernels.js';
 import * as NN from './nn.js';
+import * as MOE from './moe.js';
 
 /** A view that also knows its byte address in wasm memory. */
 export interface WasmView extends View {
@@ -121,6 +122,9 @@ export const WASM_KERNELS: { [O in Op]: WasmKernel<O> } = {
   [Op.GroupedMatmul]: groupedMatmul,
   [Op.GroupedMatmulWeightGrad]: groupedMatmulWeightGrad,
   [Op.QuantMatmul]: quantMatmul,
+  [Op.RouteTopK]: viaJs(Op.RouteTopK),
+  [Op.MoeFfn]: MOE.moeFfn,
+  [Op.ClusteredFfn]: MOE.clusteredFfn,
   [Op.RMSNorm]: NN.rmsNorm,
   [Op.RMSNormGrad]: NN.rmsNormGrad,
   [Op.RoPE]: viaJs(Op.RoPE),

@@ -195,6 +195,10 @@ export class WebGpuBackend implements Backend {
     this.transient.push(metaBuf); // destroyed once submitted
   }
 
+  supports(op: Op): boolean {
+    return KERNELS[op] !== undefined;
+  }
+
   run<O extends Op>(op: O, inputs: readonly BackendInput[], params: OpParams[O], outputs: readonly TensorInfo[]): DataId[] {
     const k = KERNELS[op];
     if (!k) throw new Error(`webgpu: op ${op} is not implemented on the webgpu backend yet`);

@@ -4,6 +4,7 @@ import { attentionKernels } from './attention.js';
 import { elementwiseKernels } from './elementwise.js';
 import { layoutKernels } from './layout.js';
 import { linalgKernels } from './linalg.js';
+import { moeKernels } from './moe.js';
 import { nnKernels } from './nn.js';
 import { quantKernels } from './quant.js';
 import { reduceKernels } from './reduce.js';
@@ -16,4 +17,5 @@ export const JS_KERNELS: CpuKernelTable = {
   ...linalgKernels,
   ...nnKernels,
   ...attentionKernels,
+  ...moeKernels,
 };

@@ -1,0 +1,147 @@
+// The fused MoE inference ops on wasm: the routing bookkeeping runs on the host over the (T, K) ids, then one
+// chain of SIMD kernels (row gathers, grouped GEMMs, the weighted SwiGLU, scatter-adds) runs on temporaries in wasm
+// memory. No tensors are created between the steps, which is what makes decode-sized batches fast.
+import type { Op } from '../../tensor/ops.js';
+import type { WasmRuntime } from './runtime.js';
+import type { WasmKernel, WasmView } from './table.js';
+import * as K from './kernels.js';
+
+/** Rows per thread below which a row kernel stays on one thread. */
+const MIN_ROWS_PER_THREAD = 64;
+const rowThreads = (rt: WasmRuntime, rows: number, width: number): number => Math.max(1, Math.min(rt.threads, Math.floor((rows * width) / (MIN_ROWS_PER_THREAD * 128))));
+
+/** Slots (t·K + k) sorted by expert, stable: offsets (E + 1), order and token row of each slot. */
+function binSlots(op: Op, ids: Int32Array, E: number, Kk: number): { offsets: Int32Array; order: Int32Array; tokens: Int32Array } {
+  const offsets = new Int32Array(E + 1);
+  for (let s = 0; s < ids.length; s++) {
+    const e = ids[s]!;
+    if (!(e >= 0 && e < E)) throw new RangeError(`${op}: slot ${s} (token ${Math.floor(s / Kk)}) names expert ${e}, outside [0, ${E})`);
+    offsets[e + 1]!++;
+  }
+  for (let e = 0; e < E; e++) offsets[e + 1]! += offsets[e]!;
+  const fill = offsets.slice(0, E);
+  const order = new Int32Array(ids.length);
+  for (let s = 0; s < ids.length; s++) order[fill[ids[s]!]!++] = s;
+  const tokens = order.map((s) => Math.floor(s / Kk));
+  return { offsets, order, tokens };
+}
+
+/** Allocates named f32/i32 buffers (element counts) in one block; `free` releases it. */
+function temps<N extends string>(rt: WasmRuntime, sizes: Record<N, number>): { ptr: Record<N, number>; free: () => void } {
+  let total = 0;
+  const ptr = {} as Record<N, number>;
+  const offs: [N, number][] = [];
+  for (const [n, len] of Object.entries(sizes) as [N, number][]) {
+    offs.push([n, total]);
+    total += Math.ceil((len * 4) / 16) * 16;
+  }
+  const base = rt.alloc(Math.max(16, total));
+  for (const [n, o] of offs) ptr[n] = base + o;
+  return { ptr, free: () => rt.free(base) };
+}
+
+const gmm = (rt: WasmRuntime, x: number, w: number, y: number, offsets: number, E: number, Kd: number, N: number): void =>
+  K.groupedMatmul(rt, { x, w, y, offsets, E, K: Kd, N });
+
+export const moeFfn: WasmKernel<Op.MoeFfn> = (rt, ins, _p, outs) => {
+  const [x, ids, wt, gate, up, down] = ins as [WasmView, WasmView, WasmView, WasmView, WasmView, WasmView];
+  const [T, H] = x.shape as [number, number];
+  const Kk = ids.shape[1]!;
+  const [E, , I] = gate.shape as [number, number, number];
+  const y = outs[0]!;
+  if (T === 0 || H === 0) return;
+  const b = binSlots('moe_ffn' as Op, Int32Array.from(ids.data as Int32Array), E, Kk);
+  const N = T * Kk;
+  const w = Float32Array.from(b.order, (s) => (wt.data as Float32Array)[s]!);
+  const tm = temps(rt, { off: E + 1, tok: N, w: N, xs: N * H, g: N * I, u: N * I, ys: N * H });
+  try {
+    const p = tm.ptr;
+    rt.i32(p.off, E + 1).set(b.offsets);
+    rt.i32(p.tok, N).set(b.tokens);
+    rt.f32(p.w, N).set(w);
+    rt.parallel('nn_gather_rows', [x.ptr, p.tok, p.xs, N, H], rowThreads(rt, N, H));
+    gmm(rt, p.xs, gate.ptr, p.g, p.off, E, H, I);
+    gmm(rt, p.xs, up.ptr, p.u, p.off, E, H, I);
+    rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowThreads(rt, N, I));
+    gmm(rt, p.g, down.ptr, p.ys, p.off, E, I, H);
+    rt.parallel('nn_scatter_add_rows', [p.ys, p.tok, y.ptr, N, T, H], rowThreads(rt, N, H));
+  } finally {
+    tm.free();
+  }
+};
+
+export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => {
+  const [x, ids, wt, bg, bu, bd, ga, gb, ua, ub, da, db] = ins as WasmView[] as [WasmView, WasmView, WasmView, WasmView, WasmView, WasmView, WasmView, WasmView, WasmView, WasmView, WasmView, WasmView];
+  const [T, H] = x.shape as [number, number];
+  const Kk = ids.shape[1]!;
+  const [G, , I] = bg.shape as [number, number, number];
+  const [E, , R] = ga.shape as [number, number, number];
+  const M = E / G;
+  const y = outs[0]!;
+  if (T === 0 || H === 0) return;
+  const idv = Int32Array.from(ids.data as Int32Array);
+  const b = binSlots('clustered_ffn' as Op, idv, E, Kk);
+  const N = T * Kk;
+  // (token, group) pairs in token order, then sorted by group (stable)
+  const pairGroup: number[] = [];
+  const pairToken: number[] = [];
+  const pairOfSlot = new Int32Array(N);
+  for (let t = 0; t < T; t++) {
+    const first = pairGroup.length;
+    for (let k = 0; k < Kk; k++) {
+      const g = Math.floor(idv[t * Kk + k]! / M);
+      let q = first;
+      while (q < pairGroup.length && pairGroup[q] !== g) q++;
+      if (q === pairGroup.length) {
+        pairGroup.push(g);
+        pairToken.push(t);
+      }
+      pairOfSlot[t * Kk + k] = q;
+    }
+  }
+  const P = pairGroup.length;
+  const gOff = new Int32Array(G + 1);
+  for (const g of pairGroup) gOff[g + 1]!++;
+  for (let g = 0; g < G; g++) gOff[g + 1]! += gOff[g]!;
+  const fill = gOff.slice(0, G);
+  const rowOfPair = new Int32Array(P);
+  for (let q = 0; q < P; q++) rowOfPair[q] = fill[pairGroup[q]!]!++;
+  const cat = new Int32Array(P + N); // scatter index of [base down rows (P); low-rank down rows (N)]
+  for (let q = 0; q < P; q++) cat[rowOfPair[q]!] = pairToken[q]!;
+  cat.set(b.tokens, P);
+  const slotPair = Int32Array.from(b.order, (s) => rowOfPair[pairOfSlot[s]!]!);
+  const w = Float32Array.from(b.order, (s) => (wt.data as Float32Array)[s]!);
+  const tm = temps(rt, {
+    gOff: G + 1, off: E + 1, cat: P + N, slotPair: N, w: N,
+    xg: P * H, xs: N * H, gb: P * I, ub: P * I, lr: N * R, g: N * I, u: N * I, hs: P * I, ycat: (P + N) * H,
+  });
+  try {
+    const p = tm.ptr;
+    rt.i32(p.gOff, G + 1).set(gOff);
+    rt.i32(p.off, E + 1).set(b.offsets);
+    rt.i32(p.cat, P + N).set(cat);
+    rt.i32(p.slotPair, N).set(slotPair);
+    rt.f32(p.w, N).set(w);
+    const slotTok = p.cat + P * 4;
+    rt.parallel('nn_gather_rows', [x.ptr, p.cat, p.xg, P, H], rowThreads(rt, P, H));
+    rt.parallel('nn_gather_rows', [x.ptr, slotTok, p.xs, N, H], rowThreads(rt, N, H));
+    // gate and up: x·base once per pair, plus (x·A_e)·B_e per slot
+    gmm(rt, p.xg, bg.ptr, p.gb, p.gOff, G, H, I);
+    gmm(rt, p.xg, bu.ptr, p.ub, p.gOff, G, H, I);
+    gmm(rt, p.xs, ga.ptr, p.lr, p.off, E, H, R);
+    gmm(rt, p.lr, gb.ptr, p.g, p.off, E, R, I);
+    gmm(rt, p.xs, ua.ptr, p.lr, p.off, E, H, R);
+    gmm(rt, p.lr, ub.ptr, p.u, p.off, E, R, I);
+    rt.parallel('nn_add_gathered_rows', [p.g, p.gb, p.slotPair, N, I], rowThreads(rt, N, I));
+    rt.parallel('nn_add_gathered_rows', [p.u, p.ub, p.slotPair, N, I], rowThreads(rt, N, I));
+    rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowThreads(rt, N, I));
+    // down: the base once per pair on Σ_slots h, the low-rank terms per slot
+    rt.parallel('nn_scatter_add_rows', [p.g, p.slotPair, p.hs, N, P, I], rowThreads(rt, N, I));
+    gmm(rt, p.hs, bd.ptr, p.ycat, p.gOff, G, I, H);
+    gmm(rt, p.g, da.ptr, p.lr, p.off, E, I, R);
+    gmm(rt, p.lr, db.ptr, p.ycat + P * H * 4, p.off, E, R, H);
+    rt.parallel('nn_scatter_add_rows', [p.ycat, p.cat, y.ptr, P + N, T, H], rowThreads(rt, P + N, H));
+  } finally {
+    tm.free();
+  }
+};
