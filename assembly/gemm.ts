@@ -167,7 +167,7 @@ export function initC(c: usize, ldc: i32, bias: usize, M: i32, N: i32, accumulat
 }
 
 /** y (N) += x (K) · B (K, N), B row stride ldb; memory-bound streaming over rows of B. */
-function gemvN(x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
+export function gemvN(x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
   const ls = <usize>ldb << 2;
   const n4 = N & ~3;
   let k = 0;

@@ -3,6 +3,7 @@ import { MR, SCRATCH_BYTES, rangeLo } from './common';
 import { gemm } from './gemm';
 import { qgemm } from './quant';
 export * from './nn';
+export * from './moe';
 
 /** First byte above the module's static data; the JS allocator starts above it. */
 export function heapBase(): usize {

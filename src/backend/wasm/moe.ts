@@ -6,9 +6,9 @@ import type { WasmRuntime } from './runtime.js';
 import type { WasmKernel, WasmView } from './table.js';
 import * as K from './kernels.js';
 
-/** Rows per thread below which a row kernel stays on one thread. */
-const MIN_ROWS_PER_THREAD = 64;
-const rowThreads = (rt: WasmRuntime, rows: number, width: number): number => Math.max(1, Math.min(rt.threads, Math.floor((rows * width) / (MIN_ROWS_PER_THREAD * 128))));
+/** Elements (rows × width) one thread of a row kernel should get at least: waking workers costs more below. */
+const MIN_ELEMENTS_PER_THREAD = 1 << 16;
+const rowThreads = (rt: WasmRuntime, rows: number, width: number): number => Math.max(1, Math.min(rt.threads, rows, Math.floor((rows * width) / MIN_ELEMENTS_PER_THREAD)));
 
 /** Slots (t·K + k) sorted by expert, stable: offsets (E + 1), order and token row of each slot. */
 function binSlots(op: Op, ids: Int32Array, E: number, Kk: number): { offsets: Int32Array; order: Int32Array; tokens: Int32Array } {
@@ -40,6 +40,29 @@ function temps<N extends string>(rt: WasmRuntime, sizes: Record<N, number>): { p
   return { ptr, free: () => rt.free(base) };
 }
 
+/** Batches of at most this many routing slots run token by token (GEMVs, one call); larger ones as grouped GEMMs. */
+export const TOKEN_PATH_SLOTS = 16;
+
+/** Checks host ids (T·K) are in [0, E). */
+function checkIds(op: string, ids: Int32Array, E: number, Kk: number): void {
+  for (let s = 0; s < ids.length; s++) {
+    const e = ids[s]!;
+    if (!(e >= 0 && e < E)) throw new RangeError(`${op}: slot ${s} (token ${Math.floor(s / Kk)}) names expert ${e}, outside [0, ${E})`);
+  }
+}
+
+/** Runs a token-path kernel with `floats` of per-thread workspace; threads split the T tokens. */
+function tokenPath(rt: WasmRuntime, kernel: string, args: number[], T: number, floats: number, macsPerToken: number): void {
+  const nt = Math.max(1, Math.min(rt.threads, T, Math.floor((T * macsPerToken) / (1 << 17))));
+  const stride = Math.ceil((floats * 4 + 64) / 64) * 64;
+  const work = rt.alloc(stride * nt);
+  try {
+    rt.parallel(kernel, [...args, work, stride], nt);
+  } finally {
+    rt.free(work);
+  }
+}
+
 const gmm = (rt: WasmRuntime, x: number, w: number, y: number, offsets: number, E: number, Kd: number, N: number): void =>
   K.groupedMatmul(rt, { x, w, y, offsets, E, K: Kd, N });
 
@@ -50,6 +73,11 @@ export const moeFfn: WasmKernel<Op.MoeFfn> = (rt, ins, _p, outs) => {
   const [E, , I] = gate.shape as [number, number, number];
   const y = outs[0]!;
   if (T === 0 || H === 0) return;
+  if (T * Kk <= TOKEN_PATH_SLOTS) {
+    checkIds('moe_ffn', ids.data as Int32Array, E, Kk);
+    tokenPath(rt, 'moe_ffn_tokens', [x.ptr, ids.ptr, wt.ptr, gate.ptr, up.ptr, down.ptr, y.ptr, T, Kk, H, I], T, 2 * I + 8, Kk * 3 * H * I);
+    return;
+  }
   const b = binSlots('moe_ffn' as Op, Int32Array.from(ids.data as Int32Array), E, Kk);
   const N = T * Kk;
   const w = Float32Array.from(b.order, (s) => (wt.data as Float32Array)[s]!);
@@ -79,6 +107,12 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
   const M = E / G;
   const y = outs[0]!;
   if (T === 0 || H === 0) return;
+  if (T * Kk <= TOKEN_PATH_SLOTS) {
+    checkIds('clustered_ffn', ids.data as Int32Array, E, Kk);
+    const args = [x.ptr, ids.ptr, wt.ptr, bg.ptr, bu.ptr, bd.ptr, ga.ptr, gb.ptr, ua.ptr, ub.ptr, da.ptr, db.ptr, y.ptr, T, Kk, M, H, I, R];
+    tokenPath(rt, 'clustered_ffn_tokens', args, T, 5 * I + R + 24, 3 * H * I + Kk * 3 * R * (H + I));
+    return;
+  }
   const idv = Int32Array.from(ids.data as Int32Array);
   const b = binSlots('clustered_ffn' as Op, idv, E, Kk);
   const N = T * Kk;
@@ -111,37 +145,87 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
   cat.set(b.tokens, P);
   const slotPair = Int32Array.from(b.order, (s) => rowOfPair[pairOfSlot[s]!]!);
   const w = Float32Array.from(b.order, (s) => (wt.data as Float32Array)[s]!);
+  const rowExpert = new Int32Array(N);
+  for (let e = 0; e < E; e++) rowExpert.fill(e, b.offsets[e]!, b.offsets[e + 1]!);
   const tm = temps(rt, {
-    gOff: G + 1, off: E + 1, cat: P + N, slotPair: N, w: N,
-    xg: P * H, xs: N * H, gb: P * I, ub: P * I, lr: N * R, g: N * I, u: N * I, hs: P * I, ycat: (P + N) * H,
+    gOff: G + 1, cat: P + N, slotPair: N, rowExpert: N, w: N,
+    xg: P * H, xs: N * H, gb: P * I, ub: P * I, g: N * I, u: N * I, hs: P * I, ycat: (P + N) * H,
   });
+  const lrThreads = rowThreads(rt, N, R * (H + I));
+  const lrStride = Math.ceil((R * 4 + 64) / 64) * 64;
+  const lrWork = rt.alloc(lrStride * lrThreads);
   try {
     const p = tm.ptr;
     rt.i32(p.gOff, G + 1).set(gOff);
-    rt.i32(p.off, E + 1).set(b.offsets);
     rt.i32(p.cat, P + N).set(cat);
     rt.i32(p.slotPair, N).set(slotPair);
+    rt.i32(p.rowExpert, N).set(rowExpert);
     rt.f32(p.w, N).set(w);
     const slotTok = p.cat + P * 4;
+    const lowRank = (xp: number, A: number, B: number, base: number, out: number, din: number, dout: number): void =>
+      rt.parallel('lowrank_rows', [xp, A, B, base, p.slotPair, out, p.rowExpert, N, din, R, dout, lrWork, lrStride], lrThreads);
     rt.parallel('nn_gather_rows', [x.ptr, p.cat, p.xg, P, H], rowThreads(rt, P, H));
     rt.parallel('nn_gather_rows', [x.ptr, slotTok, p.xs, N, H], rowThreads(rt, N, H));
-    // gate and up: x·base once per pair, plus (x·A_e)·B_e per slot
+    // gate and up: x·base once per (token, group) pair as a grouped GEMM, plus (x·A_e)·B_e per slot
     gmm(rt, p.xg, bg.ptr, p.gb, p.gOff, G, H, I);
     gmm(rt, p.xg, bu.ptr, p.ub, p.gOff, G, H, I);
-    gmm(rt, p.xs, ga.ptr, p.lr, p.off, E, H, R);
-    gmm(rt, p.lr, gb.ptr, p.g, p.off, E, R, I);
-    gmm(rt, p.xs, ua.ptr, p.lr, p.off, E, H, R);
-    gmm(rt, p.lr, ub.ptr, p.u, p.off, E, R, I);
-    rt.parallel('nn_add_gathered_rows', [p.g, p.gb, p.slotPair, N, I], rowThreads(rt, N, I));
-    rt.parallel('nn_add_gathered_rows', [p.u, p.ub, p.slotPair, N, I], rowThreads(rt, N, I));
+    lowRank(p.xs, ga.ptr, gb.ptr, p.gb, p.g, H, I);
+    lowRank(p.xs, ua.ptr, ub.ptr, p.ub, p.u, H, I);
     rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowThreads(rt, N, I));
     // down: the base once per pair on Σ_slots h, the low-rank terms per slot
     rt.parallel('nn_scatter_add_rows', [p.g, p.slotPair, p.hs, N, P, I], rowThreads(rt, N, I));
     gmm(rt, p.hs, bd.ptr, p.ycat, p.gOff, G, I, H);
-    gmm(rt, p.g, da.ptr, p.lr, p.off, E, I, R);
-    gmm(rt, p.lr, db.ptr, p.ycat + P * H * 4, p.off, E, R, H);
+    lowRank(p.g, da.ptr, db.ptr, 0, p.ycat + P * H * 4, I, H);
     rt.parallel('nn_scatter_add_rows', [p.ycat, p.cat, y.ptr, P + N, T, H], rowThreads(rt, P + N, H));
   } finally {
     tm.free();
+    rt.free(lrWork);
+  }
+};
+
+/**
+ * Softmax top-k routing on the host over the logits view: no allocation per row, selection by repeated scans (K and
+ * the group count are small), ties to the lower index like the reference.
+ */
+export const routeTopK: WasmKernel<Op.RouteTopK> = (_rt, ins, p, outs) => {
+  const L = ins[0]!.data as Float32Array;
+  const [T, E] = ins[0]!.shape as [number, number];
+  const { k: Kk, groups: G, topGroups: TG, renormalize } = p;
+  const M = E / G;
+  const W = outs[0]!.data as Float32Array;
+  const ID = outs[1]!.data as Int32Array;
+  const prob = new Float64Array(E);
+  const gsum = new Float64Array(G);
+  const allowed = new Uint8Array(E);
+  const taken = new Uint8Array(Math.max(E, G));
+  for (let t = 0; t < T; t++) {
+    const row = t * E;
+    let mx = -Infinity;
+    for (let e = 0; e < E; e++) if (L[row + e]! > mx) mx = L[row + e]!;
+    let s = 0;
+    for (let e = 0; e < E; e++) s += (prob[e] = Math.exp(L[row + e]! - mx));
+    for (let e = 0; e < E; e++) prob[e]! /= s;
+    if (TG < G) {
+      gsum.fill(0);
+      for (let e = 0; e < E; e++) gsum[(e / M) | 0]! += prob[e]!;
+      allowed.fill(0);
+      taken.fill(0, 0, G);
+      for (let i = 0; i < TG; i++) {
+        let best = -1;
+        for (let g = 0; g < G; g++) if (!taken[g] && (best < 0 || gsum[g]! > gsum[best]!)) best = g;
+        taken[best] = 1;
+        allowed.fill(1, best * M, (best + 1) * M);
+      }
+    } else allowed.fill(1);
+    taken.fill(0, 0, E);
+    let norm = 0;
+    for (let k = 0; k < Kk; k++) {
+      let best = -1;
+      for (let e = 0; e < E; e++) if (allowed[e] && !taken[e] && (best < 0 || prob[e]! > prob[best]!)) best = e;
+      taken[best] = 1;
+      ID[t * Kk + k] = best;
+      norm += prob[best]!;
+    }
+    for (let k = 0; k < Kk; k++) W[t * Kk + k] = renormalize ? prob[ID[t * Kk + k]!]! / norm : prob[ID[t * Kk + k]!]!;
   }
 };

@@ -122,7 +122,7 @@ export const WASM_KERNELS: { [O in Op]: WasmKernel<O> } = {
   [Op.GroupedMatmul]: groupedMatmul,
   [Op.GroupedMatmulWeightGrad]: groupedMatmulWeightGrad,
   [Op.QuantMatmul]: quantMatmul,
-  [Op.RouteTopK]: viaJs(Op.RouteTopK),
+  [Op.RouteTopK]: MOE.routeTopK,
   [Op.MoeFfn]: MOE.moeFfn,
   [Op.ClusteredFfn]: MOE.clusteredFfn,
   [Op.RMSNorm]: NN.rmsNorm,

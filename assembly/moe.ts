@@ -1,0 +1,126 @@
+// Token-at-a-time fused MoE FFNs for decode-sized batches: every expert product of a token is a GEMV straight from the
+// weights, with no gathers, no temporaries outside the thread's workspace and one call for the whole layer. Threads
+// split the tokens (each writes its own output rows). Larger batches use the grouped-GEMM chain (src/backend/wasm/moe.ts).
+import { gemvN } from './gemm';
+import { at, lo, sp, vexp } from './nn_math';
+
+/** h (n) = silu(g)·u·w, written over g; when hs != 0 also hs += h. */
+// @ts-ignore: decorator
+@inline function swiglu(g: usize, u: usize, w: f32, n: i32, hs: usize): void {
+  const wv = sp(w);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const x = v128.load(at(g, j));
+    const h = f32x4.mul(f32x4.mul(f32x4.div(x, f32x4.add(sp(1), vexp(f32x4.neg(x)))), v128.load(at(u, j))), wv);
+    v128.store(at(g, j), h);
+    if (hs) v128.store(at(hs, j), f32x4.add(v128.load(at(hs, j)), h));
+  }
+  for (; j < n; j++) {
+    const x = load<f32>(at(g, j));
+    const h = f32x4.extract_lane(f32x4.div(sp(x), f32x4.add(sp(1), vexp(sp(-x)))), 0) * load<f32>(at(u, j)) * w;
+    store<f32>(at(g, j), h);
+    if (hs) store<f32>(at(hs, j), load<f32>(at(hs, j)) + h);
+  }
+}
+
+/** Byte size of n f32, rounded up to 16. */
+// @ts-ignore: decorator
+@inline function vb(n: i32): usize {
+  return <usize>((n + 3) & ~3) << 2;
+}
+
+/**
+ * y (T, H) = Σ_k wts[t, k]·(silu(x·gate_e)⊙(x·up_e))·down_e, e = ids[t, k]; gate/up (E, H, I), down (E, I, H).
+ * Workspace per thread: 2·I floats (rounded), at work + tid·workStride.
+ */
+export function moe_ffn_tokens(x: usize, ids: usize, wts: usize, gate: usize, up: usize, down: usize, y: usize,
+  T: i32, K: i32, H: i32, I: i32, work: usize, workStride: i32, tid: i32, nthreads: i32): void {
+  const t0 = lo(T, 1, tid, nthreads), t1 = lo(T, 1, tid + 1, nthreads);
+  const g = work + <usize>tid * <usize>workStride, u = g + vb(I);
+  const wsz = <usize>H * <usize>I * 4;
+  for (let t = t0; t < t1; t++) {
+    const xr = x + <usize>t * <usize>H * 4, yr = y + <usize>t * <usize>H * 4;
+    memory.fill(yr, 0, <usize>H * 4);
+    for (let k = 0; k < K; k++) {
+      const s = <usize>(t * K + k) << 2;
+      const e = <usize>load<i32>(ids + s);
+      memory.fill(g, 0, vb(I));
+      memory.fill(u, 0, vb(I));
+      gemvN(xr, gate + e * wsz, I, g, I, H);
+      gemvN(xr, up + e * wsz, I, u, I, H);
+      swiglu(g, u, load<f32>(wts + s), I, 0);
+      gemvN(g, down + e * wsz, H, yr, H, I);
+    }
+  }
+}
+
+/**
+ * The clustered FFN token by token: per distinct group of the token's K experts x·base_gate and x·base_up once and
+ * Σ h through base_down once; per expert the low-rank terms (x·A)·B. Bases (G, ·, ·), factors (E, ·, ·), M = E / G.
+ * Workspace per thread: 5·I + R floats (rounded).
+ */
+export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize, bu: usize, bd: usize, ga: usize, gb: usize,
+  ua: usize, ub: usize, da: usize, db: usize, y: usize, T: i32, K: i32, M: i32, H: i32, I: i32, R: i32,
+  work: usize, workStride: i32, tid: i32, nthreads: i32): void {
+  const t0 = lo(T, 1, tid, nthreads), t1 = lo(T, 1, tid + 1, nthreads);
+  const baseG = work + <usize>tid * <usize>workStride, baseU = baseG + vb(I), hs = baseU + vb(I);
+  const g = hs + vb(I), u = g + vb(I), lr = u + vb(I);
+  const bsz = <usize>H * <usize>I * 4, asz = <usize>H * <usize>R * 4, fsz = <usize>R * <usize>I * 4;
+  const dasz = <usize>I * <usize>R * 4, dbsz = <usize>R * <usize>H * 4;
+  for (let t = t0; t < t1; t++) {
+    const xr = x + <usize>t * <usize>H * 4, yr = y + <usize>t * <usize>H * 4;
+    memory.fill(yr, 0, <usize>H * 4);
+    for (let k = 0; k < K; k++) {
+      const grp = load<i32>(ids + (<usize>(t * K + k) << 2)) / M;
+      let seen = false;
+      for (let j = 0; j < k; j++) if (load<i32>(ids + (<usize>(t * K + j) << 2)) / M == grp) seen = true;
+      if (seen) continue;
+      const go = <usize>grp * bsz;
+      memory.fill(baseG, 0, vb(I));
+      memory.fill(baseU, 0, vb(I));
+      memory.fill(hs, 0, vb(I));
+      gemvN(xr, bg + go, I, baseG, I, H);
+      gemvN(xr, bu + go, I, baseU, I, H);
+      for (let j = k; j < K; j++) {
+        const s = <usize>(t * K + j) << 2;
+        const e = <usize>load<i32>(ids + s);
+        if (<i32>e / M != grp) continue;
+        memory.copy(g, baseG, vb(I));
+        memory.copy(u, baseU, vb(I));
+        memory.fill(lr, 0, vb(R));
+        gemvN(xr, ga + e * asz, R, lr, R, H);
+        gemvN(lr, gb + e * fsz, I, g, I, R);
+        memory.fill(lr, 0, vb(R));
+        gemvN(xr, ua + e * asz, R, lr, R, H);
+        gemvN(lr, ub + e * fsz, I, u, I, R);
+        swiglu(g, u, load<f32>(wts + s), I, hs);
+        memory.fill(lr, 0, vb(R));
+        gemvN(g, da + e * dasz, R, lr, R, I);
+        gemvN(lr, db + e * dbsz, H, yr, H, R);
+      }
+      gemvN(hs, bd + go, H, yr, H, I);
+    }
+  }
+}
+
+/**
+ * Low-rank expert rows: out[n] = (base ? base[baseIdx[n]] : 0) + (x[n]·A_e)·B_e with e = rowExpert[n], A (E, din, R),
+ * B (E, R, dout); split over rows. Both factors of an expert fit in L1, so a row-at-a-time GEMV pair beats a thin
+ * GEMM. Workspace per thread: R floats (rounded) at work + tid·workStride.
+ */
+export function lowrank_rows(x: usize, A: usize, B: usize, base: usize, baseIdx: usize, out: usize, rowExpert: usize,
+  n: i32, din: i32, R: i32, dout: i32, work: usize, workStride: i32, tid: i32, nthreads: i32): void {
+  const r0 = lo(n, 1, tid, nthreads), r1 = lo(n, 1, tid + 1, nthreads);
+  const lr = work + <usize>tid * <usize>workStride;
+  const asz = <usize>din * <usize>R * 4, bsz = <usize>R * <usize>dout * 4;
+  const ob = <usize>dout * 4;
+  for (let r = r0; r < r1; r++) {
+    const e = <usize>load<i32>(rowExpert + (<usize>r << 2));
+    const o = out + <usize>r * ob;
+    if (base) memory.copy(o, base + <usize>load<i32>(baseIdx + (<usize>r << 2)) * ob, ob);
+    else memory.fill(o, 0, ob);
+    memory.fill(lr, 0, vb(R));
+    gemvN(x + <usize>r * <usize>din * 4, A + e * asz, R, lr, R, din);
+    gemvN(lr, B + e * bsz, dout, o, dout, R);
+  }
+}
