@@ -190,3 +190,36 @@ export class Notes {
 export function progress(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
+
+/** ms statistics */
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * Times the calls of several functions interleaved call by call (a, b, a, b, ...), so that a slow phase of the
+ * shared machine hits every function alike. Warm-up: at least one call each and about 20% of minTime; then calls
+ * repeat until every function has minTime seconds and at least 3 calls (2 when one call exceeds minTime).
+ */
+export function timeInterleaved(fns: (() => void)[], minTime: number): { ms: number; reps: number }[] {
+  const warmEnd = performance.now() + 200 * minTime;
+  do for (const f of fns) f(); while (performance.now() < warmEnd);
+  const samples = fns.map(() => [] as number[]);
+  const total = fns.map(() => 0);
+  const done = (i: number): boolean => {
+    const n = samples[i]!.length;
+    return total[i]! >= 1000 * minTime && (n >= 3 || (n >= 2 && samples[i]![0]! > 1000 * minTime));
+  };
+  while (!fns.every((_, i) => done(i))) {
+    fns.forEach((f, i) => {
+      const t0 = performance.now();
+      f();
+      const dt = performance.now() - t0;
+      samples[i]!.push(dt);
+      total[i]! += dt;
+    });
+  }
+  return samples.map((s) => ({ ms: median(s), reps: s.length }));
+}

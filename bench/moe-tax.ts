@@ -5,7 +5,7 @@ import {
   backward, groupedMatmul, indicesAndBins, matmul, MoEBlock, mul, noGrad, offsetsTensor, permute, randn, Rng, route, setBackend, gather, reshape, scatterAdd, tensor,
   silu, sum, SwiGLU, tidy, variable, keep, WasmBackend, zeroGrad, add, type Tensor,
 } from '../src/index.js';
-import { fmt, machineHeader, parseThreads, progress, renderTable } from './common.js';
+import { fmt, machineHeader, parseThreads, progress, renderTable, timeInterleaved } from './common.js';
 import { startLoadProbe, waitIdle } from './engines/load.js';
 
 const H = 512, E = 8, K = 2, I = 512;
@@ -18,39 +18,6 @@ const PASSES: Pass[] = ['fwd', 'fwd+bwd'];
 interface Opts { tokens: string; minTime: number; threads: string; json?: boolean; out?: string; waitIdle: number; breakdown: boolean }
 
 interface Row { bench: 'moe-tax'; tokens: number; model: Model; pass: Pass; threads: number; ms: number; tokPerS: number; reps: number; other: number }
-
-/** ms statistics */
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-/**
- * Times the calls of several functions interleaved call by call (a, b, a, b, ...), so that a slow phase of the
- * shared machine hits every function alike. Warm-up: at least one call each and about 20% of minTime; then calls
- * repeat until every function has minTime seconds and at least 3 calls (2 when one call exceeds minTime).
- */
-function timeInterleaved(fns: (() => void)[], minTime: number): { ms: number; reps: number }[] {
-  const warmEnd = performance.now() + 200 * minTime;
-  do for (const f of fns) f(); while (performance.now() < warmEnd);
-  const samples = fns.map(() => [] as number[]);
-  const total = fns.map(() => 0);
-  const done = (i: number): boolean => {
-    const n = samples[i]!.length;
-    return total[i]! >= 1000 * minTime && (n >= 3 || (n >= 2 && samples[i]![0]! > 1000 * minTime));
-  };
-  while (!fns.every((_, i) => done(i))) {
-    fns.forEach((f, i) => {
-      const t0 = performance.now();
-      f();
-      const dt = performance.now() - t0;
-      samples[i]!.push(dt);
-      total[i]! += dt;
-    });
-  }
-  return samples.map((s) => ({ ms: median(s), reps: s.length }));
-}
 
 /** The stages of `moe()` (src/moe/block.ts) for softmax-topk, dropless, no shared expert, timed one by one (forward only). */
 const STAGES = ['router', 'bins (host)', 'permute', 'experts (grouped mm)', 'unpermute: weight', 'unpermute: scatter-add', 'aux loss'] as const;
@@ -150,7 +117,7 @@ async function main(): Promise<void> {
       `moe: MoEBlock H=${H}, E=${E}, top-${K}, expert width I=${I}, softmax-topk router, dropless (${(moeParams / 1e6).toFixed(2)} M params): ` +
         'router matmul + softmax/top-k, host binning, permute, 3 grouped matmuls, unpermute, Switch + z aux losses',
       `dense: SwiGLU H=${H}, width K·I=${DENSE_I} (${(denseParams / 1e6).toFixed(2)} M params): the same expert FLOPs per token`,
-      'fwd: forward under noGrad (inference); fwd+bwd: forward with the tape, loss = sum(y·r) (+ aux loss for moe), backward to every',
+      'fwd: forward under noGrad (inference: the experts run as the fused moeFfn kernel, the aux losses are still computed); fwd+bwd: forward with the tape, loss = sum(y·r) (+ aux loss for moe), backward to every',
       'parameter and to x, then zeroGrad; every call inside tidy. Models interleaved call by call per (T, pass).',
       ...machineHeader(),
     ].join('\n'));

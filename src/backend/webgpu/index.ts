@@ -22,7 +22,11 @@ export interface WebGpuOptions {
   allowFallback?: boolean;
 }
 
-/** navigator.gpu in browsers; in Node the `webgpu` package (Dawn), whose globals (GPUBufferUsage, ...) it installs. */
+/**
+ * navigator.gpu in browsers; in Node the `webgpu` package (Dawn), whose globals (GPUBufferUsage, ...) it installs.
+ * Dawn's instance lives exactly as long as the object `create()` returns: when that object is garbage-collected while
+ * a device is in use, Dawn's threads crash (futex errors, segfaults). So every backend keeps it (`gpu`) until disposed.
+ */
 async function gpuEntry(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
@@ -47,6 +51,8 @@ export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
   readonly device: GPUDevice;
   readonly adapterInfo: string;
+  /** the GPU object the device came from, kept alive with the backend (see gpuEntry); null once disposed */
+  private gpu: GPU | null;
   private readonly bufs = new Map<DataId, Stored>();
   private readonly pool = new Map<number, GPUBuffer[]>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
@@ -56,13 +62,14 @@ export class WebGpuBackend implements Backend {
   private nextId = 1;
   private inUse = 0;
 
-  private constructor(device: GPUDevice, info: string) {
+  private constructor(device: GPUDevice, info: string, gpu: GPU | null) {
     this.device = device;
     this.adapterInfo = info;
+    this.gpu = gpu;
   }
 
   static async create(o: WebGpuOptions = {}): Promise<WebGpuBackend> {
-    if (o.device) return new WebGpuBackend(o.device, 'given device');
+    if (o.device) return new WebGpuBackend(o.device, 'given device', null);
     const gpu = await gpuEntry();
     let adapter = await gpu.requestAdapter();
     if (!adapter && (o.allowFallback ?? true)) adapter = await gpu.requestAdapter({ forceFallbackAdapter: true });
@@ -78,7 +85,7 @@ export class WebGpuBackend implements Backend {
     });
     const ai = (adapter as unknown as { info?: { vendor?: string; architecture?: string; description?: string } }).info;
     const info = ai ? [ai.vendor, ai.architecture, ai.description].filter(Boolean).join(' ') : 'adapter';
-    return new WebGpuBackend(device, info);
+    return new WebGpuBackend(device, info, gpu);
   }
 
   // ---- storage ----
@@ -167,10 +174,20 @@ export class WebGpuBackend implements Backend {
     this.transient = [];
   }
 
+  /**
+   * The pipeline of a WGSL source, cached by the source. Its bind-group layout is explicit, read from the source's
+   * storage declarations: an 'auto' layout drops bindings a shader never reads, which would invalidate the bind group
+   * (and with it the whole command buffer) of a kernel that binds an input it does not need in one of its passes.
+   */
   pipeline(code: string): GPUComputePipeline {
     let p = this.pipelines.get(code);
     if (!p) {
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.device.createShaderModule({ code }), entryPoint: 'main' } });
+      const entries: GPUBindGroupLayoutEntry[] = [];
+      for (const m of code.matchAll(/@group\(0\) @binding\((\d+)\) var<storage, (read_write|read)>/g)) {
+        entries.push({ binding: Number(m[1]), visibility: GPUShaderStage.COMPUTE, buffer: { type: m[2] === 'read' ? 'read-only-storage' : 'storage' } });
+      }
+      const layout = this.device.createPipelineLayout({ bindGroupLayouts: [this.device.createBindGroupLayout({ entries })] });
+      p = this.device.createComputePipeline({ layout, compute: { module: this.device.createShaderModule({ code }), entryPoint: 'main' } });
       this.pipelines.set(code, p);
     }
     return p;
@@ -193,6 +210,11 @@ export class WebGpuBackend implements Backend {
     this.pass.setBindGroup(0, bg);
     this.pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
     this.transient.push(metaBuf); // destroyed once submitted
+  }
+
+  /** Whether the backend still holds Dawn's GPU object (false once disposed, or when a device was given). */
+  get holdsGpu(): boolean {
+    return this.gpu !== null;
   }
 
   supports(op: Op): boolean {
@@ -223,5 +245,6 @@ export class WebGpuBackend implements Backend {
     this.bufs.clear();
     this.pool.clear();
     this.device.destroy();
+    this.gpu = null; // lets Dawn's instance go, so the process can exit
   }
 }
