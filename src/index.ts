@@ -21,7 +21,7 @@ export { calibrate, compressBaseline, clusteredExpertParams, layerExperts, setLa
 export { toClustered, type ToClusteredOptions, type ToClusteredResult } from './compress/convert.js';
 export { HF_ARCHS, HfConfigError, fromHfConfig, toHfConfig, type HfArch, type HfModelConfig } from './models/hf/config.js';
 export { loadHfWeights, hfTensors, HfWeightsError, type TensorSource, type ExpertLayout, type HfTensor } from './models/hf/weights.js';
-export { generate, generateStream, type GenerateOptions, type GenerateResult, type StopReason } from './serve/generate.js';
+export { generate, generateStream, generateAsync, generateStreamAsync, type GenerateOptions, type GenerateResult, type StopReason } from './serve/generate.js';
 export { globalBalanceLoss } from './models/moe-lm.js';
 export { ModelConfigSchema, parseConfig, denseBaseline, denseWidthOf, clusterGroupsOf, PRESETS, type ModelConfig, type ModelConfigInput, type PresetName } from './models/config.js';
 export { MoELM, DecoderLayer, DecoderModel, moeConfigOf, clusteredConfigOf, type LMForwardOptions, type LMOutput, type LMLoss, type LayerStats, type ModelStats, type ParamCounts } from './models/moe-lm.js';

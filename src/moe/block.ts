@@ -2,7 +2,7 @@
 import { Linear } from '../nn/layers.js';
 import { Module, initNormal } from '../nn/module.js';
 import { SwiGLU, swiglu } from '../nn/swiglu.js';
-import { add, backendSupports, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, sigmoid, tensor, zeros } from '../tensor/api.js';
+import { add, backendSupports, canReadSync, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, sigmoid, tensor, zeros } from '../tensor/api.js';
 import { Op } from '../tensor/ops.js';
 import { noGrad } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
@@ -126,6 +126,7 @@ function addShared(y: Tensor, xt: Tensor, w: { shared?: { gate: Tensor; up: Tens
 /** What an inference forward (no balance losses) returns. */
 export interface MoEInference {
   y: Tensor; // as the input
+  /** tokensPerExpert is empty on backends that read only asynchronously (webgpu): counting would stall the queue */
   stats: { tokensPerExpert: number[]; dropped: number };
   /** (T, K) i32 chosen experts */
   experts: Tensor;
@@ -152,7 +153,8 @@ export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInfer
     y = bins.order.length === 0 ? zeros([T, H]) : unpermute(experts(permute(xt, bins), offsetsTensor(bins), w.experts), bins, r.weights, T);
   }
   y = addShared(y, xt, w);
-  return { y: reshape(y, x.shape), stats: { tokensPerExpert: countSlots(r.ids.dataSync(), cfg.experts, cfg.topK), dropped: 0 }, experts: r.ids };
+  const tokensPerExpert = canReadSync() ? countSlots(r.ids.dataSync(), cfg.experts, cfg.topK) : [];
+  return { y: reshape(y, x.shape), stats: { tokensPerExpert, dropped: 0 }, experts: r.ids };
 }
 
 /** Stacked routed experts; parameters gate_proj/up_proj (E, H, I) and down_proj (E, I, H). */

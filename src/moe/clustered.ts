@@ -5,7 +5,7 @@ import { Linear } from '../nn/layers.js';
 import { Module, initNormal } from '../nn/module.js';
 import { SwiGLU, swiglu } from '../nn/swiglu.js';
 import {
-  add, backendSupports, clusteredFfn, div, gather, groupedMatmul, log, logSumExp, matmul, mean, mul, needsGrad, ones, reshape,
+  add, backendSupports, canReadSync, clusteredFfn, div, gather, groupedMatmul, log, logSumExp, matmul, mean, mul, needsGrad, ones, reshape,
   routeTopK, scatterAdd, scatterAlong, sigmoid, silu, softmax, square, sum, takeAlong, tensor, topk, zeros,
 } from '../tensor/api.js';
 import { Op } from '../tensor/ops.js';
@@ -324,6 +324,7 @@ function addShared(y: Tensor, xt: Tensor, w: ClusteredWeights): Tensor {
 /** What an inference forward (no balance losses) returns. */
 export interface ClusteredInference {
   y: Tensor;
+  /** the counts are empty (crossGroup 0) on backends that read only asynchronously (webgpu) */
   stats: { tokensPerExpert: number[]; dropped: number; tokensPerGroup: number[]; crossGroup: number };
   /** (T, K) i32 chosen experts */
   experts: Tensor;
@@ -347,7 +348,8 @@ export function clusteredInference(x: Tensor, w: ClusteredWeights, cfg: Clustere
   const kg = cfg.groupTopK ?? 1;
   const r = routeTopK(matmul(xt, w.router, { transB: true }), cfg.topK, { groups: cfg.groups, topGroups: kg, renormalize: cfg.renormalize ?? true });
   const y = addShared(clusteredFfn(xt, r.ids, r.weights, w.experts), xt, w);
-  return { y: reshape(y, x.shape), stats: { ...groupStats(r.ids.dataSync(), cfg.experts, cfg.groups, cfg.topK), dropped: 0 }, experts: r.ids };
+  const stats = canReadSync() ? groupStats(r.ids.dataSync(), cfg.experts, cfg.groups, cfg.topK) : { tokensPerExpert: [], tokensPerGroup: [], crossGroup: 0 };
+  return { y: reshape(y, x.shape), stats: { ...stats, dropped: 0 }, experts: r.ids };
 }
 
 /** The three SwiGLU matrices of E experts as host arrays, layout (E, in, out): gate/up (E, H, I), down (E, I, H). */

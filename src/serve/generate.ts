@@ -2,7 +2,7 @@
 // streaming. The logits processors follow transformers' order: repetition penalty, temperature, top-k, top-p.
 import type { MoELM } from '../models/moe-lm.js';
 import { KVCache } from '../nn/attention.js';
-import { tensor } from '../tensor/api.js';
+import { slice, tensor } from '../tensor/api.js';
 import { noGrad, tidy } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 
@@ -93,40 +93,48 @@ export function pickToken(logits: Float32Array, seen: ReadonlySet<number>, o: Re
   return order[n - 1]!;
 }
 
-/**
- * Generates after `prompt`, one token at a time with a KV cache, yielding each new token as it is chosen. The
- * generator's return value is the full result.
- */
-export function* generateStream(model: MoELM, prompt: readonly number[], opts: GenerateOptions = {}): Generator<number, GenerateResult> {
+/** Validated options and prompt, and the state every generation loop starts from. */
+function start(model: MoELM, prompt: readonly number[], opts: GenerateOptions): { o: ReturnType<typeof check>; rng: Rng; cache: KVCache[]; ids: number[]; seen: Set<number>; newIds: number[] } {
   const o = check(opts);
   const V = model.cfg.vocabSize;
   if (prompt.length === 0) throw new RangeError('generate: the prompt is empty (give at least one token id)');
   const bad = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
   if (bad !== undefined) throw new RangeError(`generate: prompt token ${bad} is not an id in [0, ${V})`);
   if (prompt.length > model.cfg.maxSeqLen) throw new RangeError(`generate: the prompt has ${prompt.length} tokens, more than maxSeqLen ${model.cfg.maxSeqLen}`);
-  const rng = new Rng(o.seed);
-  const cache = Array.from({ length: model.cfg.layers }, () => new KVCache());
-  const ids = [...prompt];
-  const seen = new Set(prompt);
-  const newIds: number[] = [];
-  const step = (input: readonly number[]): Float32Array =>
-    noGrad(() => tidy(() => {
-      const logits = model.forward(tensor(Int32Array.from(input), [1, input.length], 'i32'), { cache, aux: false }).logits; // (T, V)
-      return Float32Array.from(logits.dataSync().subarray((input.length - 1) * V));
-    }));
+  return { o, rng: new Rng(o.seed), cache: Array.from({ length: model.cfg.layers }, () => new KVCache()), ids: [...prompt], seen: new Set(prompt), newIds: [] };
+}
+
+/** The logits of the last input position, (1, V), kept past the call's scope. */
+function lastLogits(model: MoELM, cache: readonly KVCache[], input: readonly number[]) {
+  const V = model.cfg.vocabSize;
+  return noGrad(() => tidy(() => {
+    const logits = model.forward(tensor(Int32Array.from(input), [1, input.length], 'i32'), { cache, aux: false }).logits; // (T, V)
+    return slice(logits, [input.length - 1, 0], [1, V]);
+  }));
+}
+
+/** What the generation loop asks its driver for: the last logits after feeding `input`, or to emit a token. */
+type Request = { input: readonly number[]; cache: readonly KVCache[] } | { token: number };
+
+/**
+ * The generation loop, written once for the synchronous and the asynchronous driver: it yields a request for the
+ * logits of each step (the driver answers through next()) and each chosen token.
+ */
+function* loop(model: MoELM, prompt: readonly number[], opts: GenerateOptions): Generator<Request, GenerateResult, Float32Array | undefined> {
+  const { o, rng, cache, ids, seen, newIds } = start(model, prompt, opts);
   let stoppedBy: StopReason = 'length';
   let prefillMs = 0;
   let decodeMs = 0;
   try {
     let t0 = performance.now();
-    let logits = step(prompt);
+    let logits = (yield { input: prompt, cache })!;
     prefillMs = performance.now() - t0;
     for (let i = 0; i < o.maxNewTokens; i++) {
       const next = pickToken(logits, seen, o, rng);
       ids.push(next);
       newIds.push(next);
       seen.add(next);
-      yield next;
+      yield { token: next };
       if (o.stopIds.includes(next)) {
         stoppedBy = 'stop';
         break;
@@ -137,7 +145,7 @@ export function* generateStream(model: MoELM, prompt: readonly number[], opts: G
         break;
       }
       t0 = performance.now();
-      logits = step([next]);
+      logits = (yield { input: [next], cache })!;
       decodeMs += performance.now() - t0;
     }
   } finally {
@@ -146,11 +154,82 @@ export function* generateStream(model: MoELM, prompt: readonly number[], opts: G
   return { ids, newIds, stoppedBy, prefillMs, decodeMs };
 }
 
+/**
+ * Generates after `prompt`, one token at a time with a KV cache, yielding each new token as it is chosen. The
+ * generator's return value is the full result. Reads the logits synchronously (js, wasm); `generateStreamAsync`
+ * runs on every backend.
+ */
+export function* generateStream(model: MoELM, prompt: readonly number[], opts: GenerateOptions = {}): Generator<number, GenerateResult> {
+  const it = loop(model, prompt, opts);
+  try {
+    let r = it.next();
+    while (!r.done) {
+      const q = r.value;
+      if ('token' in q) {
+        yield q.token;
+        r = it.next();
+      } else {
+        const t = lastLogits(model, q.cache, q.input);
+        let v: Float32Array;
+        try {
+          v = Float32Array.from(t.dataSync());
+        } finally {
+          t.dispose();
+        }
+        r = it.next(v);
+      }
+    }
+    return r.value;
+  } finally {
+    it.return(undefined as never); // a consumer that stops early still frees the KV caches
+  }
+}
+
 /** generateStream run to the end; `onToken` sees each new token as it is chosen. */
 export function generate(model: MoELM, prompt: readonly number[], opts: GenerateOptions & { onToken?: (id: number) => void } = {}): GenerateResult {
   const it = generateStream(model, prompt, opts);
   for (;;) {
     const r = it.next();
+    if (r.done) return r.value;
+    opts.onToken?.(r.value);
+  }
+}
+
+/**
+ * generateStream for every backend, GPU ones included: the logits of each step are read with `await data()`, so
+ * the device queue is never stalled by a synchronous read. Same options, same tokens as the synchronous form.
+ */
+export async function* generateStreamAsync(model: MoELM, prompt: readonly number[], opts: GenerateOptions = {}): AsyncGenerator<number, GenerateResult> {
+  const it = loop(model, prompt, opts);
+  try {
+    let r = it.next();
+    while (!r.done) {
+      const q = r.value;
+      if ('token' in q) {
+        yield q.token;
+        r = it.next();
+      } else {
+        const t = lastLogits(model, q.cache, q.input);
+        let v: Float32Array;
+        try {
+          v = Float32Array.from(await t.data());
+        } finally {
+          t.dispose();
+        }
+        r = it.next(v);
+      }
+    }
+    return r.value;
+  } finally {
+    it.return(undefined as never);
+  }
+}
+
+/** generateStreamAsync run to the end (works on every backend). */
+export async function generateAsync(model: MoELM, prompt: readonly number[], opts: GenerateOptions & { onToken?: (id: number) => void } = {}): Promise<GenerateResult> {
+  const it = generateStreamAsync(model, prompt, opts);
+  for (;;) {
+    const r = await it.next();
     if (r.done) return r.value;
     opts.onToken?.(r.value);
   }

@@ -151,6 +151,9 @@ export const needsGrad = (...ts: readonly (Tensor | null | undefined)[]): boolea
 /** Whether the current backend implements `op` (fused kernels are optional on GPU backends). */
 export const backendSupports = (op: Op): boolean => ENGINE.current().supports?.(op) ?? true;
 
+/** Whether the current backend reads synchronously (js, wasm); GPU backends read only when awaited. */
+export const canReadSync = (): boolean => ENGINE.current().readSync !== undefined;
+
 function inferenceOnly(name: string, ts: readonly Tensor[]): void {
   if (needsGrad(...ts)) throw new Error(`${name} is an inference kernel without a gradient: call it under noGrad(), or use the composed form to train`);
 }

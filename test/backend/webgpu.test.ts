@@ -3,7 +3,8 @@
 // driver, libvulkan1 the loader; VK_ICD_FILENAMES points at /usr/lib/chromium/vk_swiftshader_icd.json, set here
 // when unset and the file exists). Without an adapter the suite is skipped with the reason printed, unless
 // MOEKIT_REQUIRE_WEBGPU=1 (CI), where a missing adapter fails. Ops without a WGSL kernel yet are skipped by name.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { Op } from '../../src/tensor/ops.js';
@@ -14,6 +15,10 @@ import { CASES, type OpCase } from '../helpers/cases.js';
 import { allocTyped } from '../../src/tensor/dtype.js';
 import type { GradcheckInput } from '../../src/tensor/gradcheck.js';
 import { relErr } from '../helpers/compare.js';
+import { fixture } from '../helpers/fixtures.js';
+import { HF_ARCHS } from '../../src/models/hf/config.js';
+import { loadHfModel } from '../../src/models/hf/load.js';
+import { generateAsync } from '../../src/serve/generate.js';
 
 const SIZES = [1, 3, 17, 129];
 const TOL = 1e-5;
@@ -76,6 +81,32 @@ describe('webgpu backend', () => {
       expect(worst).toEqual([]);
     });
   }
+
+  it('Hugging Face fixtures: logits within 1e-3 of transformers, greedy generation exactly (generateAsync)', async (ctx) => {
+    if (!gpu) return ctx.skip(reason);
+    mk.useBackend(gpu);
+    try {
+      for (const arch of HF_ARCHS) {
+        const dir = path.dirname(fixture(`hf/${arch}/config.json`));
+        const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { input_ids: number[]; logits: number[][]; greedy_from_first8: number[] };
+        const hf = await loadHfModel(dir);
+        const ids = mk.tensor(Int32Array.from(ref.input_ids), [1, ref.input_ids.length], 'i32');
+        const logits = mk.noGrad(() => hf.model.forward(ids, { aux: false }).logits);
+        const got = await logits.data();
+        const want = ref.logits.flat();
+        let d = 0;
+        for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i]! - want[i]!));
+        console.log(`webgpu ${arch}: logits max |diff| ${d.toExponential(2)}`);
+        expect(d).toBeLessThanOrEqual(1e-3);
+        const g = await generateAsync(hf.model, ref.input_ids.slice(0, 8), { maxNewTokens: ref.greedy_from_first8.length - 8, greedy: true, stopIds: hf.eosTokenIds });
+        expect(g.ids).toEqual(ref.greedy_from_first8);
+        mk.dispose([ids, logits]);
+        mk.dispose(hf.model.parameters().map(([, t]) => t));
+      }
+    } finally {
+      mk.useBackend(reference);
+    }
+  }, 120_000);
 
   it('reads back only when awaited, reuses pooled buffers, and frees what it allocates', async (ctx) => {
     if (!gpu) return ctx.skip(reason);

@@ -2,7 +2,7 @@
 // temperature, top-k, top-p) against their definitions.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
-import { generate, generateStream, pickToken } from '../../src/serve/generate.js';
+import { generate, generateAsync, generateStream, generateStreamAsync, pickToken } from '../../src/serve/generate.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
@@ -14,6 +14,23 @@ const opts = (o: Partial<Parameters<typeof pickToken>[2]> = {}): Parameters<type
 });
 
 describe('generate', () => {
+  it('the asynchronous forms give the same tokens, stop reasons and streams as the synchronous ones', async () => {
+    const m = model();
+    for (const o of [{ maxNewTokens: 7 }, { maxNewTokens: 9, temperature: 0.8, topK: 40, topP: 0.9, seed: 11, repetitionPenalty: 1.3 }, { maxNewTokens: 20, stopIds: [] as number[] }]) {
+      const sync = generate(m, [3, 1, 4, 1, 5], o);
+      const streamed: number[] = [];
+      const r = await generateAsync(m, [3, 1, 4, 1, 5], { ...o, onToken: (id) => streamed.push(id) });
+      expect(r.ids).toEqual(sync.ids);
+      expect(r.stoppedBy).toBe(sync.stoppedBy);
+      expect(streamed).toEqual(sync.newIds);
+    }
+    // stopping a stream early frees its KV caches (nothing left allocated)
+    const before = mk.getBackend().bytesInUse();
+    for await (const id of generateStreamAsync(m, [2, 7], { maxNewTokens: 10 })) if (id >= 0) break;
+    for (const id of generateStream(m, [2, 7], { maxNewTokens: 10 })) if (id >= 0) break;
+    expect(mk.getBackend().bytesInUse()).toBe(before);
+  });
+
   it('greedy with the KV cache equals argmax of full forwards, token by token', () => {
     const m = model();
     const prompt = [5, 9, 200, 17];
