@@ -1,7 +1,7 @@
 // moekit logits / moekit generate: run a model directory (Hugging Face checkpoint or moekit model) on token ids or text.
 import type { Command } from 'commander';
 import { loadModelDir } from '../models/dir.js';
-import { generateStream, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
+import { generateStreamAsync, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
 import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { setBackend } from '../tensor/engine.js';
@@ -32,7 +32,7 @@ export function registerRun(program: Command): void {
     .argument('<model>', 'Hugging Face model directory (config.json + safetensors) or moekit model directory')
     .requiredOption('--ids <ids>', 'comma-separated token ids, e.g. 3,17,42')
     .option('--router', 'also print router logits (layer, position, expert)')
-    .option('--backend <name>', 'js | wasm', 'wasm')
+    .option('--backend <name>', 'js | wasm | webgpu', 'wasm')
     .option('--json', 'print one JSON object')
     .action(async (dir: string, o: { ids: string; router?: boolean; backend: string; json?: boolean }) => {
       await setBackend(o.backend);
@@ -40,16 +40,16 @@ export function registerRun(program: Command): void {
       const ids = parseIds(o.ids, m.config.vocabSize);
       if (ids.length > m.config.maxSeqLen) throw new Error(`--ids: ${ids.length} tokens exceed the model's maxSeqLen ${m.config.maxSeqLen}`);
       const V = m.config.vocabSize;
-      const out = noGrad(() => m.model.forward(tensor(Int32Array.from(ids), [1, ids.length], 'i32')));
-      const flat = out.logits.dataSync();
+      const out = noGrad(() => m.model.forward(tensor(Int32Array.from(ids), [1, ids.length], 'i32'), { aux: false }));
+      const flat = await out.logits.data();
       const logits = ids.map((_, t) => Array.from(flat.subarray(t * V, (t + 1) * V), round));
       const result: { logits: number[][]; router_logits?: number[][][] } = { logits };
       if (o.router) {
-        result.router_logits = out.routerLogits.filter((t) => t !== null).map((t) => {
+        result.router_logits = await Promise.all(out.routerLogits.filter((t) => t !== null).map(async (t) => {
           const E = t.shape[1]!;
-          const d = t.dataSync();
+          const d = await t.data();
           return ids.map((_, p) => Array.from(d.subarray(p * E, (p + 1) * E), round));
-        });
+        }));
       }
       if (o.json) {
         console.log(JSON.stringify(result));
@@ -79,7 +79,7 @@ export function registerRun(program: Command): void {
     .option('--repetition-penalty <r>', 'discourage tokens already in the sequence (> 1)')
     .option('--stop <ids>', 'comma-separated stop token ids (default: the checkpoint\'s eos ids)')
     .option('--seed <n>', 'sampling seed', '0')
-    .option('--backend <name>', 'js | wasm', 'wasm')
+    .option('--backend <name>', 'js | wasm | webgpu', 'wasm')
     .option('--json', 'print one JSON object {"ids": [...]} (prompt included; with --prompt also "text")')
     .action(async (dir: string, o: {
       prompt?: string; ids?: string; maxNewTokens: string; greedy?: boolean; temperature?: string; topK?: string; topP?: string;
@@ -116,14 +116,14 @@ export function registerRun(program: Command): void {
         if (r <= 0) throw new Error(`--repetition-penalty must be > 0, got "${o.repetitionPenalty}"`);
         g.repetitionPenalty = r;
       }
-      const it = generateStream(m.model, prompt, g);
+      const it = generateStreamAsync(m.model, prompt, g);
       const stream = !o.json && m.tokenizer !== null && o.prompt !== undefined;
       if (stream) process.stdout.write(o.prompt!);
       let res: GenerateResult;
       const emitted: number[] = [];
       let printed = '';
       for (;;) {
-        const s = it.next();
+        const s = await it.next();
         if (s.done) {
           res = s.value;
           break;

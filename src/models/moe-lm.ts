@@ -46,7 +46,8 @@ export function globalBalanceLoss(logits: readonly Tensor[], K: number): Tensor 
 
 export interface LMOutput {
   logits: Tensor; // (B·T, V)
-  /** auxLossCoef · balance loss (per layer or global, `balanceLoss`) + zLossCoef · Σ z over MoE layers; null for a dense model */
+  /** auxLossCoef · balance loss (per layer or global, `balanceLoss`) + zLossCoef · Σ z over MoE layers; null for a dense
+   *  model or with `aux: false` */
   aux: Tensor | null; // ()
   stats: ModelStats;
   /** per layer: the raw router logits (B·T, E) of an MoE layer, null for a dense one */
@@ -129,7 +130,7 @@ export class DecoderLayer extends Module {
       const o = this.mlp.infer(n);
       const stats: LayerStats = { ...o.stats };
       if (opts.routing) stats.routedIds = Int32Array.from(o.experts.dataSync());
-      return { y: add(h, o.y), aux: null, stats };
+      return { y: add(h, o.y), aux: null, routerLogits: o.logits, stats };
     }
     if (this.mlp instanceof MoEBlock) {
       const o = this.mlp.forward(n);
@@ -208,7 +209,7 @@ export class MoELM extends Module {
       routerLogits.push(o.routerLogits ?? null);
     });
     const moeLogits = routerLogits.filter((t): t is Tensor => t !== null);
-    if (global && moeLogits.length > 0) {
+    if (global && opts.aux !== false && moeLogits.length > 0) {
       const b = mul(globalBalanceLoss(moeLogits, this.cfg.topK), this.cfg.auxLossCoef); // ()
       aux = aux ? add(aux, b) : b;
     }

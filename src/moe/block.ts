@@ -130,6 +130,8 @@ export interface MoEInference {
   stats: { tokensPerExpert: number[]; dropped: number };
   /** (T, K) i32 chosen experts */
   experts: Tensor;
+  /** (T, E) router logits */
+  logits: Tensor;
 }
 
 /**
@@ -142,11 +144,12 @@ export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInfer
   const simple = (cfg.router ?? 'softmax-topk') === 'softmax-topk' && !w.bias && cfg.capacityFactor === undefined;
   if (!simple || !backendSupports(Op.RouteTopK) || (x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H || needsGrad(x, w.router, w.experts.gate, w.experts.up, w.experts.down)) {
     const o = moe(x, w, cfg);
-    return { y: o.y, stats: o.stats, experts: o.routing.experts };
+    return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
   }
   const T = x.size / H;
   const xt = reshape(x, [T, H]);
-  const r = routeTopK(matmul(xt, w.router, { transB: true }), cfg.topK, { renormalize: cfg.renormalize ?? true });
+  const logits = matmul(xt, w.router, { transB: true }); // (T, E)
+  const r = routeTopK(logits, cfg.topK, { renormalize: cfg.renormalize ?? true });
   let y = T > 0 && backendSupports(Op.MoeFfn) ? moeFfn(xt, r.ids, r.weights, w.experts) : null;
   if (!y) {
     const bins = indicesAndBins(r.ids, cfg.experts);
@@ -154,7 +157,7 @@ export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInfer
   }
   y = addShared(y, xt, w);
   const tokensPerExpert = canReadSync() ? countSlots(r.ids.dataSync(), cfg.experts, cfg.topK) : [];
-  return { y: reshape(y, x.shape), stats: { tokensPerExpert, dropped: 0 }, experts: r.ids };
+  return { y: reshape(y, x.shape), stats: { tokensPerExpert, dropped: 0 }, experts: r.ids, logits };
 }
 
 /** Stacked routed experts; parameters gate_proj/up_proj (E, H, I) and down_proj (E, I, H). */

@@ -70,6 +70,7 @@ export interface ClusteredWeights {
 }
 
 export interface TwoStageRoute {
+  logits: Tensor; // (T, E) the expert router logits (the input)
   weights: Tensor; // (T, K) p_group·p_expert of the chosen experts, renormalised
   experts: Tensor; // (T, K) i32
   probs: Tensor; // (T, E) p_group·p_expert
@@ -114,7 +115,7 @@ export function twoStageRoute(logits: Tensor, groupLogits: Tensor | null, o: { g
   const sw = mul(sum(mul(f, mean(probs, 0))), E); // ()
   const Pg = mean(pg, 0); // (G)
   const kl = sum(mul(Pg, log(add(mul(Pg, G), 1e-12)))); // ()
-  return { weights, experts, probs, groupProbs: pg, aux: { switch: sw, group: kl, z } };
+  return { logits, weights, experts, probs, groupProbs: pg, aux: { switch: sw, group: kl, z } };
 }
 
 /**
@@ -328,6 +329,8 @@ export interface ClusteredInference {
   stats: { tokensPerExpert: number[]; dropped: number; tokensPerGroup: number[]; crossGroup: number };
   /** (T, K) i32 chosen experts */
   experts: Tensor;
+  /** (T, E) router logits */
+  logits: Tensor;
 }
 
 /**
@@ -341,15 +344,16 @@ export function clusteredInference(x: Tensor, w: ClusteredWeights, cfg: Clustere
     && backendSupports(Op.RouteTopK) && backendSupports(Op.ClusteredFfn) && !needsGrad(x, w.router, ...Object.values(w.experts));
   if (!fast) {
     const o = clusteredMoe(x, w, cfg, opts);
-    return { y: o.y, stats: o.stats, experts: o.routing.experts };
+    return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
   }
   const T = x.size / H;
   const xt = reshape(x, [T, H]);
   const kg = cfg.groupTopK ?? 1;
-  const r = routeTopK(matmul(xt, w.router, { transB: true }), cfg.topK, { groups: cfg.groups, topGroups: kg, renormalize: cfg.renormalize ?? true });
+  const logits = matmul(xt, w.router, { transB: true }); // (T, E)
+  const r = routeTopK(logits, cfg.topK, { groups: cfg.groups, topGroups: kg, renormalize: cfg.renormalize ?? true });
   const y = addShared(clusteredFfn(xt, r.ids, r.weights, w.experts), xt, w);
   const stats = canReadSync() ? groupStats(r.ids.dataSync(), cfg.experts, cfg.groups, cfg.topK) : { tokensPerExpert: [], tokensPerGroup: [], crossGroup: 0 };
-  return { y: reshape(y, x.shape), stats: { ...stats, dropped: 0 }, experts: r.ids };
+  return { y: reshape(y, x.shape), stats: { ...stats, dropped: 0 }, experts: r.ids, logits };
 }
 
 /** The three SwiGLU matrices of E experts as host arrays, layout (E, in, out): gate/up (E, H, I), down (E, I, H). */
@@ -556,7 +560,7 @@ export class ClusteredMoEBlock extends Module {
   infer(x: Tensor): ClusteredInference {
     if (this.tracking) {
       const o = this.forward(x);
-      return { y: o.y, stats: o.stats, experts: o.routing.experts };
+      return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
     }
     return clusteredInference(x, this.weights, this.cfg, this.inference ? { matmuls: this.inference } : {});
   }

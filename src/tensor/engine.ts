@@ -22,6 +22,8 @@ class Engine {
   readonly factories = new Map<string, BackendFactory>([
     ['js', () => Promise.resolve(new JsBackend())],
     ['wasm', () => WasmBackend.create(envThreads())],
+    // loaded on demand: Dawn (the `webgpu` package) in Node, navigator.gpu in browsers
+    ['webgpu', async () => (await import('../backend/webgpu/index.js')).WebGpuBackend.create()],
   ]);
   readonly scopes: Set<Tensor>[] = [];
   gradEnabled = true;

@@ -3,6 +3,7 @@
 // driver, libvulkan1 the loader; VK_ICD_FILENAMES points at /usr/lib/chromium/vk_swiftshader_icd.json, set here
 // when unset and the file exists). Without an adapter the suite is skipped with the reason printed, unless
 // MOEKIT_REQUIRE_WEBGPU=1 (CI), where a missing adapter fails. Ops without a WGSL kernel yet are skipped by name.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +108,16 @@ describe('webgpu backend', () => {
       mk.useBackend(reference);
     }
   }, 120_000);
+
+  it('the CLI runs on webgpu: moekit generate --backend webgpu equals transformers, and the process exits', (ctx) => {
+    if (!gpu) return ctx.skip(reason);
+    const dir = path.dirname(fixture('hf/qwen3_moe/config.json'));
+    const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { input_ids: number[]; greedy_from_first8: number[] };
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'generate', dir, '--ids', ref.input_ids.slice(0, 8).join(','),
+      '--max-new-tokens', String(ref.greedy_from_first8.length - 8), '--greedy', '--json', '--backend', 'webgpu'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ids: number[] }).ids).toEqual(ref.greedy_from_first8);
+  }, 130_000);
 
   it('reads back only when awaited, reuses pooled buffers, and frees what it allocates', async (ctx) => {
     if (!gpu) return ctx.skip(reason);

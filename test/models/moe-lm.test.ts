@@ -183,6 +183,8 @@ describe('MoELM inference forward (aux: false)', () => {
       inf.stats.forEach((s, l) => {
         expect(s?.routedIds).toEqual(train.stats[l]?.routedIds);
         expect(s?.tokensPerExpert).toEqual(train.stats[l]?.tokensPerExpert);
+        const want = train.routerLogits[l];
+        if (want) expect(maxDiff(inf.routerLogits[l]!.toArray() as number[], want.toArray() as number[])).toBeLessThan(1e-6);
       });
     });
   }
