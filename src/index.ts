@@ -13,6 +13,7 @@ export type { Backend, DataId } from './backend/backend.js';
 export { JsBackend } from './backend/js/index.js';
 export { JS_KERNELS } from './backend/js/kernels/index.js';
 export { WasmBackend } from './backend/wasm/index.js';
+export { WebGpuBackend, type WebGpuOptions } from './backend/webgpu/index.js';
 export * from './nn/index.js';
 export * from './moe/index.js';
 export * from './cluster/index.js';
