@@ -27,7 +27,7 @@ export { globalBalanceLoss } from './models/moe-lm.js';
 export { ModelConfigSchema, parseConfig, denseBaseline, denseWidthOf, clusterGroupsOf, PRESETS, type ModelConfig, type ModelConfigInput, type PresetName } from './models/config.js';
 export { MoELM, DecoderLayer, DecoderModel, moeConfigOf, clusteredConfigOf, type LMForwardOptions, type LMOutput, type LMLoss, type LayerStats, type ModelStats, type ParamCounts } from './models/moe-lm.js';
 export * from './eval/index.js';
-export { AdamW, clipGradNorm, type AdamWOptions } from './train/optim.js';
+export { AdamW, clipGradNorm, clipGradNormAsync, type AdamWOptions } from './train/optim.js';
 export { cosineLr, type CosineSchedule } from './train/schedule.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, decodeF32, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';

@@ -22,8 +22,22 @@ export interface LayerStats {
   crossGroup?: number;
   /** with `routing: true`: the chosen expert ids, (tokens, K) row-major */
   routedIds?: Int32Array;
+  /** backends that read only asynchronously (webgpu): the (E+1) expert offsets on the device; `resolveStats` turns
+   *  them into tokensPerExpert */
+  offsets?: Tensor;
 }
 export type ModelStats = (LayerStats | null)[];
+
+/** Reads the device-side expert offsets of GPU forwards into tokensPerExpert (and frees them); a no-op on CPU stats. */
+export async function resolveStats(stats: ModelStats): Promise<void> {
+  for (const s of stats) {
+    if (!s?.offsets) continue;
+    const o = await s.offsets.data();
+    s.tokensPerExpert = Array.from({ length: o.length - 1 }, (_, e) => o[e + 1]! - o[e]!);
+    s.offsets.dispose();
+    delete s.offsets;
+  }
+}
 
 export interface LMForwardOptions {
   /** one KV cache per layer; keys/values are appended and positions start at the cache length */

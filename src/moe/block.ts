@@ -2,9 +2,9 @@
 import { Linear } from '../nn/layers.js';
 import { Module, initNormal } from '../nn/module.js';
 import { SwiGLU, swiglu } from '../nn/swiglu.js';
-import { add, backendSupports, canReadSync, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, sigmoid, tensor, zeros } from '../tensor/api.js';
+import { add, backendSupports, canReadSync, expertBins, gather, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, scatterAdd, sigmoid, tensor, zeros } from '../tensor/api.js';
 import { Op } from '../tensor/ops.js';
-import { noGrad } from '../tensor/engine.js';
+import { getBackend, noGrad, tidy } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -61,9 +61,12 @@ export interface MoEOutput {
     z: Tensor; // () unscaled router z-loss
   };
   stats: {
-    /** routing slots per expert before any capacity drop (feed to `updateBias`) */
+    /** routing slots per expert before any capacity drop (feed to `updateBias`); empty on backends that read only
+     *  asynchronously, which get `offsets` instead */
     tokensPerExpert: number[];
     dropped: number;
+    /** webgpu: the (E+1) expert offsets of the device-side binning, for `resolveStats` to read when awaited */
+    offsets?: Tensor;
   };
   routing: RouteResult;
 }
@@ -89,7 +92,14 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
   if (cfg.capacityFactor === undefined && T > 0 && fusedExperts(xt, r.weights, w.experts)) {
     // no gradient to record: the fused kernel (same function, one op)
     y = moeFfn(xt, r.experts, r.weights, w.experts);
-    stats = { tokensPerExpert: countSlots(r.experts.dataSync(), E, cfg.topK), dropped: 0 };
+    stats = { tokensPerExpert: canReadSync() ? countSlots(r.experts.dataSync(), E, cfg.topK) : [], dropped: 0 };
+  } else if (!canReadSync()) {
+    // a backend that reads only asynchronously (webgpu): the same dropless dispatch, binned on the device
+    if (cfg.capacityFactor !== undefined) throw new Error(`MoE: capacityFactor ${cfg.capacityFactor} needs the host binning; backend ${getBackend().name} reads asynchronously and runs dropless only`);
+    const b = expertBins(r.experts, E);
+    const ys = experts(gather(xt, b.tokens), b.offsets, w.experts); // (N, H) rows sorted by expert
+    y = scatterAdd(mul(ys, gather(reshape(r.weights, [r.weights.size, 1]), b.order)), b.tokens, T); // (T, H)
+    stats = { tokensPerExpert: [], dropped: 0, offsets: b.offsets };
   } else {
     const bins = indicesAndBins(r.experts, E, cfg.capacityFactor === undefined ? {} : { capacityFactor: cfg.capacityFactor });
     if (bins.order.length === 0) y = zeros([T, H]);
@@ -243,11 +253,12 @@ export class MoEBlock extends Module {
    * += γ when less. Pass `stats.tokensPerExpert`; γ defaults to 1e-3. The bias only changes selection.
    */
   updateBias(counts: readonly number[], gamma = 1e-3): void {
-    const b = this.bias;
+    const b = this.gate.bias;
     if (!b) throw new Error('MoEBlock.updateBias: this block has no selection bias (set selectionBias: true)');
-    if (counts.length !== b.length) throw new Error(`MoEBlock.updateBias: ${counts.length} counts for ${b.length} experts`);
+    if (counts.length !== b.size) throw new Error(`MoEBlock.updateBias: ${counts.length} counts for ${b.size} experts`);
     const meanLoad = counts.reduce((a, c) => a + c, 0) / counts.length;
-    counts.forEach((c, i) => (b[i] = b[i]! + (c > meanLoad ? -gamma : c < meanLoad ? gamma : 0)));
-    this.gate.setTensor('e_score_correction_bias', noGrad(() => tensor(b, [b.length])));
+    const step = Float32Array.from(counts, (c) => (c > meanLoad ? -gamma : c < meanLoad ? gamma : 0));
+    // on the device: no read of the bias, so GPU backends update it too
+    this.gate.setTensor('e_score_correction_bias', noGrad(() => tidy(() => add(b, tensor(step, [step.length])))));
   }
 }

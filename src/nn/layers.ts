@@ -1,5 +1,5 @@
 // Basic layers: Linear (weight (out, in) like torch nn.Linear), Embedding and RMSNorm.
-import { add, compare, gather, matmul, mul, ones, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
+import { add, canReadSync, compare, gather, matmul, mul, ones, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
 import { ENGINE, noGrad } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -74,7 +74,8 @@ export class Embedding extends Module {
   forward(ids: Tensor): Tensor {
     if (ids.dtype !== 'i32') throw new ShapeError(`Embedding(${this.vocab}, ${this.dim}): ids must be i32, got ${fmtInfo(ids.shape, ids.dtype)}`);
     const pad = this.paddingIdx;
-    if (pad === null || !ENGINE.gradEnabled || !ids.dataSync().includes(pad)) return gather(this.weight, ids); // (..., H)
+    // (the ids are inspected only where that is a cheap synchronous read; GPU backends always take the masked form)
+    if (pad === null || !ENGINE.gradEnabled || (canReadSync() && !ids.dataSync().includes(pad))) return gather(this.weight, ids); // (..., H)
     // the pad rows take their values from a copy gradients do not reach; every other row from the live table
     const live = gather(this.weight, ids); // (..., H)
     const frozen = noGrad(() => gather(this.weight, ids)); // (..., H)

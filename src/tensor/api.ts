@@ -159,6 +159,15 @@ function inferenceOnly(name: string, ts: readonly Tensor[]): void {
 }
 
 /**
+ * The routing slots of ids (T, K) sorted by expert on the device: order (N) and tokens (N) of the sorted slots and
+ * offsets (E+1) for the grouped matmul. The dropless binning without a host read (GPU backends).
+ */
+export function expertBins(ids: Tensor, experts: number): { order: Tensor; tokens: Tensor; offsets: Tensor } {
+  const [order, tokens, offsets] = runOp(Op.ExpertBins, [ids], { experts }) as [Tensor, Tensor, Tensor];
+  return { order, tokens, offsets };
+}
+
+/**
  * Softmax top-k routing in one op: logits (T, E) -> weights (T, K) and i32 ids (T, K). With `groups` > 1 only the
  * experts of the top `topGroups` groups (by summed probability) are candidates. Inference only.
  */

@@ -166,6 +166,7 @@ export const GRAD: { [O in Op]: GradRule<O> } = {
   },
   [Op.RMSNorm]: (c) => T.run(Op.RMSNormGrad, [c.inputs[0]!, c.inputs[1]!, first(c)], c.params),
   [Op.RMSNormGrad]: null,
+  [Op.ExpertBins]: null,
   [Op.RouteTopK]: null,
   [Op.MoeFfn]: null,
   [Op.ClusteredFfn]: null,

@@ -14,7 +14,7 @@ export type BackendFactory = () => Promise<Backend>;
 /** Ops whose outputs carry no gradient: comparisons, indices, backward kernels, quantisation. */
 export const NON_DIFFERENTIABLE: ReadonlySet<Op> = new Set<Op>([
   Op.Compare, Op.Argmax, Op.GeluGrad, Op.RMSNormGrad, Op.AttentionGrad, Op.CrossEntropyGrad,
-  Op.GroupedMatmulWeightGrad, Op.Quantize, Op.Dequantize, Op.RouteTopK, Op.MoeFfn, Op.ClusteredFfn,
+  Op.GroupedMatmulWeightGrad, Op.Quantize, Op.Dequantize, Op.ExpertBins, Op.RouteTopK, Op.MoeFfn, Op.ClusteredFfn,
 ]);
 
 class Engine {

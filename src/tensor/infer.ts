@@ -330,6 +330,15 @@ export const INFER: { [O in Op]: Infer<O> } = {
     checkQuant(Op.QuantMatmul, p.format, p.groupSize, w, scales, w.shape[0]!, K);
     return [info([x.shape[0]!, w.shape[0]!], 'f32')];
   },
+  [Op.ExpertBins]: (ins, p) => {
+    arity(Op.ExpertBins, ins, 1);
+    const ids = ins[0]!;
+    rankIs(Op.ExpertBins, 'ids', ids, 2);
+    checkIdx(Op.ExpertBins, 'ids', ids);
+    if (!Number.isInteger(p.experts) || p.experts < 1) throw new ShapeError(`${Op.ExpertBins}: experts ${p.experts} must be a positive integer`);
+    const N = sizeOf(ids.shape);
+    return [info([N], 'i32'), info([N], 'i32'), info([p.experts + 1], 'i32')];
+  },
   [Op.RouteTopK]: (ins, p) => {
     arity(Op.RouteTopK, ins, 1);
     const x = ins[0]!;

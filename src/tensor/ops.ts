@@ -76,6 +76,12 @@ export enum Op {
   GroupedMatmulWeightGrad = 'grouped_matmul_weight_grad',
   /** x (M, K), w (N, K) stored in `format`, [scales f16 (N, K/groupSize)] -> (M, N) = x·Wᵀ */
   QuantMatmul = 'quant_matmul',
+  /**
+   * ids i32 (T, K) -> [order i32 (N), tokens i32 (N), offsets i32 (E+1)], N = T·K: the routing slots (t·K + k)
+   * sorted by expert, stable; the token of each sorted slot; expert e owns sorted rows offsets[e]..offsets[e+1].
+   * The device-side form of the host binning (dropless), for backends that do not read synchronously
+   */
+  ExpertBins = 'expert_bins',
   // fused MoE inference ops (no gradient: training composes the ops above)
   /**
    * logits (T, E) -> [weights (T, K), ids i32 (T, K)]: p = softmax(logits); the top `topGroups` of `groups`
@@ -173,6 +179,7 @@ export interface OpParams {
   [Op.GroupedMatmul]: { transW: boolean };
   [Op.GroupedMatmulWeightGrad]: { transW: boolean };
   [Op.QuantMatmul]: { format: WeightFormat; groupSize: number };
+  [Op.ExpertBins]: { experts: number };
   [Op.RouteTopK]: { k: number; groups: number; topGroups: number; renormalize: boolean };
   [Op.MoeFfn]: NoParams;
   [Op.ClusteredFfn]: NoParams;

@@ -14,9 +14,10 @@ export interface CheckpointState {
 /** Node's file APIs, loaded on first use so importing moekit in a browser does not pull them in. */
 const node = async () => ({ fs: await import('node:fs/promises'), path: (await import('node:path')).default });
 
-const f32 = (t: Tensor): StTensorIn => {
+/** A tensor as a safetensors entry; awaited so that GPU backends can save too. */
+const f32 = async (t: Tensor): Promise<StTensorIn> => {
   if (t.dtype !== 'f32') throw new Error(`checkpoint: only f32 parameters are saved, got ${t} `);
-  const d = t.dataSync();
+  const d = await t.data();
   return { name: '', dtype: 'F32', shape: t.shape, data: d instanceof Float32Array ? d : Float32Array.from(d) };
 };
 
@@ -29,10 +30,10 @@ export async function saveCheckpoint(dir: string, params: readonly [string, Tens
   const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
   await fs.rm(tmp, { recursive: true, force: true });
   await fs.mkdir(tmp);
-  await writeSafetensors(path.join(tmp, 'model.safetensors'), params.map(([n, t]) => ({ ...f32(t), name: n })));
+  await writeSafetensors(path.join(tmp, 'model.safetensors'), await Promise.all(params.map(async ([n, t]) => ({ ...(await f32(t)), name: n }))));
   if (opt) {
     const s = opt.state();
-    const moments = opt.params.flatMap(([n], i) => [{ ...f32(s.m[i]!), name: `${n}.exp_avg` }, { ...f32(s.v[i]!), name: `${n}.exp_avg_sq` }]);
+    const moments = (await Promise.all(opt.params.map(async ([n], i) => [{ ...(await f32(s.m[i]!)), name: `${n}.exp_avg` }, { ...(await f32(s.v[i]!)), name: `${n}.exp_avg_sq` }]))).flat();
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { format: 'pt', step: String(s.step) });
   }
   await writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));

@@ -2,7 +2,7 @@
 // aux-free bias updates, per-step metrics (JSONL), atomic checkpoints and bit-exact resume.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MoELM, type ModelStats } from '../models/moe-lm.js';
+import { MoELM, resolveStats, type ModelStats } from '../models/moe-lm.js';
 import { clusterGroupsOf, parseConfig, type ModelConfig } from '../models/config.js';
 import { calibrate } from '../compress/baselines.js';
 import { toClustered } from '../compress/convert.js';
@@ -11,7 +11,7 @@ import { backward, zeroGrad } from '../tensor/autograd.js';
 import { noGrad, tidy } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { AdamW, clipGradNorm } from './optim.js';
+import { AdamW, clipGradNormAsync } from './optim.js';
 import { cosineLr } from './schedule.js';
 
 export interface TrainOptions {
@@ -181,11 +181,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     let stats: ModelStats = new Array(o.config.layers).fill(null);
     for (let m = 0; m < accum; m++) {
       const { ids, targets } = sampleBatch(o.tokens, o.batch, o.seqLen, seed, step, m);
-      const r = tidy(() => {
-        const out = model.loss(T.tensor(ids, [o.batch, o.seqLen], 'i32'), T.tensor(targets, [o.batch, o.seqLen], 'i32'));
-        backward(accum > 1 ? T.mul(out.loss, 1 / accum) : out.loss);
-        return { loss: out.loss.item(), ce: out.ce.item(), aux: out.aux ? out.aux.item() : 0, stats: out.stats };
+      const out = tidy(() => {
+        const l = model.loss(T.tensor(ids, [o.batch, o.seqLen], 'i32'), T.tensor(targets, [o.batch, o.seqLen], 'i32'));
+        backward(accum > 1 ? T.mul(l.loss, 1 / accum) : l.loss);
+        return { losses: T.concat([T.reshape(l.loss, [1]), T.reshape(l.ce, [1]), T.reshape(l.aux ?? T.zeros([]), [1])], 0), stats: l.stats };
       });
+      // one awaited read per micro-batch: GPU backends never block, CPU ones resolve at once
+      const v = await out.losses.data();
+      out.losses.dispose();
+      await resolveStats(out.stats);
+      const r = { loss: v[0]!, ce: v[1]!, aux: v[2]!, stats: out.stats };
       loss += r.loss / accum;
       ce += r.ce / accum;
       aux += r.aux / accum;
@@ -194,7 +199,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (!Number.isFinite(loss)) {
       throw new Error(`train: loss became ${loss} at step ${step + 1}; stopping (the last good checkpoint in ${ckptDir ?? '(no output dir)'} is untouched). Try a lower --lr.`);
     }
-    const gradNorm = clipGradNorm(params.map(([, p]) => p), o.clip ?? 1);
+    const gradNorm = await clipGradNormAsync(params.map(([, p]) => p), o.clip ?? 1);
     const lr = cosineLr(sched, step);
     opt.update(lr);
     model.updateBiases(stats);

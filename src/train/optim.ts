@@ -112,18 +112,50 @@ export class AdamW {
   }
 }
 
-/**
- * Scales all gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping.
- * (Pascanu et al. 2013; the usual LLM setting is maxNorm = 1.)
- */
-export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
-  if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
-  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
-  if (grads.length === 0) return 0;
-  const norm = noGrad(() => tidy(() => Math.sqrt(grads.map((g) => T.sum(T.mul(g, g)).item()).reduce((a, b) => a + b, 0))));
+/** The gradients of `params` (those that have one), after checking maxNorm. */
+function gradsOf(params: readonly Tensor[], maxNorm: number, name: string): Tensor[] {
+  if (!(maxNorm > 0)) throw new RangeError(`${name}: maxNorm must be positive, got ${maxNorm}`);
+  return params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+}
+
+/** (n) the sum of squares of each gradient, one device tensor (kept: the caller disposes it). */
+const squareSums = (grads: readonly Tensor[]): Tensor => noGrad(() => tidy(() => T.concat(grads.map((g) => T.reshape(T.sum(T.mul(g, g)), [1])), 0)));
+
+/** Scales the gradients by maxNorm / (norm + 1e-6) when norm exceeds maxNorm; returns norm. */
+function clipTo(grads: readonly Tensor[], sums: ArrayLike<number>, maxNorm: number): number {
+  let total = 0;
+  for (let i = 0; i < sums.length; i++) total += sums[i]!;
+  const norm = Math.sqrt(total);
   if (norm > maxNorm && Number.isFinite(norm)) {
     const s = maxNorm / (norm + 1e-6);
     noGrad(() => tidy(() => grads.forEach((g) => assign(g, T.mul(g, s)))));
   }
   return norm;
+}
+
+/**
+ * Scales all gradients so their global L2 norm is at most `maxNorm`; returns the norm before clipping.
+ * (Pascanu et al. 2013; the usual LLM setting is maxNorm = 1.) Reads synchronously (js, wasm).
+ */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number {
+  const grads = gradsOf(params, maxNorm, 'clipGradNorm');
+  if (grads.length === 0) return 0;
+  const sums = squareSums(grads);
+  try {
+    return clipTo(grads, sums.dataSync(), maxNorm);
+  } finally {
+    sums.dispose();
+  }
+}
+
+/** clipGradNorm for every backend (GPU ones read only when awaited); the same arithmetic, the same result. */
+export async function clipGradNormAsync(params: readonly Tensor[], maxNorm: number): Promise<number> {
+  const grads = gradsOf(params, maxNorm, 'clipGradNorm');
+  if (grads.length === 0) return 0;
+  const sums = squareSums(grads);
+  try {
+    return clipTo(grads, await sums.data(), maxNorm);
+  } finally {
+    sums.dispose();
+  }
 }

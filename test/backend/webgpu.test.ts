@@ -20,6 +20,8 @@ import { fixture } from '../helpers/fixtures.js';
 import { HF_ARCHS } from '../../src/models/hf/config.js';
 import { loadHfModel } from '../../src/models/hf/load.js';
 import { generateAsync } from '../../src/serve/generate.js';
+import { train } from '../../src/train/loop.js';
+import { parseConfig, tiny } from '../../src/models/config.js';
 
 const SIZES = [1, 3, 17, 129];
 const TOL = 1e-5;
@@ -106,6 +108,36 @@ describe('webgpu backend', () => {
       }
     } finally {
       mk.useBackend(reference);
+    }
+  }, 120_000);
+
+  it('training runs on webgpu: the training loop\'s losses and final weights equal the wasm backend\'s', async (ctx) => {
+    if (!gpu) return ctx.skip(reason);
+    // sigmoid-group routing with a shared gated expert and the aux-loss-free bias update: every MoE path of training
+    const cfg = parseConfig({ ...tiny, router: 'sigmoid-group', groups: 2, topGroups: 1, sharedWidth: 16, sharedGate: true });
+    const tokens = Int32Array.from({ length: 3000 }, (_, i) => (i * 7919 + (i >> 3)) % cfg.vocabSize);
+    const run = async (): Promise<{ losses: number[]; norms: number[]; w: number[] }> => {
+      const losses: number[] = [];
+      const norms: number[] = [];
+      const r = await train({ config: cfg, tokens, steps: 6, batch: 2, seqLen: 16, out: null, onStep: (m) => { losses.push(m.loss); norms.push(m.grad_norm); } });
+      const down = r.model.parameters().find(([n]) => n === 'model.layers.1.mlp.experts.down_proj')![1];
+      const w = Array.from(await down.data());
+      return { losses, norms, w };
+    };
+    const cpu = await mk.WasmBackend.create({ threads: 1 });
+    try {
+      mk.useBackend(cpu);
+      const want = await run();
+      mk.useBackend(gpu);
+      const got = await run();
+      const d = (a: number[], b: number[]): number => Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
+      console.log(`webgpu training: loss max |diff| ${d(got.losses, want.losses).toExponential(2)}, final weights ${d(got.w, want.w).toExponential(2)}`);
+      expect(d(got.losses, want.losses)).toBeLessThan(1e-4);
+      expect(d(got.norms, want.norms)).toBeLessThan(1e-3);
+      expect(d(got.w, want.w)).toBeLessThan(1e-4);
+    } finally {
+      mk.useBackend(reference);
+      await cpu.dispose();
     }
   }, 120_000);
 

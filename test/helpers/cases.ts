@@ -179,6 +179,10 @@ export const CASES: { [O in Op]: Gen<O> } = {
     { name: `int4 per-row M=${n}`, inputs: [f(r, [n, 32]), ...quantInputs(r, 'int4', 2, 32, 32)], params: { format: 'int4', groupSize: 32 } },
     ...(['f16', 'bf16'] as const).map((format) => ({ name: `${format} M=${n}`, inputs: [f(r, [n, 6]), ...quantInputs(r, format, 5, 6, 2)], params: { format, groupSize: 32 } })),
   ],
+  [Op.ExpertBins]: (r, n) => [
+    { name: `T=${n} K=2 E=5`, inputs: [idx(r, [n, 2], 5)], params: { experts: 5 } },
+    { name: `T=${n} K=3 E=8 (some experts empty)`, inputs: [idx(r, [n, 3], 4)], params: { experts: 8 } },
+  ],
   [Op.RouteTopK]: (r, n) => [
     { name: `T=${n} E=8 K=2`, inputs: [f(r, [n, 8])], params: { k: 2, groups: 1, topGroups: 1, renormalize: true } },
     { name: `T=${n} E=8 K=3 in the top 2 of 4 groups, not renormalised`, inputs: [f(r, [n, 8])], params: { k: 3, groups: 4, topGroups: 2, renormalize: false } },

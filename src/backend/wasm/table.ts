@@ -122,6 +122,7 @@ export const WASM_KERNELS: { [O in Op]: WasmKernel<O> } = {
   [Op.GroupedMatmul]: groupedMatmul,
   [Op.GroupedMatmulWeightGrad]: groupedMatmulWeightGrad,
   [Op.QuantMatmul]: quantMatmul,
+  [Op.ExpertBins]: viaJs(Op.ExpertBins),
   [Op.RouteTopK]: MOE.routeTopK,
   [Op.MoeFfn]: MOE.moeFfn,
   [Op.ClusteredFfn]: MOE.clusteredFfn,

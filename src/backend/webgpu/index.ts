@@ -32,7 +32,8 @@ async function gpuEntry(): Promise<GPU> {
   if (nav?.gpu) return nav.gpu;
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
-    mod = (await import(/* @vite-ignore */ 'webgpu' as string)) as typeof mod;
+    const pkg = ['web', 'gpu'].join(''); // not a literal: bundlers for the browser must not try to pack Dawn
+    mod = (await import(/* @vite-ignore */ pkg)) as typeof mod;
   } catch (e) {
     throw new Error(`webgpu: no navigator.gpu and the "webgpu" package cannot be loaded (${(e as Error).message}); install it with npm install webgpu`);
   }

@@ -1118,6 +1118,37 @@ ${MAIN} {
   });
 };
 
+// ---- expert bins (device-side dispatch bookkeeping) ----
+
+/**
+ * Offsets: one thread per expert counts the slots of lower experts (O(N·E) total); order/tokens: one thread per
+ * slot, its sorted row = offsets[e] + the earlier slots with the same expert (stable, O(N²) total).
+ */
+const expertBinsKernel: Kernel<Op.ExpertBins> = (b, ins, p, outs) => {
+  const ids = ins[0]!;
+  const [order, tokens, offsets] = outs as [Out, Out, Out];
+  const N = sizeOf(ids.shape);
+  const K = ids.shape[1]!;
+  const E = p.experts;
+  launch(b, `${bindings(['i32'], ['i32'])}
+${MAIN} {
+  ${INDEX}
+  if (i > prm[1]) { return; }
+  var c = 0;
+  for (var s = 0u; s < prm[0]; s++) { if (in0[s] < i32(i)) { c = c + 1; } }
+  out0[i] = c;
+}`, [ids], [offsets], [N, E], E + 1);
+  launch(b, `${bindings(['i32', 'i32'], ['i32', 'i32'])}
+${MAIN} {
+  ${INDEX}
+  if (i >= prm[0]) { return; }
+  let e = in0[i];
+  var r = in1[u32(clamp(e, 0, i32(prm[1])))];
+  for (var s = 0u; s < i; s++) { if (in0[s] == e) { r = r + 1; } }
+  out0[u32(r)] = i32(i); out1[u32(r)] = i32(i / prm[2]);
+}`, [ids, offsets], [order, tokens], [N, E, K], N);
+};
+
 // ---- fused MoE routing ----
 
 /** One thread per token: softmax, the top groups by summed probability (a bitmask, G <= 32), then top-k inside them. */
@@ -1360,6 +1391,7 @@ export const KERNELS: Partial<Record<Op, AnyKernel>> = {
   [Op.RoPE]: ropeKernel,
   [Op.Attention]: attentionKernel,
   [Op.AttentionGrad]: attentionGradKernel,
+  [Op.ExpertBins]: expertBinsKernel,
   [Op.RouteTopK]: routeTopKKernel,
   [Op.MoeFfn]: moeFfnKernel,
   [Op.Dequantize]: dequantizeKernel,

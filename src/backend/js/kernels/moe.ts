@@ -31,6 +31,22 @@ function checkIds(op: Op, ids: Int32Array, E: number, K: number): void {
 }
 
 export const moeKernels = {
+  [Op.ExpertBins]: (ins, p, outs) => {
+    const ids = ix(ins[0]);
+    const K = ins[0]!.shape[1]!;
+    const E = p.experts;
+    checkIds(Op.ExpertBins, ids, E, K);
+    const [order, tokens, offsets] = [ix(outs[0]), ix(outs[1]), ix(outs[2])];
+    offsets.fill(0);
+    for (let s = 0; s < ids.length; s++) offsets[ids[s]! + 1]!++;
+    for (let e = 0; e < E; e++) offsets[e + 1]! += offsets[e]!;
+    const fill = offsets.slice(0, E);
+    for (let s = 0; s < ids.length; s++) {
+      const r = fill[ids[s]!]!++;
+      order[r] = s;
+      tokens[r] = Math.floor(s / K);
+    }
+  },
   [Op.RouteTopK]: (ins, p, outs) => {
     const L = fl(ins[0]);
     const [T, E] = ins[0]!.shape as [number, number];
@@ -148,4 +164,4 @@ export const moeKernels = {
       for (let j = 0; j < H; j++) Y[t * H + j] = y[j]!;
     }
   },
-} satisfies { [O in Op.RouteTopK | Op.MoeFfn | Op.ClusteredFfn]: CpuKernel<O> };
+} satisfies { [O in Op.ExpertBins | Op.RouteTopK | Op.MoeFfn | Op.ClusteredFfn]: CpuKernel<O> };
