@@ -74,7 +74,7 @@ export function registerTrain(program: Command): void {
     .option('--clustered', 'clustered experts (shared bases + low-rank residuals, two-stage routing, regrouping): ffn "clustered"')
     .option('--dense', 'train the FLOP-matched dense baseline instead of the MoE')
     .option('--json', 'one JSON line per logged step and a final summary line')
-    .option('--backend <name>', 'js | wasm', 'wasm')
+    .option('--backend <name>', 'js | wasm | webgpu', 'wasm')
     .option('--docs <n>', 'use only the first n Brown documents of each split')
     .option('--tokenizer <file>', 'an existing tokenizer.json (default: train one into --out)')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', '0')
