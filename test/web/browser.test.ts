@@ -1,4 +1,5 @@
-// The wasm backend in a real browser: headless Chromium, Web Workers over shared memory, results equal js.
+// The wasm and webgpu backends in a real browser (headless Chromium): the wasm backend on Web Workers over shared
+// memory, the webgpu backend through navigator.gpu on SwiftShader; results equal js.
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -62,5 +63,51 @@ describe.skipIf(!run)('wasm backend in headless Chromium', () => {
     expect(report.threads).toBe(2);
     expect(Object.keys(report.diffs)).toHaveLength(5);
     for (const [op, d] of Object.entries(report.diffs)) expect(d, op).toBeLessThan(1e-5);
+  });
+});
+
+describe.skipIf(!run)('webgpu backend in headless Chromium (navigator.gpu)', () => {
+  let server: http.Server;
+  let browser: Browser;
+  let url = '';
+
+  beforeAll(async () => {
+    if (!available) throw new Error(`CI must provide Chromium at ${CHROMIUM}`);
+    const bundle = await build({
+      entryPoints: [new URL('./webgpu-entry.ts', import.meta.url).pathname],
+      bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, external: ['node:*'],
+    });
+    const js = bundle.outputFiles[0]!.text;
+    const html = '<!doctype html><meta charset="utf-8"><script type="module" src="/entry.js"></script>';
+    server = http.createServer((req, res) => {
+      if (req.url === '/entry.js') res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(js);
+      else res.writeHead(200, { 'Content-Type': 'text/html' }).end(html);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)); // localhost: a secure context
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  it('hot ops, a small MoE model (logits, greedy generation, two training steps) equal js', async () => {
+    const page = await browser.newPage();
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(m.text()));
+    page.on('pageerror', (e) => logs.push(String(e)));
+    await page.goto(url);
+    await page.waitForFunction(() => (globalThis as { moekitReport?: unknown }).moekitReport !== undefined, undefined, { timeout: 110_000 });
+    const report = await page.evaluate(() => (globalThis as { moekitReport?: unknown }).moekitReport) as { adapter: string; diffs: Record<string, number>; sameTokens: boolean; error?: string };
+    console.log('browser webgpu report', JSON.stringify(report), logs.join('\n'));
+    expect(report.error).toBeUndefined();
+    expect(Object.keys(report.diffs)).toHaveLength(8);
+    for (const [what, d] of Object.entries(report.diffs)) expect(d, what).toBeLessThan(1e-5);
+    expect(report.sameTokens).toBe(true);
   });
 });
