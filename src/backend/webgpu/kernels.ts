@@ -539,9 +539,16 @@ ${MAIN} {
 
 // ---- linear algebra ----
 
-const TILE = 16;
+/** Register blocking of the matmul: a 16×16 workgroup computes a (16·RM)×(16·RN) tile, RM×RN outputs per thread. */
+const RM = 4;
+const RN = 4;
+const BK = 16;
 
-/** C (batch, M, N) = op(A) · op(B) [+ bias]; 16×16 tiles through workgroup memory, one output per thread. */
+/**
+ * C (batch, M, N) = op(A) · op(B) [+ bias]. Each workgroup stages a (64 × 16) slice of A and a (16 × 64) slice of B
+ * in workgroup memory per step of K (four loads per thread each), then every thread accumulates its 4 × 4 block of
+ * C in registers: 16 multiply-adds per 8 workgroup-memory reads. Edges load zeros (indices clamped, then masked).
+ */
 const matmulKernel: Kernel<Op.Matmul> = (b, ins, p, outs) => {
   const [a, w, bias] = ins as [BackendInput, BackendInput, BackendInput | undefined];
   const o = outs[0]!;
@@ -551,44 +558,65 @@ const matmulKernel: Kernel<Op.Matmul> = (b, ins, p, outs) => {
   const K = a.shape.at(p.transA ? -2 : -1)!;
   const batch = M * N === 0 ? 0 : sizeOf(o.shape) / (M * N);
   if (batch === 0) return;
+  if (K === 0) {
+    // an empty inner dimension: C = bias (or 0)
+    launch(b, `${bindings(bias ? ['f32'] : [], ['f32'])}
+${MAIN} {
+  ${INDEX}
+  if (i >= prm[0]) { return; }
+  out0[i] = ${bias ? 'in0[i % prm[1]]' : '0.0'};
+}`, bias ? [bias] : [], [o], [sizeOf(o.shape), N], sizeOf(o.shape));
+    return;
+  }
   const bBatched = w.shape.length > 2;
-  const aAt = p.transA ? 'in0[aBase + k * M + row]' : 'in0[aBase + row * K + k]';
-  const bAt = p.transB ? 'in1[bBase + col * K + k]' : 'in1[bBase + k * N + col]';
-  const types = bias ? ['f32', 'f32', 'f32'] : ['f32', 'f32'];
-  const code = `${bindings(types, ['f32'])}
-var<workgroup> ta: array<f32, ${TILE * TILE}>;
-var<workgroup> tb: array<f32, ${TILE * TILE}>;
-@compute @workgroup_size(${TILE}, ${TILE}) fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let M = prm[0]; let N = prm[1]; let K = prm[2]; let bBatched = prm[3];
+  const TM = 16 * RM;
+  const TN = 16 * RN;
+  // element (row, k) of op(A) and (k, col) of op(B), indices already clamped in range
+  const aAt = p.transA ? 'in0[aBase + kk * M + rr]' : 'in0[aBase + rr * K + kk]';
+  const bAt = p.transB ? 'in1[bBase + cc * K + kk]' : 'in1[bBase + kk * N + cc]';
+  const code = `${bindings(bias ? ['f32', 'f32', 'f32'] : ['f32', 'f32'], ['f32'])}
+var<workgroup> ta: array<f32, ${TM * BK}>;
+var<workgroup> tb: array<f32, ${BK * TN}>;
+@compute @workgroup_size(16, 16) fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let M = prm[0]; let N = prm[1]; let K = prm[2];
   let z = wg.z;
   let aBase = z * M * K;
-  let bBase = select(0u, z * K * N, bBatched == 1u);
-  let r = wg.y * ${TILE}u + lid.y;
-  let c = wg.x * ${TILE}u + lid.x;
-  var acc = 0.0;
-  for (var k0 = 0u; k0 < K; k0 += ${TILE}u) {
-    {
-      let row = r; let k = k0 + lid.x;
-      ta[lid.y * ${TILE}u + lid.x] = select(0.0, ${aAt}, row < M && k < K);
+  let bBase = select(0u, z * K * N, prm[3] == 1u);
+  let row0 = wg.y * ${TM}u; let col0 = wg.x * ${TN}u;
+  var acc: array<array<f32, ${RN}>, ${RM}>;
+  for (var i = 0u; i < ${RM}u; i++) { for (var j = 0u; j < ${RN}u; j++) { acc[i][j] = 0.0; } }
+  for (var k0 = 0u; k0 < K; k0 += ${BK}u) {
+    // stage A (TM × BK) and B (BK × TN): 256 threads, ${(TM * BK) / 256} elements each
+    for (var e = li; e < ${TM * BK}u; e += 256u) {
+      let r = e / ${BK}u; let c = e % ${BK}u;
+      let rr = min(row0 + r, M - 1u); let kk = min(k0 + c, K - 1u);
+      ta[e] = select(0.0, ${aAt}, row0 + r < M && k0 + c < K);
     }
-    {
-      let col = c; let k = k0 + lid.y;
-      tb[lid.y * ${TILE}u + lid.x] = select(0.0, ${bAt}, col < N && k < K);
+    for (var e = li; e < ${BK * TN}u; e += 256u) {
+      let r = e / ${TN}u; let c = e % ${TN}u;
+      let kk = min(k0 + r, K - 1u); let cc = min(col0 + c, N - 1u);
+      tb[e] = select(0.0, ${bAt}, k0 + r < K && col0 + c < N);
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < ${TILE}u; kk++) { acc = acc + ta[lid.y * ${TILE}u + kk] * tb[kk * ${TILE}u + lid.x]; }
+    for (var k = 0u; k < ${BK}u; k++) {
+      var av: array<f32, ${RM}>;
+      var bv: array<f32, ${RN}>;
+      for (var i = 0u; i < ${RM}u; i++) { av[i] = ta[(lid.y + i * 16u) * ${BK}u + k]; }
+      for (var j = 0u; j < ${RN}u; j++) { bv[j] = tb[k * ${TN}u + lid.x + j * 16u]; }
+      for (var i = 0u; i < ${RM}u; i++) { for (var j = 0u; j < ${RN}u; j++) { acc[i][j] = acc[i][j] + av[i] * bv[j]; } }
+    }
     workgroupBarrier();
   }
-  if (r < M && c < N) {
-    out${bias ? '0' : '0'}[z * M * N + r * N + c] = acc${bias ? ' + in2[c]' : ''};
+  for (var i = 0u; i < ${RM}u; i++) {
+    let r = row0 + lid.y + i * 16u;
+    if (r >= M) { continue; }
+    for (var j = 0u; j < ${RN}u; j++) {
+      let c = col0 + lid.x + j * 16u;
+      if (c < N) { out0[z * M * N + r * N + c] = acc[i][j]${bias ? ' + in2[c]' : ''}; }
+    }
   }
 }`;
-  // select() evaluates both operands: clamp the indices so the untaken one stays in bounds
-  const safe = code
-    .replace(aAt, p.transA ? 'in0[aBase + min(k, K - 1u) * M + min(row, M - 1u)]' : 'in0[aBase + min(row, M - 1u) * K + min(k, K - 1u)]')
-    .replace(bAt, p.transB ? 'in1[bBase + min(col, N - 1u) * K + min(k, K - 1u)]' : 'in1[bBase + min(k, K - 1u) * N + min(col, N - 1u)]');
-  if (K === 0) throw new Error('webgpu: matmul with K = 0 is not supported yet');
-  b.dispatch(safe, [...ins.map((x) => b.stored(x.id).buffer), b.stored(o.id).buffer], [M, N, K, bBatched ? 1 : 0], [Math.ceil(N / TILE), Math.ceil(M / TILE), batch]);
+  b.dispatch(code, [...ins.map((x) => b.stored(x.id).buffer), b.stored(o.id).buffer], [M, N, K, bBatched ? 1 : 0], [Math.ceil(N / TN), Math.ceil(M / TM), batch]);
 };
 
 // ---- gelu gradient ----
