@@ -145,6 +145,19 @@ export class CentroidEma {
     }
   }
 
+  /** The centroids and which experts have been observed (to save with a checkpoint). */
+  getState(): { data: Float64Array; seen: Uint8Array } {
+    return { data: Float64Array.from(this.data), seen: Uint8Array.from(this.seen) };
+  }
+
+  /** Restores a state from getState() of an EMA of the same size. */
+  setState(st: { data: ArrayLike<number>; seen: ArrayLike<number> }): void {
+    const { experts: E, hidden: H } = this;
+    if (st.data.length !== E * H || st.seen.length !== E) throw new RangeError(`CentroidEma.setState: ${st.data.length} centroid values and ${st.seen.length} flags, expected ${E * H} and ${E}`);
+    this.data = Float64Array.from(st.data);
+    this.seen = Uint8Array.from(st.seen, (v) => (v ? 1 : 0));
+  }
+
   /** Whether expert i has received tokens since construction. */
   observed(i: number): boolean {
     return this.seen[i] === 1;

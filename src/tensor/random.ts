@@ -17,6 +17,20 @@ export class Rng {
     }
   }
 
+  /** The generator's state (to save with a checkpoint): four words and the cached normal, if any. */
+  getState(): { s: number[]; spare: number | null } {
+    return { s: Array.from(this.s), spare: this.spare };
+  }
+
+  /** Restores a state from getState(); the sequence then continues exactly where it was saved. */
+  setState(st: { s: readonly number[]; spare: number | null }): void {
+    if (!Array.isArray(st.s) || st.s.length !== 4 || st.s.some((v) => !Number.isInteger(v) || v < 0 || v > 0xffffffff)) {
+      throw new RangeError(`Rng.setState: s must be four 32-bit unsigned integers, got ${JSON.stringify(st.s)}`);
+    }
+    this.s = Uint32Array.from(st.s);
+    this.spare = st.spare ?? null;
+  }
+
   /** Uniform 32-bit unsigned integer. */
   nextU32(): number {
     const s = this.s;

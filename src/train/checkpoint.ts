@@ -34,7 +34,7 @@ export async function saveCheckpoint(dir: string, params: readonly [string, Tens
   if (opt) {
     const s = opt.state();
     const moments = (await Promise.all(opt.params.map(async ([n], i) => [{ ...(await f32(s.m[i]!)), name: `${n}.exp_avg` }, { ...(await f32(s.v[i]!)), name: `${n}.exp_avg_sq` }]))).flat();
-    await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { format: 'pt', step: String(s.step) });
+    await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { format: 'pt', step: String(s.step), param_steps: s.t.join(',') });
   }
   await writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
   await fs.rm(final, { recursive: true, force: true });
@@ -86,8 +86,10 @@ export async function loadCheckpoint(ckpt: string, params: readonly [string, Ten
     await loadInto(path.join(ckpt, 'optimizer.safetensors'), opt.params.flatMap(([n], i) => [[`${n}.exp_avg`, s.m[i]!], [`${n}.exp_avg_sq`, s.v[i]!]] as [string, Tensor][]));
     const f = await SafetensorsFile.open(path.join(ckpt, 'optimizer.safetensors'));
     const step = Number(f.metadata.step);
+    const ps = f.metadata.param_steps;
     await f.close();
-    opt.load({ step, m: s.m, v: s.v });
+    // per-parameter steps differ after an optimizer reset (a regrouping); older checkpoints lack them
+    opt.load({ step, m: s.m, v: s.v, ...(ps !== undefined ? { t: ps === '' ? [] : ps.split(',').map(Number) } : {}) });
   }
   return state;
 }

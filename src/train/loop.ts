@@ -3,6 +3,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { MoELM, resolveStats, type ModelStats } from '../models/moe-lm.js';
+import type { ClusteredMoEBlock } from '../moe/clustered.js';
 import { clusterGroupsOf, parseConfig, type ModelConfig } from '../models/config.js';
 import { calibrate } from '../compress/baselines.js';
 import { toClustered } from '../compress/convert.js';
@@ -122,6 +123,28 @@ function addStats(into: ModelStats, s: ModelStats): ModelStats {
   });
 }
 
+/** The clustering state a checkpoint's state.json carries (clustered models). */
+interface SavedClusterState {
+  rng: { s: number[]; spare: number | null };
+  layers: { layer: number; ids: number[]; centroids: string; seen: number[] }[];
+}
+
+function restoreClusterState(saved: SavedClusterState, blocks: readonly [number, ClusteredMoEBlock][], rng: Rng, where: string): void {
+  rng.setState(saved.rng);
+  if (saved.layers.length !== blocks.length) throw new Error(`train: checkpoint ${where} holds clustering state for ${saved.layers.length} layers, the model has ${blocks.length} clustered layers`);
+  blocks.forEach(([layer, b], i) => {
+    const st = saved.layers[i]!;
+    const E = b.cfg.experts;
+    const ids = Int32Array.from(st.ids);
+    const sorted = Array.from(ids).sort((x, y) => x - y);
+    if (st.layer !== layer || ids.length !== E || sorted.some((v, k) => v !== k)) throw new Error(`train: checkpoint ${where}: clustering state of layer ${st.layer} does not fit layer ${layer} (slot ids must be a permutation of 0..${E - 1})`);
+    b.ids = ids;
+    const bytes = Buffer.from(st.centroids, 'base64');
+    if (bytes.byteLength !== E * b.cfg.hidden * 8) throw new Error(`train: checkpoint ${where}: layer ${layer} centroids hold ${bytes.byteLength} bytes, expected ${E * b.cfg.hidden * 8}`);
+    b.centroids.setState({ data: new Float64Array(Uint8Array.from(bytes).buffer), seen: st.seen });
+  });
+}
+
 /** Drops metric lines after `step` (an interrupted run's tail) so a resumed run's log has no duplicates. */
 function truncateMetrics(file: string, step: number): void {
   if (!existsSync(file)) return;
@@ -164,13 +187,28 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let clustered = model.clusteredBlocks();
   for (const [, b] of clustered) b.tracking = true;
   const regroupRng = new Rng((cc.seed * 2654435761 + seed * 40503 + 1) >>> 0);
+  // clustered models: which original expert each slot holds, the activation centroids and the regrouping RNG go
+  // into every checkpoint, so a resumed run regroups exactly as an uninterrupted one
+  const clusterState = (): { cluster?: SavedClusterState } => (clustered.length === 0 && !denseWarm ? {} : {
+    cluster: {
+      rng: regroupRng.getState(),
+      layers: clustered.map(([layer, b]) => {
+        const c = b.centroids.getState();
+        return { layer, ids: Array.from(b.ids), centroids: Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength).toString('base64'), seen: Array.from(c.seen) };
+      }),
+    },
+  });
+  if (last) {
+    const saved = (JSON.parse(readFileSync(path.join(last, 'state.json'), 'utf8')) as { cluster?: SavedClusterState }).cluster;
+    if (saved) restoreClusterState(saved, clustered, regroupRng, last);
+  }
   const regroups: RegroupLog[] = [];
   const metrics: StepMetrics[] = [];
   const started = performance.now();
   const save = async (step: number): Promise<void> => {
     if (!ckptDir) return;
     const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
-    await saveCheckpoint(ckptDir, [...params, ...biases], opt, { step, config: o.config, seed, batch: o.batch, seqLen: o.seqLen, accum });
+    await saveCheckpoint(ckptDir, [...params, ...biases], opt, { step, config: o.config, seed, batch: o.batch, seqLen: o.seqLen, accum, ...clusterState() });
   };
   for (let step = startStep; step < o.steps; step++) {
     const t0 = performance.now();

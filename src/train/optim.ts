@@ -91,20 +91,27 @@ export class AdamW {
     });
   }
 
-  /** Moments in parameter order, for checkpoints. */
-  state(): { step: number; m: readonly Tensor[]; v: readonly Tensor[] } {
-    return { step: this.step, m: this.m, v: this.v };
+  /** Moments in parameter order and each parameter's bias-correction step, for checkpoints. */
+  state(): { step: number; m: readonly Tensor[]; v: readonly Tensor[]; t: readonly number[] } {
+    return { step: this.step, m: this.m, v: this.v, t: [...this.t] };
   }
 
-  /** Restores moments and step count saved by `state()` (values are copied). */
-  load(state: { step: number; m: readonly Tensor[]; v: readonly Tensor[] }): void {
+  /**
+   * Restores moments and step counts saved by `state()` (values are copied). `t`: each parameter's steps since its
+   * moments were last reset; without it (older checkpoints) every parameter counts `step`.
+   */
+  load(state: { step: number; m: readonly Tensor[]; v: readonly Tensor[]; t?: readonly number[] }): void {
     if (state.m.length !== this.m.length || state.v.length !== this.v.length) {
       throw new Error(`AdamW.load: state has ${state.m.length} moments, optimizer has ${this.m.length} parameters`);
+    }
+    if (state.t && (state.t.length !== this.t.length || state.t.some((x) => !Number.isInteger(x) || x < 0 || x > state.step))) {
+      throw new Error(`AdamW.load: per-parameter steps must be ${this.t.length} integers in [0, ${state.step}]`);
     }
     state.m.forEach((t, i) => assign(this.m[i]!, t));
     state.v.forEach((t, i) => assign(this.v[i]!, t));
     this.step = state.step;
-    this.t.fill(state.step);
+    if (state.t) state.t.forEach((x, i) => (this.t[i] = x));
+    else this.t.fill(state.step);
   }
 
   dispose(): void {

@@ -229,6 +229,35 @@ describe('clustered MoELM', () => {
   });
 });
 
+describe('clustered training resume', () => {
+  it('a run interrupted after a regrouping resumes exactly: slot ids, centroids and the regrouping RNG are checkpointed', async () => {
+    // compressed from step 0 (no dense warm-up) and S_task only, so that a regrouping moves experts between groups
+    const cfg = mk.parseConfig({ ...mk.PRESETS.tiny, ffn: 'clustered', experts: 8, clusterGroups: 2, clusterRank: 2, clusterEvery: 4, clusterWarmup: 4, clusterDenseWarmup: false, clusterAlpha: 0, biasUpdateRate: 0 });
+    const rng = new mk.Rng(4);
+    const tokens = Int32Array.from({ length: 3000 }, () => rng.int(cfg.vocabSize));
+    const { train } = await import('../../src/train/loop.js');
+    const os = await import('node:os');
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const o = { config: cfg, tokens, steps: 22, batch: 2, seqLen: 16, lr: 1e-2 };
+    const full = await train({ ...o, out: null });
+    expect(full.regroups.some((e) => e.changed_groups > 0 && e.step <= 10)).toBe(true); // experts moved before the checkpoint
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'moekit-cl-'));
+    const crash = (m: { step: number }): void => {
+      if (m.step === 15) throw new Error('simulated crash');
+    };
+    await expect(train({ ...o, out, checkpointEvery: 10, onStep: crash })).rejects.toThrow('simulated crash');
+    const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoints', 'step-10', 'state.json'), 'utf8')) as { cluster: { layers: { ids: number[] }[] } };
+    expect(state.cluster.layers).toHaveLength(2);
+    expect(state.cluster.layers.some((l) => l.ids.some((id, s) => id !== s))).toBe(true); // a slot holds another expert
+    const resumed = await train({ ...o, out, resume: true });
+    expect(resumed.startStep).toBe(10);
+    expect(resumed.metrics.map((m) => m.loss)).toEqual(full.metrics.slice(10).map((m) => m.loss));
+    expect(resumed.regroups).toEqual(full.regroups.filter((e) => e.step > 10));
+    resumed.model.clusteredBlocks().forEach(([, b], i) => expect(Array.from(b.ids)).toEqual(Array.from(full.model.clusteredBlocks()[i]![1].ids)));
+  });
+});
+
 describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
   const backends: [string, () => Promise<mk.Backend>][] = [
     ['js', async () => new mk.JsBackend()],
