@@ -252,11 +252,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       for (let m = 0; m < 4; m++) calibIds.set(sampleBatch(o.tokens, o.batch, o.seqLen, seed + 7919, step, m).ids, m * o.batch * o.seqLen);
       const calib = calibrate(model, calibIds, { seqLen: o.seqLen, batch: o.batch });
       const conv = toClustered(model, calib, { groups: clusterGroupsOf(cc), rank: cc.clusterRank, alpha: cc.clusterAlpha, tau: cc.clusterTau, seed: regroupRng.nextU32(), config: cc });
-      opt.dispose();
       model.dispose();
       model = conv.model;
       params = model.parameters();
-      opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1 });
+      // attention, embeddings and norms continue with their AdamW history; the routers and experts start fresh
+      const next = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1 });
+      next.carryFrom(opt, (n) => !n.includes('.mlp.'));
+      opt.dispose();
+      opt = next;
       clustered = model.clusteredBlocks();
       for (const [, b] of clustered) b.tracking = true;
       const after = lossOf(model);

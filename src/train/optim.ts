@@ -67,6 +67,26 @@ export class AdamW {
     if (want.size > 0) throw new Error(`AdamW.reset: ${want.size} tensor(s) are not parameters of this optimizer`);
   }
 
+  /**
+   * Copies the moments and step counts of `other`'s parameters into this optimizer's parameters of the same name
+   * and shape that `which` accepts (a model rebuilt around some of its old parameters keeps their history).
+   * Returns how many parameters were carried.
+   */
+  carryFrom(other: AdamW, which: (name: string) => boolean): number {
+    const theirs = new Map(other.params.map(([n, p], i) => [n, { p, i }]));
+    let carried = 0;
+    noGrad(() => this.params.forEach(([n, p], i) => {
+      const o = theirs.get(n);
+      if (!o || !which(n) || o.p.shape.join() !== p.shape.join()) return;
+      assign(this.m[i]!, other.m[o.i]!);
+      assign(this.v[i]!, other.v[o.i]!);
+      this.t[i] = other.t[o.i]!;
+      carried++;
+    }));
+    this.step = Math.max(this.step, other.step);
+    return carried;
+  }
+
   /** One update with learning rate `lr` from the parameters' `.grad` (parameters without a gradient are skipped). */
   update(lr: number): void {
     this.step++;

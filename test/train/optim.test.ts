@@ -1,7 +1,7 @@
 // AdamW against a scalar reference implementation, gradient clipping, and the cosine schedule.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
-import { AdamW, clipGradNorm } from '../../src/train/optim.js';
+import { AdamW, clipGradNorm, clipGradNormAsync } from '../../src/train/optim.js';
 import { cosineLr } from '../../src/train/schedule.js';
 
 beforeAll(async () => {
@@ -58,7 +58,50 @@ describe('AdamW', () => {
   });
 });
 
+describe('AdamW.carryFrom', () => {
+  it('a rebuilt parameter set continues the history of the parameters it kept: the same updates as never rebuilding', () => {
+    const grads = [[0.5, -1, 2], [1, 1, -0.5], [-2, 0.25, 1]];
+    const mkp = (): mk.Tensor => mk.variable(mk.tensor([1, 2, 3]));
+    // one optimizer for three steps
+    const a = mkp();
+    const oa = new AdamW([['keep', a]], { weightDecay: 0.1 });
+    // two steps, then a new optimizer over [kept, new] that carries 'keep' (and not 'other'), one more step
+    const b = mkp();
+    const ob = new AdamW([['keep', b], ['other', mk.variable(mk.tensor([5, 5]))]], { weightDecay: 0.1 });
+    const fresh = mk.variable(mk.tensor([9, 9]));
+    grads.forEach((g, s) => {
+      a.grad = mk.keep(mk.tensor(g));
+      oa.update(1e-2);
+      if (s === 2) {
+        const oc = new AdamW([['keep', b], ['other', fresh]], { weightDecay: 0.1 });
+        expect(oc.carryFrom(ob, (n) => n !== 'other')).toBe(1);
+        b.grad = mk.keep(mk.tensor(g));
+        fresh.grad = mk.keep(mk.tensor([1, 1]));
+        oc.update(1e-2);
+        expect(oc.state().t).toEqual([3, 1]); // the kept parameter's bias correction continues, the other starts over
+      } else {
+        b.grad = mk.keep(mk.tensor(g));
+        ob.update(1e-2);
+      }
+    });
+    expect(b.toArray()).toEqual(a.toArray());
+  });
+});
+
 describe('clipGradNorm', () => {
+  it('the asynchronous form gives the same norm and the same clipped gradients', async () => {
+    const mkv = (): mk.Tensor[] => [mk.variable(mk.tensor([3, 0, 1])), mk.variable(mk.tensor([0, 4]))];
+    const [a, b] = mkv();
+    const [c, d] = mkv();
+    for (const [x, g] of [[a, [3, 0, 1]], [b, [0, 4]], [c, [3, 0, 1]], [d, [0, 4]]] as const) x!.grad = mk.keep(mk.tensor([...g]));
+    const n1 = clipGradNorm([a!, b!], 1);
+    const n2 = await clipGradNormAsync([c!, d!], 1);
+    expect(n2).toBe(n1);
+    expect(c!.grad!.toArray()).toEqual(a!.grad!.toArray());
+    expect(d!.grad!.toArray()).toEqual(b!.grad!.toArray());
+  });
+
+
   it('scales gradients to the max norm and returns the norm before clipping', () => {
     const a = mk.variable(mk.tensor([3, 0]));
     const b = mk.variable(mk.tensor([0, 4]));
