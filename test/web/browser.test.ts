@@ -13,33 +13,41 @@ if (!available) console.warn(`[skip] browser tests: no Chromium at ${CHROMIUM} (
 // CI installs Chromium, so there the suite always runs (and fails loudly if the browser is missing).
 const run = available || process.env.CI === 'true';
 
+/**
+ * Bundles a page script, serves it on 127.0.0.1 (a secure context; cross-origin isolated, which shared wasm memory
+ * needs) and launches Chromium with the given extra flags.
+ */
+async function open(entry: string, flags: string[]): Promise<{ server: http.Server; browser: Browser; url: string }> {
+  if (!available) throw new Error(`CI must provide Chromium at ${CHROMIUM}`);
+  const bundle = await build({
+    entryPoints: [new URL(entry, import.meta.url).pathname],
+    bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false,
+    external: ['node:*'],
+  });
+  const js = bundle.outputFiles[0]!.text;
+  const html = '<!doctype html><meta charset="utf-8"><script type="module" src="/entry.js"></script>';
+  const server = http.createServer((req, res) => {
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+    res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+    if (req.url === '/entry.js') res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(js);
+    else res.writeHead(200, { 'Content-Type': 'text/html' }).end(html);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...flags],
+  });
+  return { server, browser, url };
+}
+
 describe.skipIf(!run)('wasm backend in headless Chromium', () => {
   let server: http.Server;
   let browser: Browser;
   let url = '';
 
   beforeAll(async () => {
-    if (!available) throw new Error(`CI must provide Chromium at ${CHROMIUM}`);
-    const bundle = await build({
-      entryPoints: [new URL('./entry.ts', import.meta.url).pathname],
-      bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false,
-      external: ['node:*'],
-    });
-    const js = bundle.outputFiles[0]!.text;
-    const html = '<!doctype html><meta charset="utf-8"><script type="module" src="/entry.js"></script>';
-    server = http.createServer((req, res) => {
-      // cross-origin isolation: required for SharedArrayBuffer (shared wasm memory) in browsers
-      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-      res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
-      if (req.url === '/entry.js') res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(js);
-      else res.writeHead(200, { 'Content-Type': 'text/html' }).end(html);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    ({ server, browser, url } = await open('./entry.ts', ['--disable-gpu']));
   });
 
   afterAll(async () => {
@@ -72,23 +80,7 @@ describe.skipIf(!run)('webgpu backend in headless Chromium (navigator.gpu)', () 
   let url = '';
 
   beforeAll(async () => {
-    if (!available) throw new Error(`CI must provide Chromium at ${CHROMIUM}`);
-    const bundle = await build({
-      entryPoints: [new URL('./webgpu-entry.ts', import.meta.url).pathname],
-      bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, external: ['node:*'],
-    });
-    const js = bundle.outputFiles[0]!.text;
-    const html = '<!doctype html><meta charset="utf-8"><script type="module" src="/entry.js"></script>';
-    server = http.createServer((req, res) => {
-      if (req.url === '/entry.js') res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(js);
-      else res.writeHead(200, { 'Content-Type': 'text/html' }).end(html);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)); // localhost: a secure context
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    ({ server, browser, url } = await open('./webgpu-entry.ts', ['--enable-unsafe-webgpu']));
   });
 
   afterAll(async () => {

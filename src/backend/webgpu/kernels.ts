@@ -3,7 +3,7 @@
 // the pipeline-cache key) and passes sizes, shapes and strides in a u32 `meta` array.
 import type { BackendInput } from '../backend.js';
 import { Op, type OpParams, type TensorInfo, type WeightFormat } from '../../tensor/ops.js';
-import { broadcastStrides, sizeOf } from '../../tensor/shape.js';
+import { broadcastStrides, sizeOf, stridesOf } from '../../tensor/shape.js';
 import type { DType } from '../../tensor/dtype.js';
 import type { WebGpuBackend } from './index.js';
 
@@ -191,11 +191,7 @@ const transposeKernel: Kernel<Op.Transpose> = (b, ins, p, outs) => {
   const t = wgsl(x.dtype);
   const r = o.shape.length;
   // input strides, permuted: output axis d walks input axis perm[d]
-  const inStrides = new Array<number>(r);
-  for (let d = r - 1, s = 1; d >= 0; d--) {
-    inStrides[d] = s;
-    s *= x.shape[d]!;
-  }
+  const inStrides = stridesOf(x.shape);
   const strides = p.perm.map((a) => inStrides[a]!);
   const code = `${bindings([t], [t])}
 ${MAIN} {
@@ -212,11 +208,7 @@ const sliceKernel: Kernel<Op.Slice> = (b, ins, p, outs) => {
   const o = outs[0]!;
   const t = wgsl(x.dtype);
   const r = o.shape.length;
-  const inStrides = new Array<number>(r);
-  for (let d = r - 1, s = 1; d >= 0; d--) {
-    inStrides[d] = s;
-    s *= x.shape[d]!;
-  }
+  const inStrides = stridesOf(x.shape);
   const base = p.begin.reduce((a, v, d) => a + v * inStrides[d]!, 0);
   const code = `${bindings([t], [t])}
 ${MAIN} {
@@ -440,11 +432,7 @@ ${MAIN} {
 function reduceMeta(shape: readonly number[], axes: readonly number[]): { meta: number[]; nOut: number; kr: number; rr: number } {
   const r = shape.length;
   const norm = new Set((axes.length === 0 ? shape.map((_, i) => i) : axes).map((a) => (a < 0 ? a + r : a)));
-  const strides = new Array<number>(r);
-  for (let d = r - 1, s = 1; d >= 0; d--) {
-    strides[d] = s;
-    s *= shape[d]!;
-  }
+  const strides = stridesOf(shape);
   const kept = shape.map((_, d) => d).filter((d) => !norm.has(d));
   const red = shape.map((_, d) => d).filter((d) => norm.has(d));
   const nOut = kept.reduce((a, d) => a * shape[d]!, 1);
@@ -736,11 +724,7 @@ const padKernel: Kernel<Op.Pad> = (b, ins, p, outs) => {
   const o = outs[0]!;
   const t = wgsl(x.dtype);
   const r = o.shape.length;
-  const xs = new Array<number>(r);
-  for (let d = r - 1, s = 1; d >= 0; d--) {
-    xs[d] = s;
-    s *= x.shape[d]!;
-  }
+  const xs = stridesOf(x.shape);
   const lines: string[] = ['var rem = i; var src = 0u; var inside = true;'];
   for (let d = r - 1; d >= 0; d--) {
     lines.push(`{ let c = i32(rem % prm[${1 + d}u]); rem = rem / prm[${1 + d}u]; let ci = c - i32(prm[${1 + r + d}u]);
