@@ -1,8 +1,69 @@
 // Token-at-a-time fused MoE FFNs for decode-sized batches: every expert product of a token is a GEMV straight from the
 // weights, with no gathers, no temporaries outside the thread's workspace and one call for the whole layer. Threads
 // split the tokens (each writes its own output rows). Larger batches use the grouped-GEMM chain (src/backend/wasm/moe.ts).
+import { fma } from './common';
 import { gemvN } from './gemm';
 import { at, lo, sp, vexp } from './nn_math';
+import { F16C, f16tof32, f16x4c } from './quant';
+
+/**
+ * y (N) += x (K) · B (K, N) with B stored as f16 (row stride ldb elements), widened exactly in registers: four rows
+ * of B per pass over y, two accumulation chains. Reads half the bytes of gemvN, which is what decode waits on.
+ */
+function gemvNh(x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
+  const ls = <usize>ldb << 1;
+  const n4 = N & ~3;
+  const cEm = v128.load(F16C), cBias = v128.load(F16C, 16), cSpec = v128.load(F16C, 32), cSub = v128.load(F16C, 48), cTiny = v128.load(F16C, 64);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const xo = x + (<usize>k << 2);
+    const x0 = v128.load32_splat(xo), x1 = v128.load32_splat(xo, 4), x2 = v128.load32_splat(xo, 8), x3 = v128.load32_splat(xo, 12);
+    const b0 = b + <usize>k * ls;
+    let n = 0;
+    for (; n < n4; n += 4) {
+      const yo = y + (<usize>n << 2);
+      let p = b0 + (<usize>n << 1);
+      let v = fma(x0, f16x4c(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), cEm, cBias, cSpec, cSub, cTiny), v128.load(yo)); p += ls;
+      let w = f32x4.mul(x1, f16x4c(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), cEm, cBias, cSpec, cSub, cTiny)); p += ls;
+      v = fma(x2, f16x4c(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), cEm, cBias, cSpec, cSub, cTiny), v); p += ls;
+      w = fma(x3, f16x4c(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), cEm, cBias, cSpec, cSub, cTiny), w);
+      v128.store(yo, f32x4.add(v, w));
+    }
+    for (; n < N; n++) {
+      let p = b0 + (<usize>n << 1);
+      let s = load<f32>(y + (<usize>n << 2));
+      for (let r = 0; r < 4; r++) { s += load<f32>(xo + (<usize>r << 2)) * f16tof32(<u32>load<u16>(p)); p += ls; }
+      store<f32>(y + (<usize>n << 2), s);
+    }
+  }
+  for (; k < K; k++) {
+    const xv = v128.load32_splat(x + (<usize>k << 2));
+    const xs = load<f32>(x + (<usize>k << 2));
+    const br = b + <usize>k * ls;
+    let n = 0;
+    for (; n < n4; n += 4) {
+      const yo = y + (<usize>n << 2);
+      v128.store(yo, fma(xv, f16x4c(i32x4.extend_low_i16x8_u(v128.load64_zero(br + (<usize>n << 1))), cEm, cBias, cSpec, cSub, cTiny), v128.load(yo)));
+    }
+    for (; n < N; n++) store<f32>(y + (<usize>n << 2), load<f32>(y + (<usize>n << 2)) + xs * f16tof32(<u32>load<u16>(br + (<usize>n << 1))));
+  }
+}
+
+/** y = x·B for the clustered bases: f16 (gemvNh) when h16, else f32. */
+// @ts-ignore: decorator
+@inline function gemvBase(h16: bool, x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
+  if (h16) gemvNh(x, b, ldb, y, N, K);
+  else gemvN(x, b, ldb, y, N, K);
+}
+
+/** dst (n f32) = src (n f16), exact; rows split over threads in blocks of 4 elements. */
+export function widen_f16(src: usize, dst: usize, n: i32, tid: i32, nthreads: i32): void {
+  const i0 = lo(n, 4, tid, nthreads), i1 = lo(n, 4, tid + 1, nthreads);
+  const cEm = v128.load(F16C), cBias = v128.load(F16C, 16), cSpec = v128.load(F16C, 32), cSub = v128.load(F16C, 48), cTiny = v128.load(F16C, 64);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) v128.store(dst + (<usize>i << 2), f16x4c(i32x4.extend_low_i16x8_u(v128.load64_zero(src + (<usize>i << 1))), cEm, cBias, cSpec, cSub, cTiny));
+  for (; i < i1; i++) store<f32>(dst + (<usize>i << 2), f16tof32(<u32>load<u16>(src + (<usize>i << 1))));
+}
 
 /** h (n) = silu(g)·u·w, written over g; when hs != 0 also hs += h. */
 // @ts-ignore: decorator
@@ -56,16 +117,17 @@ export function moe_ffn_tokens(x: usize, ids: usize, wts: usize, gate: usize, up
 
 /**
  * The clustered FFN token by token: per distinct group of the token's K experts x·base_gate and x·base_up once and
- * Σ h through base_down once; per expert the low-rank terms (x·A)·B. Bases (G, ·, ·), factors (E, ·, ·), M = E / G.
- * Workspace per thread: 5·I + R floats (rounded).
+ * Σ h through base_down once; per expert the low-rank terms (x·A)·B. Bases (G, ·, ·), f32 or (h16) f16; factors
+ * (E, ·, ·) f32; M = E / G. Workspace per thread: 5·I + R floats (rounded).
  */
 export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize, bu: usize, bd: usize, ga: usize, gb: usize,
-  ua: usize, ub: usize, da: usize, db: usize, y: usize, T: i32, K: i32, M: i32, H: i32, I: i32, R: i32,
+  ua: usize, ub: usize, da: usize, db: usize, y: usize, T: i32, K: i32, M: i32, H: i32, I: i32, R: i32, h16: i32,
   work: usize, workStride: i32, tid: i32, nthreads: i32): void {
+  const half = h16 != 0;
   const t0 = lo(T, 1, tid, nthreads), t1 = lo(T, 1, tid + 1, nthreads);
   const baseG = work + <usize>tid * <usize>workStride, baseU = baseG + vb(I), hs = baseU + vb(I);
   const g = hs + vb(I), u = g + vb(I), lr = u + vb(I);
-  const bsz = <usize>H * <usize>I * 4, asz = <usize>H * <usize>R * 4, fsz = <usize>R * <usize>I * 4;
+  const bsz = <usize>H * <usize>I * (half ? 2 : 4), asz = <usize>H * <usize>R * 4, fsz = <usize>R * <usize>I * 4;
   const dasz = <usize>I * <usize>R * 4, dbsz = <usize>R * <usize>H * 4;
   for (let t = t0; t < t1; t++) {
     const xr = x + <usize>t * <usize>H * 4, yr = y + <usize>t * <usize>H * 4;
@@ -79,8 +141,8 @@ export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize
       memory.fill(baseG, 0, vb(I));
       memory.fill(baseU, 0, vb(I));
       memory.fill(hs, 0, vb(I));
-      gemvN(xr, bg + go, I, baseG, I, H);
-      gemvN(xr, bu + go, I, baseU, I, H);
+      gemvBase(half, xr, bg + go, I, baseG, I, H);
+      gemvBase(half, xr, bu + go, I, baseU, I, H);
       for (let j = k; j < K; j++) {
         const s = <usize>(t * K + j) << 2;
         const e = <usize>load<i32>(ids + s);
@@ -98,7 +160,7 @@ export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize
         gemvN(g, da + e * dasz, R, lr, R, I);
         gemvN(lr, db + e * dbsz, H, yr, H, R);
       }
-      gemvN(hs, bd + go, H, yr, H, I);
+      gemvBase(half, hs, bd + go, H, yr, H, I);
     }
   }
 }

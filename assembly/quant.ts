@@ -24,7 +24,7 @@ export function f16tof32(h: u32): f32 {
  * on a normal f32. Constants come in as arguments so loops load them once (V8 does not hoist splats).
  */
 // @ts-ignore: decorator
-@inline function f16x4c(h: v128, cEm: v128, cBias: v128, cSpec: v128, cSub: v128, cTiny: v128): v128 {
+@inline export function f16x4c(h: v128, cEm: v128, cBias: v128, cSpec: v128, cSub: v128, cTiny: v128): v128 {
   const em = v128.and(h, cEm);
   const sign = i32x4.shl(v128.xor(h, em), 16);
   let t = i32x4.add(i32x4.shl(em, 13), cBias);
@@ -39,7 +39,7 @@ export function f16tof32(h: u32): f32 {
 }
 
 /** The f16x4 constants in memory: cEm, cBias, cSpec, cSub, cTiny (= 2^-24 as f32 bits), one i32x4 each. */
-const F16C: usize = memory.data<u32>([
+export const F16C: usize = memory.data<u32>([
   0x7fff, 0x7fff, 0x7fff, 0x7fff, 112 << 23, 112 << 23, 112 << 23, 112 << 23, 0x7bff, 0x7bff, 0x7bff, 0x7bff,
   0x0400, 0x0400, 0x0400, 0x0400, 0x33800000, 0x33800000, 0x33800000, 0x33800000], 16);
 

@@ -17,7 +17,7 @@ export { WebGpuBackend, type WebGpuOptions } from './backend/webgpu/index.js';
 export * from './nn/index.js';
 export * from './moe/index.js';
 export * from './cluster/index.js';
-export { quantizeClustered, quantizedMatmuls, type QuantizedClustered } from './compress/precision.js';
+export { fusedInferenceWeights, quantizeClustered, quantizedMatmuls, type FusedClustered, type QuantizedClustered } from './compress/precision.js';
 export { calibrate, compressBaseline, clusteredExpertParams, layerExperts, setLayerExperts, BASELINE_METHODS, type BaselineMethod, type BaselineResult, type Calibration, type LayerExperts } from './compress/baselines.js';
 export { toClustered, type ToClusteredOptions, type ToClusteredResult } from './compress/convert.js';
 export { HF_ARCHS, HfConfigError, fromHfConfig, toHfConfig, type HfArch, type HfModelConfig } from './models/hf/config.js';

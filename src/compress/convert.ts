@@ -95,6 +95,11 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
     const permuted = new Float32Array(E * H);
     perm.forEach((e, s) => permuted.set(router.subarray(e * H, (e + 1) * H), s * H));
     noGrad(() => out.setTensor(`model.layers.${l}.mlp.gate.weight`, tensor(permuted, [E, H])));
+    const srcBias = layer.mlp.bias;
+    if (srcBias && b.gate.bias) {
+      // the selection bias moves with its expert
+      noGrad(() => out.setTensor(`model.layers.${l}.mlp.gate.e_score_correction_bias`, tensor(Float32Array.from(perm, (e) => srcBias[e]!), [E])));
+    }
     if (b.groupGate) {
       // a separate group router starts as the mean of its members' router rows
       const M = E / G;

@@ -1,8 +1,8 @@
 // Heterogeneous precision for the clustered experts (the paper's §4): FP16 bases and INT4 (or INT8) group-wise
 // residual factors with FP16 scales; the inference form multiplies with the engine's quantised matmul, dequantising
 // on the fly, one call per group (bases) or expert (factors) over its contiguous rows.
-import type { ClusteredExperts, ExpertMatmuls, ExpertMatrix } from '../moe/clustered.js';
-import { cast, concat, quantMatmul, quantize, reshape, slice, transpose, zeros } from '../tensor/api.js';
+import type { ClusteredExpertWeights, ClusteredExperts, ExpertMatmuls, ExpertMatrix } from '../moe/clustered.js';
+import { cast, concat, dequantize, quantMatmul, quantize, reshape, slice, transpose, zeros } from '../tensor/api.js';
 import { keep, noGrad, tidy } from '../tensor/engine.js';
 import type { QuantFormat } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -101,5 +101,52 @@ export function quantizedMatmuls(qc: QuantizedClustered): ExpertMatmuls {
   return {
     base: (x, m, off) => segmented(x, off, outDim(m), (seg, g) => quantMatmul(seg, qc.bases[m][g]!, null, 'f16')),
     lowRank: (x, m, off) => segmented(x, off, outDim(m), (seg, e) => qmm(qmm(seg, qc.a[m][e]!), qc.b[m][e]!)),
+  };
+}
+
+/** The fused form of the inference form: what `clusteredFfn` reads, plus its resident bytes. */
+export interface FusedClustered {
+  /** bases f16 (G, in, out); factors f32 (E, ·, ·), the dequantised INT4/INT8 values */
+  weights: ClusteredExpertWeights;
+  /** resident bytes: bases (f16) and factors (f32) */
+  bytes: { base: number; factors: number; total: number };
+  dispose(): void;
+}
+
+/**
+ * The inference form laid out for the fused `clusteredFfn` kernel (set as `ClusteredMoEBlock.inferenceWeights`):
+ * the FP16 bases as they are, the quantised factors widened once to f32 (exact: int × f16 scale fits f32). It computes
+ * the same function as `quantizedMatmuls(qc)` in one op per layer; decode reads half the base bytes of the f32 model.
+ */
+export function fusedInferenceWeights(qc: QuantizedClustered): FusedClustered {
+  const { G, E, H, I, r } = qc;
+  const made: Tensor[] = [];
+  const bytes = { base: 0, factors: 0, total: 0 };
+  const w = noGrad(() => tidy(() => {
+    const stackOf = (parts: Tensor[], shape: number[]): Tensor => keep(reshape(parts.length === 1 ? parts[0]! : concat(parts, 0), shape));
+    const deq = (f: QuantFactor): Tensor => dequantize(f.data, f.scales, qc.format, f.groupSize); // (out, in) f32
+    const out = {} as Record<string, Tensor>;
+    for (const m of MATRICES) {
+      const [din, dout] = m === 'down' ? [I, H] : [H, I];
+      // bases: (out, in) f16 per group -> (G, in, out) f16; the transpose moves halves, no rounding
+      out[`base_${m}`] = stackOf(qc.bases[m].map((bt) => cast(transpose(cast(bt, 'f32')), 'f16')), [G, din, dout]);
+      out[`${m}A`] = stackOf(qc.a[m].map((f) => transpose(deq(f))), [E, din, r]); // Aᵀ (r, in) -> A (in, r)
+      out[`${m}B`] = stackOf(qc.b[m].map((f) => transpose(deq(f))), [E, r, dout]); // Bᵀ (out, r) -> B (r, out)
+      bytes.base += G * din * dout * 2;
+      bytes.factors += E * r * (din + dout) * 4;
+    }
+    return out;
+  }));
+  made.push(...Object.values(w));
+  bytes.total = bytes.base + bytes.factors;
+  return {
+    weights: {
+      baseGate: w.base_gate!, baseUp: w.base_up!, baseDown: w.base_down!,
+      gateA: w.gateA!, gateB: w.gateB!, upA: w.upA!, upB: w.upB!, downA: w.downA!, downB: w.downB!,
+    },
+    bytes,
+    dispose() {
+      for (const t of made) t.dispose();
+    },
   };
 }

@@ -11,6 +11,7 @@ import { loadHfModel } from './hf/load.js';
 import { HF_ARCHS, type HfArch } from './hf/config.js';
 import { MoELM } from './moe-lm.js';
 import { withoutInit } from '../nn/module.js';
+import { OPTIONAL_BIAS } from '../train/checkpoint.js';
 
 export const MOEKIT_MODEL_FORMAT = 'moekit-model';
 
@@ -80,7 +81,10 @@ async function loadMoekitDir(dir: string): Promise<LoadedModel> {
   const st = await SafetensorsFile.open(path.join(dir, 'model.safetensors'));
   try {
     for (const [name, p] of [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'))]) {
-      if (!st.tensors.has(name)) throw new Error(`${dir}/model.safetensors has no tensor "${name}"`);
+      if (!st.tensors.has(name)) {
+        if (name.endsWith(OPTIONAL_BIAS)) continue; // written before clustered routers had a selection bias: zeros
+        throw new Error(`${dir}/model.safetensors has no tensor "${name}"`);
+      }
       const t = st.info(name);
       if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) throw new Error(`${dir}/model.safetensors: "${name}" has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
       const data = await st.readF32(name);

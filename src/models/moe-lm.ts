@@ -104,6 +104,7 @@ export function clusteredConfigOf(cfg: ModelConfig): ClusteredConfig {
     hidden: cfg.hidden, experts: cfg.experts, topK: cfg.topK, expertWidth: cfg.expertWidth, groups: clusterGroupsOf(cfg), rank: cfg.clusterRank,
     groupTopK: cfg.groupTopK, groupRouter: cfg.groupRouter, renormalize: cfg.renormalize, sharedWidth: cfg.sharedWidth, sharedGate: cfg.sharedGate,
     auxLossCoef: cfg.auxLossCoef, groupAuxCoef: cfg.groupAuxCoef, zLossCoef: cfg.zLossCoef,
+    selectionBias: cfg.biasUpdateRate > 0,
   };
 }
 
@@ -276,7 +277,7 @@ export class MoELM extends Module {
     if (stats.length !== this.cfg.layers) throw new Error(`MoELM.updateBiases: stats for ${stats.length} layers, the model has ${this.cfg.layers}`);
     this.layers.forEach((layer, l) => {
       const s = stats[l];
-      if (layer.mlp instanceof MoEBlock && s) layer.mlp.updateBias(s.tokensPerExpert, this.cfg.biasUpdateRate);
+      if ((layer.mlp instanceof MoEBlock || layer.mlp instanceof ClusteredMoEBlock) && s) layer.mlp.updateBias(s.tokensPerExpert, this.cfg.biasUpdateRate);
     });
   }
 }

@@ -145,13 +145,13 @@ export interface MoEInference {
 }
 
 /**
- * The block for inference: no balance losses, no gradient. With softmax top-k routing (no selection bias, no
- * capacity) on a backend with the fused kernels it is three ops: the router matmul, `routeTopK`, `moeFfn`
+ * The block for inference: no balance losses, no gradient. With softmax top-k routing (with or without a selection
+ * bias, no capacity) on a backend with the fused kernels it is three ops: the router matmul, `routeTopK`, `moeFfn`
  * (plus the shared expert); otherwise it is `moe` without its losses.
  */
 export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInference {
   const H = cfg.hidden;
-  const simple = (cfg.router ?? 'softmax-topk') === 'softmax-topk' && !w.bias && cfg.capacityFactor === undefined;
+  const simple = (cfg.router ?? 'softmax-topk') === 'softmax-topk' && cfg.capacityFactor === undefined;
   if (!simple || !backendSupports(Op.RouteTopK) || (x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H || needsGrad(x, w.router, w.experts.gate, w.experts.up, w.experts.down)) {
     const o = moe(x, w, cfg);
     return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
@@ -159,7 +159,7 @@ export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInfer
   const T = x.size / H;
   const xt = reshape(x, [T, H]);
   const logits = matmul(xt, w.router, { transB: true }); // (T, E)
-  const r = routeTopK(logits, cfg.topK, { renormalize: cfg.renormalize ?? true });
+  const r = routeTopK(logits, cfg.topK, { renormalize: cfg.renormalize ?? true, ...(w.bias ? { bias: w.bias } : {}) });
   let y = T > 0 && backendSupports(Op.MoeFfn) ? moeFfn(xt, r.ids, r.weights, w.experts) : null;
   if (!y) {
     const bins = indicesAndBins(r.ids, cfg.experts);
@@ -197,6 +197,20 @@ export class Router extends Module {
   }
   get bias(): Tensor | undefined {
     return this.hasBias ? this.buffer('e_score_correction_bias') : undefined;
+  }
+
+  /**
+   * Auxiliary-loss-free balancing step (DeepSeek-V3): b_i -= γ when expert i got more than the mean load, += γ when
+   * less. `counts` are the routed slots per expert of a forward pass.
+   */
+  nudgeBias(counts: readonly number[], gamma: number, owner: string): void {
+    const b = this.bias;
+    if (!b) throw new Error(`${owner}.updateBias: this block has no selection bias (set selectionBias: true)`);
+    if (counts.length !== b.size) throw new Error(`${owner}.updateBias: ${counts.length} counts for ${b.size} experts`);
+    const meanLoad = counts.reduce((a, c) => a + c, 0) / counts.length;
+    const step = Float32Array.from(counts, (c) => (c > meanLoad ? -gamma : c < meanLoad ? gamma : 0));
+    // on the device: no read of the bias, so GPU backends update it too
+    this.setTensor('e_score_correction_bias', noGrad(() => tidy(() => add(b, tensor(step, [step.length])))));
   }
 }
 
@@ -253,12 +267,6 @@ export class MoEBlock extends Module {
    * += γ when less. Pass `stats.tokensPerExpert`; γ defaults to 1e-3. The bias only changes selection.
    */
   updateBias(counts: readonly number[], gamma = 1e-3): void {
-    const b = this.gate.bias;
-    if (!b) throw new Error('MoEBlock.updateBias: this block has no selection bias (set selectionBias: true)');
-    if (counts.length !== b.size) throw new Error(`MoEBlock.updateBias: ${counts.length} counts for ${b.size} experts`);
-    const meanLoad = counts.reduce((a, c) => a + c, 0) / counts.length;
-    const step = Float32Array.from(counts, (c) => (c > meanLoad ? -gamma : c < meanLoad ? gamma : 0));
-    // on the device: no read of the bias, so GPU backends update it too
-    this.gate.setTensor('e_score_correction_bias', noGrad(() => tidy(() => add(b, tensor(step, [step.length])))));
+    this.gate.nudgeBias(counts, gamma, 'MoEBlock');
   }
 }

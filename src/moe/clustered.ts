@@ -46,6 +46,8 @@ export interface ClusteredConfig {
   groupAuxCoef?: number;
   /** router z-loss weight; default 1e-3 */
   zLossCoef?: number;
+  /** keep a selection bias per expert (aux-loss-free balancing at both stages, `updateBias`); default false */
+  selectionBias?: boolean;
 }
 
 /** Bases per group and low-rank factors per expert, layout (·, in, out) like ExpertWeights. */
@@ -63,6 +65,7 @@ export interface ClusteredExpertWeights {
 
 export interface ClusteredWeights {
   router: Tensor; // (E, H)
+  bias?: Tensor; // (E) selection-only score bias
   groupRouter?: Tensor; // (G, H) with groupRouter 'linear'
   experts: ClusteredExpertWeights;
   shared?: { gate: Tensor; up: Tensor; down: Tensor };
@@ -85,9 +88,11 @@ export interface TwoStageRoute {
 /**
  * Two-stage routing: p_group from the group scores, p_expert = softmax over the experts of each group; the top
  * k_g groups are chosen, then the top K experts inside them by p_group·p_expert. With 'lse' group scores
- * (groupLogits null) p_group·p_expert equals softmax(logits) exactly.
+ * (groupLogits null) p_group·p_expert equals softmax(logits) exactly. A `bias` (E) changes selection only: experts
+ * are ranked by p_group·p_expert + b_e and groups by the sum of that over their members (so one bias per expert
+ * balances both stages); the weights stay p_group·p_expert.
  */
-export function twoStageRoute(logits: Tensor, groupLogits: Tensor | null, o: { groups: number; K: number; groupTopK: number; renormalize: boolean }): TwoStageRoute {
+export function twoStageRoute(logits: Tensor, groupLogits: Tensor | null, o: { groups: number; K: number; groupTopK: number; renormalize: boolean; bias?: Tensor }): TwoStageRoute {
   if (logits.rank !== 2) throw new ShapeError(`twoStageRoute: logits ${fmtInfo(logits.shape, logits.dtype)} must be (T, E)`);
   const [T, E] = logits.shape as [number, number];
   const G = o.groups;
@@ -107,7 +112,13 @@ export function twoStageRoute(logits: Tensor, groupLogits: Tensor | null, o: { g
     probs = reshape(mul(reshape(pg, [T, G, 1]), pe), [T, E]);
     z = add(z, mean(square(logSumExp(groupLogits, -1))));
   }
-  const experts = noGrad(() => (o.groupTopK === G ? topk(probs, o.K).indices : pickInGroups(probs, pg, G, o.groupTopK, o.K)));
+  if (o.bias && (o.bias.rank !== 1 || o.bias.shape[0] !== E)) throw new ShapeError(`twoStageRoute: bias ${fmtInfo(o.bias.shape, o.bias.dtype)} must be (E = ${E})`);
+  const bias = o.bias;
+  const experts = noGrad(() => {
+    const sel = bias ? add(probs, bias) : probs; // (T, E) selection scores
+    if (o.groupTopK === G) return topk(sel, o.K).indices;
+    return pickInGroups(sel, bias ? sum(reshape(sel, [T, G, M]), -1) : pg, G, o.groupTopK, o.K);
+  });
   const w = takeAlong(probs, experts); // (T, K)
   const weights = o.renormalize ? div(w, sum(w, -1, true)) : w;
   const slots = noGrad(() => scatterAlong(ones(experts.shape), experts, E)); // (T, E)
@@ -119,7 +130,7 @@ export function twoStageRoute(logits: Tensor, groupLogits: Tensor | null, o: { g
 }
 
 /**
- * The top k_g groups of each token by p_group, then its top K experts inside them by probability (descending, ties
+ * The top k_g groups of each token by their score, then its top K experts inside them by score (descending, ties
  * to the lower index, as topk). Selection is not differentiable, so it runs on the host: one read of the (T, E)
  * and (T, G) probabilities instead of a chain of masking ops.
  */
@@ -279,7 +290,7 @@ export function clusteredMoe(x: Tensor, w: ClusteredWeights, cfg: ClusteredConfi
   const xt = reshape(x, [T, H]);
   const logits = matmul(xt, w.router, { transB: true }); // (T, E)
   const groupLogits = w.groupRouter ? matmul(xt, w.groupRouter, { transB: true }) : null; // (T, G)
-  const r = twoStageRoute(logits, groupLogits, { groups: cfg.groups, K: cfg.topK, groupTopK: cfg.groupTopK ?? 1, renormalize: cfg.renormalize ?? true });
+  const r = twoStageRoute(logits, groupLogits, { groups: cfg.groups, K: cfg.topK, groupTopK: cfg.groupTopK ?? 1, renormalize: cfg.renormalize ?? true, ...(w.bias ? { bias: w.bias } : {}) });
   const ex = !opts.inputSums && !opts.matmuls && T > 0 && fusedClustered(xt, r.weights, w.experts)
     ? { y: clusteredFfn(xt, r.experts, r.weights, w.experts), ...groupStats(r.experts.dataSync(), cfg.experts, cfg.groups, cfg.topK) }
     : clusteredExperts(xt, r.experts, r.weights, w.experts, opts);
@@ -350,7 +361,7 @@ export function clusteredInference(x: Tensor, w: ClusteredWeights, cfg: Clustere
   const xt = reshape(x, [T, H]);
   const kg = cfg.groupTopK ?? 1;
   const logits = matmul(xt, w.router, { transB: true }); // (T, E)
-  const r = routeTopK(logits, cfg.topK, { groups: cfg.groups, topGroups: kg, renormalize: cfg.renormalize ?? true });
+  const r = routeTopK(logits, cfg.topK, { groups: cfg.groups, topGroups: kg, renormalize: cfg.renormalize ?? true, ...(w.bias ? { bias: w.bias } : {}) });
   const y = addShared(clusteredFfn(xt, r.ids, r.weights, w.experts), xt, w);
   const stats = canReadSync() ? groupStats(r.ids.dataSync(), cfg.experts, cfg.groups, cfg.topK) : { tokensPerExpert: [], tokensPerGroup: [], crossGroup: 0 };
   return { y: reshape(y, x.shape), stats: { ...stats, dropped: 0 }, experts: r.ids, logits };
@@ -516,6 +527,11 @@ export class ClusteredMoEBlock extends Module {
   tracking = false;
   /** when set, forward() multiplies with this form (e.g. FP16 bases + INT4 factors) instead of the f32 parameters */
   inference: ExpertMatmuls | null = null;
+  /**
+   * when set (and `inference` is not), inference forwards run the fused `clusteredFfn` kernel on these weights instead
+   * of the f32 parameters: e.g. `fusedInferenceWeights(quantizeClustered(...))`, FP16 bases + dequantised factors
+   */
+  inferenceWeights: ClusteredExpertWeights | null = null;
 
   constructor(cfg: ClusteredConfig, rng: Rng, opts: { beta?: number; eps?: number } = {}) {
     super();
@@ -527,7 +543,7 @@ export class ClusteredMoEBlock extends Module {
     const kg = cfg.groupTopK ?? 1;
     if (kg > G || kg * (E / G) < K) throw new Error(`ClusteredMoEBlock: groupTopK ${kg} must be <= groups ${G} and hold topK ${K} experts (${E / G} per group)`);
     this.cfg = { ...cfg };
-    this.gate = this.addModule('gate', new Router(E, H, rng, false));
+    this.gate = this.addModule('gate', new Router(E, H, rng, cfg.selectionBias ?? false));
     this.groupGate = cfg.groupRouter === 'linear' ? this.addModule('group_gate', new Linear(H, G, rng)) : null;
     this.experts = this.addModule('experts', new ClusteredExperts(G, E, H, I, r));
     const S = cfg.sharedWidth ?? 0;
@@ -544,6 +560,7 @@ export class ClusteredMoEBlock extends Module {
 
   get weights(): ClusteredWeights {
     const w: ClusteredWeights = { router: this.gate.weight, experts: this.experts.weights };
+    if (this.gate.bias) w.bias = this.gate.bias;
     if (this.groupGate) w.groupRouter = this.groupGate.weight;
     if (this.sharedExpert) w.shared = { gate: this.sharedExpert.gateProj.weight, up: this.sharedExpert.upProj.weight, down: this.sharedExpert.downProj.weight };
     if (this.sharedExpertGate) w.sharedGate = this.sharedExpertGate.weight;
@@ -562,7 +579,17 @@ export class ClusteredMoEBlock extends Module {
       const o = this.forward(x);
       return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
     }
-    return clusteredInference(x, this.weights, this.cfg, this.inference ? { matmuls: this.inference } : {});
+    const w = this.weights;
+    if (this.inferenceWeights && !this.inference) w.experts = this.inferenceWeights;
+    return clusteredInference(x, w, this.cfg, this.inference ? { matmuls: this.inference } : {});
+  }
+
+  /**
+   * Auxiliary-loss-free balancing step (DeepSeek-V3) on the per-expert selection bias: −γ for experts above the mean
+   * load, +γ below. Groups balance through it too, since a group is ranked by its members' scores.
+   */
+  updateBias(counts: readonly number[], gamma = 1e-3): void {
+    this.gate.nudgeBias(counts, gamma, 'ClusteredMoEBlock');
   }
 
   /** Parameters a regrouping may re-initialise or permute (reset their optimizer moments after `regroup`). */
@@ -619,7 +646,7 @@ export class ClusteredMoEBlock extends Module {
     noGrad(() => tidy(() => {
       const w = this.experts.weights;
       const idx = tensor(Int32Array.from(perm), [E], 'i32');
-      for (const t of [w.gateA, w.gateB, w.upA, w.upB, w.downA, w.downB, this.gate.weight]) assign(t, gather(t, idx));
+      for (const t of [w.gateA, w.gateB, w.upA, w.upB, w.downA, w.downB, this.gate.weight, ...(this.gate.bias ? [this.gate.bias] : [])]) assign(t, gather(t, idx));
       const gidx = tensor(Int32Array.from(c.groups, (ms) => Math.floor(ms[0]! / M)), [G], 'i32');
       for (const t of [w.baseGate, w.baseUp, w.baseDown]) assign(t, gather(t, gidx)); // changed groups are overwritten below
     }));

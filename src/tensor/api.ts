@@ -169,12 +169,14 @@ export function expertBins(ids: Tensor, experts: number): { order: Tensor; token
 
 /**
  * Softmax top-k routing in one op: logits (T, E) -> weights (T, K) and i32 ids (T, K). With `groups` > 1 only the
- * experts of the top `topGroups` groups (by summed probability) are candidates. Inference only.
+ * experts of the top `topGroups` groups (by summed probability) are candidates. A `bias` (E) changes selection only
+ * (the score is probability + bias, as DeepSeek-V3's e_score_correction_bias); the weights are the unbiased
+ * probabilities. Inference only.
  */
-export function routeTopK(logits: Tensor, k: number, o: { groups?: number; topGroups?: number; renormalize?: boolean } = {}): { weights: Tensor; ids: Tensor } {
-  inferenceOnly('routeTopK', [logits]);
+export function routeTopK(logits: Tensor, k: number, o: { groups?: number; topGroups?: number; renormalize?: boolean; bias?: Tensor } = {}): { weights: Tensor; ids: Tensor } {
+  inferenceOnly('routeTopK', o.bias ? [logits, o.bias] : [logits]);
   const groups = o.groups ?? 1;
-  const [weights, ids] = runOp(Op.RouteTopK, [logits], { k, groups, topGroups: o.topGroups ?? groups, renormalize: o.renormalize ?? true }) as [Tensor, Tensor];
+  const [weights, ids] = runOp(Op.RouteTopK, o.bias ? [logits, o.bias] : [logits], { k, groups, topGroups: o.topGroups ?? groups, renormalize: o.renormalize ?? true }) as [Tensor, Tensor];
   return { weights, ids };
 }
 /** The routed SwiGLU experts of a token batch in one op: y (T, H) = Σ_k w·SwiGLU_{ids}(x). Inference only. */

@@ -340,11 +340,13 @@ export const INFER: { [O in Op]: Infer<O> } = {
     return [info([N], 'i32'), info([N], 'i32'), info([p.experts + 1], 'i32')];
   },
   [Op.RouteTopK]: (ins, p) => {
-    arity(Op.RouteTopK, ins, 1);
+    arity(Op.RouteTopK, ins, 1, 2);
     const x = ins[0]!;
     rankIs(Op.RouteTopK, 'logits', x, 2);
     dtypeIs(Op.RouteTopK, 'logits', x, 'f32');
     const [T, E] = x.shape as [number, number];
+    const bias = ins[1];
+    if (bias && (bias.shape.length !== 1 || bias.shape[0] !== E || bias.dtype !== 'f32')) throw new ShapeError(`${Op.RouteTopK}: bias ${fmtInfo(bias.shape, bias.dtype)} must be f32 (E = ${E})`);
     const { k, groups: G, topGroups: TG } = p;
     if (!Number.isInteger(G) || G < 1 || E % G !== 0) throw new ShapeError(`${Op.RouteTopK}: groups ${G} must divide E = ${E}`);
     if (!Number.isInteger(TG) || TG < 1 || TG > G) throw new ShapeError(`${Op.RouteTopK}: topGroups ${TG} must be in [1, groups ${G}]`);
@@ -373,8 +375,10 @@ export const INFER: { [O in Op]: Infer<O> } = {
     const names = ['baseGate', 'baseUp', 'baseDown', 'gateA', 'gateB', 'upA', 'upB', 'downA', 'downB'];
     mats.forEach((t, i) => {
       rankIs(Op.ClusteredFfn, names[i]!, t, 3);
-      dtypeIs(Op.ClusteredFfn, names[i]!, t, 'f32');
+      if (i < 3) dtypeIs(Op.ClusteredFfn, names[i]!, t, 'f32', 'f16');
+      else dtypeIs(Op.ClusteredFfn, names[i]!, t, 'f32');
     });
+    if (mats[1]!.dtype !== mats[0]!.dtype || mats[2]!.dtype !== mats[0]!.dtype) throw new ShapeError(`${Op.ClusteredFfn}: the bases must share one dtype, got ${mats.slice(0, 3).map(show).join(', ')}`);
     const [bg, bu, bd, ga, gb, ua, ub, da, db] = mats as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
     const [G, , I] = bg.shape as [number, number, number];
     const [E, , R] = ga.shape as [number, number, number];

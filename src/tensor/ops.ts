@@ -84,9 +84,10 @@ export enum Op {
   ExpertBins = 'expert_bins',
   // fused MoE inference ops (no gradient: training composes the ops above)
   /**
-   * logits (T, E) -> [weights (T, K), ids i32 (T, K)]: p = softmax(logits); the top `topGroups` of `groups`
-   * contiguous expert groups by Σ p of their members, then the top K experts inside them by p (descending, ties to the
-   * lower index); weights = p of the chosen experts, divided by their sum when `renormalize`
+   * logits (T, E)[, bias (E)] -> [weights (T, K), ids i32 (T, K)]: p = softmax(logits), selection score s = p + bias
+   * (bias 0 when absent); the top `topGroups` of `groups` contiguous expert groups by Σ s of their members, then the
+   * top K experts inside them by s (descending, ties to the lower index); weights = p (unbiased) of the chosen experts,
+   * divided by their sum when `renormalize`
    */
   RouteTopK = 'route_topk',
   /**
@@ -97,7 +98,8 @@ export enum Op {
   /**
    * x (T, H), ids i32 (T, K), weights (T, K), bases gate (G, H, I), up (G, H, I), down (G, I, H), factors gateA (E, H, R),
    * gateB (E, R, I), upA (E, H, R), upB (E, R, I), downA (E, I, R), downB (E, R, H) -> y (T, H): the MoeFfn of the
-   * experts W̃_e = base_{⌊e/(E/G)⌋} + A_e·B_e, with x·base computed once per (token, group) pair
+   * experts W̃_e = base_{⌊e/(E/G)⌋} + A_e·B_e, with x·base computed once per (token, group) pair. The three bases are
+   * f32, or all three f16 (the inference form: FP16 bases read and widened in the kernel); the factors are f32
    */
   ClusteredFfn = 'clustered_ffn',
   // fused neural-network ops

@@ -58,10 +58,15 @@ export async function latestCheckpoint(dir: string): Promise<string | null> {
   }
 }
 
+/** Selection-bias buffers may be absent from older files; they then stay zeros (no bias). */
+export const OPTIONAL_BIAS = 'e_score_correction_bias';
+
 async function loadInto(file: string, targets: readonly [string, Tensor][]): Promise<void> {
   const f = await SafetensorsFile.open(file);
   try {
     for (const [n, t] of targets) {
+      // clustered checkpoints written before clustered routers had a selection bias: unbiased, i.e. zeros
+      if (n.endsWith(OPTIONAL_BIAS) && !f.tensors.has(n)) continue;
       const info = f.info(n);
       if (info.dtype !== 'F32' || info.shape.length !== t.rank || info.shape.some((d, i) => d !== t.shape[i])) {
         throw new Error(`checkpoint: ${file}: tensor "${n}" is ${info.dtype} [${info.shape.join(', ')}], expected F32 [${t.shape.join(', ')}]`);

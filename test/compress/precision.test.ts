@@ -68,6 +68,40 @@ describe('quantizeClustered', () => {
     });
   }
 
+  for (const backend of ['js', 'wasm'] as const) {
+    it(`${backend}: the fused inference form (FP16 bases + widened INT4 factors in clusteredFfn) equals the quantised matmul form`, async () => {
+      const prev = mk.getBackend();
+      const be = backend === 'js' ? new mk.JsBackend() : await mk.WasmBackend.create({ threads: 2 });
+      mk.useBackend(be);
+      try {
+        for (const groupTopK of [1, 2]) {
+          const block = new ClusteredMoEBlock({ ...cfg, groupTopK }, new mk.Rng(3));
+          const qc = mk.quantizeClustered(block.experts, { format: 'int4' });
+          const fused = mk.fusedInferenceWeights(qc);
+          expect(fused.weights.baseGate.dtype).toBe('f16');
+          expect(fused.bytes.base).toBe(qc.bytes.base);
+          expect(fused.bytes.factors).toBe(E * 3 * r * (H + I) * 4);
+          for (const T of [1, 3, 40]) { // decode (token path) and prefill (grouped path) sizes
+            const x = mk.randn([T, H], new mk.Rng(4 + T));
+            block.inference = mk.quantizedMatmuls(qc);
+            const composed = mk.noGrad(() => block.infer(x));
+            block.inference = null;
+            block.inferenceWeights = fused.weights;
+            const viaFused = mk.noGrad(() => block.infer(x));
+            block.inferenceWeights = null;
+            expect(viaFused.experts.toArray()).toEqual(composed.experts.toArray());
+            expect(relErr(viaFused.y.toArray() as number[], composed.y.toArray() as number[]).max).toBeLessThan(2e-5);
+          }
+          fused.dispose();
+          qc.dispose();
+        }
+      } finally {
+        mk.useBackend(prev);
+        await be.dispose();
+      }
+    });
+  }
+
   it('picks factor group sizes that divide the reduction dim (even for int4) and says when none does', () => {
     expect(factorGroupSize(48, 32, 'int4')).toBe(24);
     expect(factorGroupSize(8, 32, 'int4')).toBe(8);

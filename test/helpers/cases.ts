@@ -28,6 +28,8 @@ export function f(rng: Rng, shape: number[], o: FOpts = {}): GradcheckInput {
 }
 export const idx = (rng: Rng, shape: number[], max: number): GradcheckInput => ({ data: Array.from({ length: sizeOf(shape) }, () => rng.int(max)), shape, dtype: 'i32' });
 const raw = (data: number[], shape: number[], dtype: DType): GradcheckInput => ({ data, shape, dtype, grad: false });
+/** A weight value for f16 storage: normal, or one time in ten small enough to be a subnormal half. */
+const rng16 = (rng: Rng): number => (rng.uniform() < 0.1 ? rng.normal() * 3e-5 : rng.normal());
 
 /** Row offsets for T rows over E groups; group 1 (when E > 2) is always empty. */
 export function offsets(rng: Rng, T: number, E: number): number[] {
@@ -187,20 +189,25 @@ export const CASES: { [O in Op]: Gen<O> } = {
     { name: `T=${n} E=8 K=2`, inputs: [f(r, [n, 8])], params: { k: 2, groups: 1, topGroups: 1, renormalize: true } },
     { name: `T=${n} E=8 K=3 in the top 2 of 4 groups, not renormalised`, inputs: [f(r, [n, 8])], params: { k: 3, groups: 4, topGroups: 2, renormalize: false } },
     { name: `T=${n} E=6 K=2 in the top group of 2`, inputs: [f(r, [n, 6])], params: { k: 2, groups: 2, topGroups: 1, renormalize: true } },
+    { name: `T=${n} E=8 K=2 with a selection bias`, inputs: [f(r, [n, 8]), f(r, [8], { lo: -0.2, hi: 0.2 })], params: { k: 2, groups: 1, topGroups: 1, renormalize: true } },
+    { name: `T=${n} E=8 K=2 in the top group of 2 with a selection bias`, inputs: [f(r, [n, 8]), f(r, [8], { lo: -0.2, hi: 0.2 })], params: { k: 2, groups: 2, topGroups: 1, renormalize: true } },
   ],
   [Op.MoeFfn]: (r, n) => [
     { name: `T=${n} E=4 K=2 H=6 I=5`, inputs: [f(r, [n, 6]), idx(r, [n, 2], 4), f(r, [n, 2], { lo: 0, hi: 1 }), f(r, [4, 6, 5]), f(r, [4, 6, 5]), f(r, [4, 5, 6])], params: {} },
     { name: `T=${n} E=3 K=1 H=9 I=4`, inputs: [f(r, [n, 9]), idx(r, [n, 1], 3), f(r, [n, 1], { lo: 0, hi: 1 }), f(r, [3, 9, 4]), f(r, [3, 9, 4]), f(r, [3, 4, 9])], params: {} },
   ],
   [Op.ClusteredFfn]: (r, n) => {
-    const cl = (E: number, G: number, K: number, H: number, I: number, R: number): GradcheckInput[] => [
+    // f16 bases: normal halves and a tenth subnormal ones (the widening must be exact for both)
+    const h16 = (shape: number[]): GradcheckInput => raw(Array.from({ length: sizeOf(shape) }, () => f32ToF16(rng16(r))), shape, 'f16');
+    const cl = (E: number, G: number, K: number, H: number, I: number, R: number, half = false): GradcheckInput[] => [
       f(r, [n, H]), idx(r, [n, K], E), f(r, [n, K], { lo: 0, hi: 1 }),
-      f(r, [G, H, I]), f(r, [G, H, I]), f(r, [G, I, H]),
+      ...(half ? [h16([G, H, I]), h16([G, H, I]), h16([G, I, H])] : [f(r, [G, H, I]), f(r, [G, H, I]), f(r, [G, I, H])]),
       f(r, [E, H, R]), f(r, [E, R, I]), f(r, [E, H, R]), f(r, [E, R, I]), f(r, [E, I, R]), f(r, [E, R, H]),
     ];
     return [
       { name: `T=${n} E=4 G=2 K=2 H=6 I=5 R=2`, inputs: cl(4, 2, 2, 6, 5, 2), params: {} },
       { name: `T=${n} E=6 G=3 K=3 H=5 I=7 R=1`, inputs: cl(6, 3, 3, 5, 7, 1), params: {} },
+      { name: `T=${n} E=4 G=2 K=2 H=9 I=8 R=2, f16 bases`, inputs: cl(4, 2, 2, 9, 8, 2, true), params: {} },
     ];
   },
   [Op.RMSNorm]: (r, n) => [{ name: `${n}x7`, inputs: [f(r, [n, 7]), f(r, [7], { lo: 0.5, hi: 1.5 })], params: { eps: 1e-5 } }],

@@ -178,9 +178,11 @@ describe('fused inference path (moeFfn, routeTopK)', () => {
       const prev = mk.getBackend();
       mk.useBackend(backend);
       try {
-        for (const renormalize of [true, false]) {
-          const cfg: MoEConfig = { hidden: 16, experts: 8, topK: 2, expertWidth: 12, sharedWidth: 10, sharedGate: true, renormalize };
+        for (const [renormalize, selectionBias] of [[true, false], [false, false], [true, true]] as const) {
+          const cfg: MoEConfig = { hidden: 16, experts: 8, topK: 2, expertWidth: 12, sharedWidth: 10, sharedGate: true, renormalize, selectionBias };
           const block = new MoEBlock(cfg, new mk.Rng(3));
+          // a selection bias large enough to change which experts win (the fused routeTopK then ranks p + bias)
+          if (selectionBias) mk.noGrad(() => block.gate.setTensor('e_score_correction_bias', mk.randn([8], new mk.Rng(9), 0.1)));
           const x = mk.randn([2, 9, 16], new mk.Rng(4));
           const composed = block.forward(x); // parameters require grad: the composed, differentiable ops
           const fused = mk.noGrad(() => block.forward(x));

@@ -43,6 +43,54 @@ describe('twoStageRoute', () => {
     expect(() => twoStageRoute(logits, null, { groups: 4, K: 3, groupTopK: 1, renormalize: true })).toThrow('groupTopK 1 must be in [1, 4] and hold K = 3 experts (2 per group)');
   });
 
+  it('a selection bias re-ranks experts and groups but the weights stay the renormalised probabilities', () => {
+    const [T, E, G, K] = [32, 8, 2, 2];
+    const logits = mk.randn([T, E], new mk.Rng(2), 0.5);
+    const probs = mk.softmax(logits).toArray() as number[];
+    // a large bias on expert 5 (group 1): every token picks group 1, and expert 5 in it
+    const b = new Float32Array(E);
+    b[5] = 1;
+    const r = twoStageRoute(logits, null, { groups: G, K, groupTopK: 1, renormalize: true, bias: mk.tensor(b, [E]) });
+    const ids = r.experts.toArray() as number[];
+    const w = r.weights.toArray() as number[];
+    for (let t = 0; t < T; t++) {
+      expect(ids[t * K]).toBe(5);
+      expect(Math.floor(ids[t * K + 1]! / 4)).toBe(1);
+      const p0 = probs[t * E + ids[t * K]!]!;
+      const p1 = probs[t * E + ids[t * K + 1]!]!;
+      expect(w[t * K]).toBeCloseTo(p0 / (p0 + p1), 6);
+    }
+    // a zero bias routes exactly as no bias
+    const zero = twoStageRoute(logits, null, { groups: G, K, groupTopK: 1, renormalize: true, bias: mk.zeros([E]) });
+    const none = twoStageRoute(logits, null, { groups: G, K, groupTopK: 1, renormalize: true });
+    expect(zero.experts.toArray()).toEqual(none.experts.toArray());
+    expect(() => twoStageRoute(logits, null, { groups: G, K, groupTopK: 1, renormalize: true, bias: mk.zeros([E + 1]) })).toThrow('bias f32(9) must be (E = 8)');
+  });
+
+  it('updateBias (aux-loss-free balancing) evens out a skewed load at both stages', () => {
+    const [H, E, G, K] = [8, 8, 2, 2];
+    const block = new ClusteredMoEBlock({ hidden: H, experts: E, topK: K, expertWidth: 4, groups: G, rank: 2, selectionBias: true }, new mk.Rng(12));
+    // skew the router: feature 0 is always 1 and pushes experts 0 and 1 (group 0) up
+    const wr = block.gate.weight.toArray() as number[];
+    for (let e = 0; e < E; e++) wr[e * H] = e < 2 ? 2 : -1;
+    mk.noGrad(() => block.gate.setTensor('weight', mk.tensor(wr, [E, H])));
+    const rng = new mk.Rng(13);
+    const x = mk.tensor(Array.from({ length: 256 * H }, (_, i) => (i % H === 0 ? 1 : rng.normal())), [256, H]);
+    const stats = (): { variance: number; groups: number[] } => {
+      const s = mk.noGrad(() => block.infer(x)).stats;
+      const n = s.tokensPerExpert.reduce((a, c) => a + c, 0);
+      const f = s.tokensPerExpert.map((c) => c / n);
+      return { variance: f.reduce((a, v) => a + (v - 1 / E) ** 2, 0) / E, groups: s.tokensPerGroup };
+    };
+    const before = stats();
+    for (let i = 0; i < 300; i++) block.updateBias(mk.noGrad(() => block.infer(x)).stats.tokensPerExpert, 0.002);
+    const after = stats();
+    console.log(`clustered load variance: before ${before.variance.toExponential(2)}, after 300 bias updates ${after.variance.toExponential(2)}; group loads ${before.groups.join('/')} -> ${after.groups.join('/')}`);
+    expect(after.variance).toBeLessThan(before.variance / 10);
+    expect(Math.abs(after.groups[0]! - after.groups[1]!)).toBeLessThan(Math.abs(before.groups[0]! - before.groups[1]!) / 4);
+    expect(() => new ClusteredMoEBlock({ hidden: H, experts: E, topK: K, expertWidth: 4, groups: G, rank: 2 }, new mk.Rng(1)).updateBias(new Array(E).fill(1))).toThrow(/ClusteredMoEBlock.updateBias: this block has no selection bias/);
+  });
+
   it('group balance loss is 0 for uniform group probabilities and positive otherwise', () => {
     const flat = twoStageRoute(mk.zeros([4, 6]), null, { groups: 3, K: 2, groupTopK: 1, renormalize: true });
     expect(flat.aux.group.item()).toBeCloseTo(0, 6);
@@ -138,8 +186,11 @@ describe('ClusteredMoEBlock', () => {
       return out;
     };
     for (const [rank, tol] of [[Math.min(H, I), 1e-5], [3, 5e-3]] as const) {
-      const cl = new ClusteredMoEBlock({ hidden: H, experts: E6, topK: K, expertWidth: I, groups: 3, rank, groupTopK: 3 }, new mk.Rng(4));
+      const cl = new ClusteredMoEBlock({ hidden: H, experts: E6, topK: K, expertWidth: I, groups: 3, rank, groupTopK: 3, selectionBias: true }, new mk.Rng(4));
       if (rank < Math.min(H, I)) cl.experts.compressFrom({ E: E6, H, I, gate: structured(H, I), up: structured(H, I), down: structured(I, H) });
+      const bias = mk.randn([E6], new mk.Rng(8), 0.05);
+      const biasBefore = bias.toArray() as number[];
+      mk.noGrad(() => cl.gate.setTensor('e_score_correction_bias', bias));
       const x = mk.randn([20, H], new mk.Rng(5));
       cl.tracking = true;
       const before = cl.forward(x).y.toArray() as number[];
@@ -149,6 +200,7 @@ describe('ClusteredMoEBlock', () => {
       expect(e.membership.every((g) => g.length === 2)).toBe(true);
       expect([...cl.ids]).toEqual(e.membership.flat());
       expect(e.changedGroups).toBeGreaterThan(0); // deterministic seeds: the experts really move
+      expect(cl.gate.bias!.toArray()).toEqual([...cl.ids].map((id) => biasBefore[id]!)); // the bias moved with its expert
       const after = cl.forward(x).y.toArray() as number[];
       const scale = Math.max(...before.map(Math.abs));
       expect(maxDiff(before, after) / scale).toBeLessThan(tol);
@@ -269,8 +321,9 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
       const prev = mk.getBackend();
       mk.useBackend(backend);
       try {
-        for (const [groupTopK, sharedWidth, groupRouter] of [[1, 0, 'lse'], [2, 6, 'lse'], [1, 6, 'linear']] as const) {
-          const block = new ClusteredMoEBlock({ hidden: 12, experts: 12, topK: 3, expertWidth: 10, groups: 3, rank: 3, groupTopK, sharedWidth, groupRouter }, new mk.Rng(5));
+        for (const [groupTopK, sharedWidth, groupRouter, selectionBias] of [[1, 0, 'lse', false], [2, 6, 'lse', false], [1, 6, 'linear', false], [1, 0, 'lse', true], [2, 0, 'lse', true]] as const) {
+          const block = new ClusteredMoEBlock({ hidden: 12, experts: 12, topK: 3, expertWidth: 10, groups: 3, rank: 3, groupTopK, sharedWidth, groupRouter, selectionBias }, new mk.Rng(5));
+          if (selectionBias) mk.noGrad(() => block.gate.setTensor('e_score_correction_bias', mk.randn([12], new mk.Rng(7), 0.05)));
           const x = mk.randn([2, 11, 12], new mk.Rng(6));
           const composed = block.forward(x);
           const fused = mk.noGrad(() => block.forward(x));
@@ -289,6 +342,27 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
       }
     });
   }
+
+  it('clusteredFfn with f16 bases equals the f32 op on the widened bases', () => {
+    const block = new ClusteredMoEBlock({ hidden: 12, experts: 6, topK: 2, expertWidth: 10, groups: 3, rank: 2 }, new mk.Rng(18));
+    const w = block.experts.weights;
+    const T = 21;
+    const x = mk.randn([T, 12], new mk.Rng(19));
+    const rng = new mk.Rng(20);
+    const ids = mk.tensor(Int32Array.from({ length: T * 2 }, () => rng.int(6)), [T, 2], 'i32');
+    const wt = mk.rand([T, 2], new mk.Rng(21));
+    const half = { ...w, baseGate: mk.cast(w.baseGate, 'f16'), baseUp: mk.cast(w.baseUp, 'f16'), baseDown: mk.cast(w.baseDown, 'f16') };
+    const widened = { ...w, baseGate: mk.cast(half.baseGate, 'f32'), baseUp: mk.cast(half.baseUp, 'f32'), baseDown: mk.cast(half.baseDown, 'f32') };
+    for (const n of [1, T]) { // token path and grouped path on wasm; one path on js
+      const xs = mk.slice(x, [0, 0], [n, 12]);
+      const is = mk.slice(ids, [0, 0], [n, 2]);
+      const ws = mk.slice(wt, [0, 0], [n, 2]);
+      const got = mk.noGrad(() => mk.clusteredFfn(xs, is, ws, half)).toArray() as number[];
+      const want = mk.noGrad(() => mk.clusteredFfn(xs, is, ws, widened)).toArray() as number[];
+      expect(maxDiff(got, want)).toBeLessThan(1e-6);
+    }
+    expect(() => mk.noGrad(() => mk.clusteredFfn(x, ids, wt, { ...w, baseGate: half.baseGate }))).toThrow(/the bases must share one dtype/);
+  });
 
   it('clusteredFfn equals the materialised experts W̃ = base + A·B on random routing (within 1e-5)', () => {
     const block = new ClusteredMoEBlock({ hidden: 9, experts: 6, topK: 2, expertWidth: 7, groups: 3, rank: 2 }, new mk.Rng(8));

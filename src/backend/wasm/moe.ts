@@ -109,7 +109,7 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
   if (T === 0 || H === 0) return;
   if (T * Kk <= TOKEN_PATH_SLOTS) {
     checkIds('clustered_ffn', ids.data as Int32Array, E, Kk);
-    const args = [x.ptr, ids.ptr, wt.ptr, bg.ptr, bu.ptr, bd.ptr, ga.ptr, gb.ptr, ua.ptr, ub.ptr, da.ptr, db.ptr, y.ptr, T, Kk, M, H, I, R];
+    const args = [x.ptr, ids.ptr, wt.ptr, bg.ptr, bu.ptr, bd.ptr, ga.ptr, gb.ptr, ua.ptr, ub.ptr, da.ptr, db.ptr, y.ptr, T, Kk, M, H, I, R, bg.dtype === 'f16' ? 1 : 0];
     tokenPath(rt, 'clustered_ffn_tokens', args, T, 5 * I + R + 24, 3 * H * I + Kk * 3 * R * (H + I));
     return;
   }
@@ -147,7 +147,10 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
   const w = Float32Array.from(b.order, (s) => (wt.data as Float32Array)[s]!);
   const rowExpert = new Int32Array(N);
   for (let e = 0; e < E; e++) rowExpert.fill(e, b.offsets[e]!, b.offsets[e + 1]!);
+  // f16 bases: widened once per call into f32 temporaries for the grouped GEMMs (prefill amortises it over its rows)
+  const half = bg.dtype === 'f16';
   const tm = temps(rt, {
+    baseG: half ? G * H * I : 0, baseU: half ? G * H * I : 0, baseD: half ? G * I * H : 0,
     gOff: G + 1, cat: P + N, slotPair: N, rowExpert: N, w: N,
     xg: P * H, xs: N * H, gb: P * I, ub: P * I, g: N * I, u: N * I, hs: P * I, ycat: (P + N) * H,
   });
@@ -162,19 +165,24 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
     rt.i32(p.rowExpert, N).set(rowExpert);
     rt.f32(p.w, N).set(w);
     const slotTok = p.cat + P * 4;
+    const widen = (src: number, dst: number, n: number): number => {
+      rt.parallel('widen_f16', [src, dst, n], rowThreads(rt, n, 1));
+      return dst;
+    };
+    const [bgp, bup, bdp] = half ? [widen(bg.ptr, p.baseG, G * H * I), widen(bu.ptr, p.baseU, G * H * I), widen(bd.ptr, p.baseD, G * I * H)] : [bg.ptr, bu.ptr, bd.ptr];
     const lowRank = (xp: number, A: number, B: number, base: number, out: number, din: number, dout: number): void =>
       rt.parallel('lowrank_rows', [xp, A, B, base, p.slotPair, out, p.rowExpert, N, din, R, dout, lrWork, lrStride], lrThreads);
     rt.parallel('nn_gather_rows', [x.ptr, p.cat, p.xg, P, H], rowThreads(rt, P, H));
     rt.parallel('nn_gather_rows', [x.ptr, slotTok, p.xs, N, H], rowThreads(rt, N, H));
     // gate and up: x·base once per (token, group) pair as a grouped GEMM, plus (x·A_e)·B_e per slot
-    gmm(rt, p.xg, bg.ptr, p.gb, p.gOff, G, H, I);
-    gmm(rt, p.xg, bu.ptr, p.ub, p.gOff, G, H, I);
+    gmm(rt, p.xg, bgp, p.gb, p.gOff, G, H, I);
+    gmm(rt, p.xg, bup, p.ub, p.gOff, G, H, I);
     lowRank(p.xs, ga.ptr, gb.ptr, p.gb, p.g, H, I);
     lowRank(p.xs, ua.ptr, ub.ptr, p.ub, p.u, H, I);
     rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowThreads(rt, N, I));
     // down: the base once per pair on Σ_slots h, the low-rank terms per slot
     rt.parallel('nn_scatter_add_rows', [p.g, p.slotPair, p.hs, N, P, I], rowThreads(rt, N, I));
-    gmm(rt, p.hs, bd.ptr, p.ycat, p.gOff, G, I, H);
+    gmm(rt, p.hs, bdp, p.ycat, p.gOff, G, I, H);
     lowRank(p.g, da.ptr, db.ptr, 0, p.ycat + P * H * 4, I, H);
     rt.parallel('nn_scatter_add_rows', [p.ycat, p.cat, y.ptr, P + N, T, H], rowThreads(rt, P + N, H));
   } finally {
@@ -194,7 +202,9 @@ export const routeTopK: WasmKernel<Op.RouteTopK> = (_rt, ins, p, outs) => {
   const M = E / G;
   const W = outs[0]!.data as Float32Array;
   const ID = outs[1]!.data as Int32Array;
+  const bias = ins[1] ? (ins[1].data as Float32Array) : null;
   const prob = new Float64Array(E);
+  const score = bias ? new Float64Array(E) : prob; // selection: p + bias
   const gsum = new Float64Array(G);
   const allowed = new Uint8Array(E);
   const taken = new Uint8Array(Math.max(E, G));
@@ -205,9 +215,10 @@ export const routeTopK: WasmKernel<Op.RouteTopK> = (_rt, ins, p, outs) => {
     let s = 0;
     for (let e = 0; e < E; e++) s += (prob[e] = Math.exp(L[row + e]! - mx));
     for (let e = 0; e < E; e++) prob[e]! /= s;
+    if (bias) for (let e = 0; e < E; e++) score[e] = prob[e]! + bias[e]!;
     if (TG < G) {
       gsum.fill(0);
-      for (let e = 0; e < E; e++) gsum[(e / M) | 0]! += prob[e]!;
+      for (let e = 0; e < E; e++) gsum[(e / M) | 0]! += score[e]!;
       allowed.fill(0);
       taken.fill(0, 0, G);
       for (let i = 0; i < TG; i++) {
@@ -221,7 +232,7 @@ export const routeTopK: WasmKernel<Op.RouteTopK> = (_rt, ins, p, outs) => {
     let norm = 0;
     for (let k = 0; k < Kk; k++) {
       let best = -1;
-      for (let e = 0; e < E; e++) if (allowed[e] && !taken[e] && (best < 0 || prob[e]! > prob[best]!)) best = e;
+      for (let e = 0; e < E; e++) if (allowed[e] && !taken[e] && (best < 0 || score[e]! > score[best]!)) best = e;
       taken[best] = 1;
       ID[t * Kk + k] = best;
       norm += prob[best]!;

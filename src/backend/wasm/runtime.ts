@@ -14,7 +14,11 @@ export interface WasmRuntimeOptions {
   threads?: number;
   /** true: require the relaxed-SIMD build; false: plain SIMD; 'auto' (default): relaxed when it validates. */
   relaxedSimd?: boolean | 'auto';
-  /** Worker spin iterations before Atomics.wait (default 20000). */
+  /**
+   * Worker spin iterations before Atomics.wait (default 200000, about a millisecond). Decode runs a multi-threaded op
+   * every few dozen µs with small single-threaded ones between; a worker that went to sleep in between costs a
+   * futex wake-up per op, which on a virtual machine can exceed the op itself.
+   */
   spin?: number;
 }
 
@@ -103,7 +107,7 @@ export class WasmRuntime {
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const rt = new WasmRuntime(memory, instance, relaxed, threads);
     try {
-      await rt.startWorkers(module, opts.spin ?? 20000);
+      await rt.startWorkers(module, opts.spin ?? 200000);
     } catch (e) {
       rt.dispose();
       throw e;

@@ -1163,13 +1163,18 @@ ${MAIN} {
 
 // ---- fused MoE routing ----
 
-/** One thread per token: softmax, the top groups by summed probability (a bitmask, G <= 32), then top-k inside them. */
+/**
+ * One thread per token: softmax, the top groups by summed selection score (a bitmask, G <= 32), then top-k inside
+ * them. The score is the probability, plus the bias (in1) when there is one; the weights are the probabilities.
+ */
 const routeTopKKernel: Kernel<Op.RouteTopK> = (b, ins, p, outs) => {
   const x = ins[0]!;
   const [w, ids] = outs as [Out, Out];
   const [T, E] = x.shape as [number, number];
   if (p.groups > 32) throw new Error(`webgpu: route_topk supports at most 32 groups, got ${p.groups}`);
-  const code = `${bindings(['f32'], ['f32', 'i32'])}
+  const biased = ins.length > 1;
+  const sc = (e: string): string => (biased ? `(exp(in0[base + ${e}] - m) / s + in1[${e}])` : `(exp(in0[base + ${e}] - m) / s)`);
+  const code = `${bindings(biased ? ['f32', 'f32'] : ['f32'], ['f32', 'i32'])}
 ${MAIN} {
   ${INDEX}
   let T = prm[0]; let E = prm[1]; let K = prm[2]; let G = prm[3]; let TG = prm[4];
@@ -1187,7 +1192,7 @@ ${MAIN} {
       var bv = 0.0; var bg = -1;
       for (var g = 0u; g < G; g++) {
         var gs = 0.0;
-        for (var e = g * M; e < (g + 1u) * M; e++) { gs = gs + exp(in0[base + e] - m) / s; }
+        for (var e = g * M; e < (g + 1u) * M; e++) { gs = gs + ${sc('e')}; }
         let gi = i32(g);
         let below = pg < 0 || gs < pv || (gs == pv && gi > pg);
         if (below && (bg < 0 || gs > bv)) { bv = gs; bg = gi; }
@@ -1201,18 +1206,19 @@ ${MAIN} {
     var bv = 0.0; var be = -1;
     for (var e = 0u; e < E; e++) {
       if ((allowed & (1u << (e / M))) == 0u) { continue; }
-      let v = exp(in0[base + e] - m) / s;
+      let v = ${sc('e')};
       let ei = i32(e);
       let below = pe < 0 || v < pv || (v == pv && ei > pe);
       if (below && (be < 0 || v > bv)) { bv = v; be = ei; }
     }
-    out0[i * K + k] = bv; out1[i * K + k] = be;
-    norm = norm + bv;
+    let pb = exp(in0[base + u32(be)] - m) / s;
+    out0[i * K + k] = pb; out1[i * K + k] = be;
+    norm = norm + pb;
     pv = bv; pe = be;
   }
   if (prm[5] == 1u) { for (var k = 0u; k < K; k++) { out0[i * K + k] = out0[i * K + k] / norm; } }
 }`;
-  launch(b, code, [x], [w, ids], [T, E, p.k, p.groups, p.topGroups, p.renormalize ? 1 : 0], T);
+  launch(b, code, ins, [w, ids], [T, E, p.k, p.groups, p.topGroups, p.renormalize ? 1 : 0], T);
 };
 
 // ---- fused MoE FFNs (inference): a few passes over temporaries, one thread per output element ----
@@ -1272,6 +1278,10 @@ const clusteredFfnKernel: Kernel<Op.ClusteredFfn> = (b, ins, _p, outs) => {
   const meta = [T, K, E, H, I, R, E / G];
   const dims = 'let T = prm[0]; let K = prm[1]; let E = prm[2]; let H = prm[3]; let I = prm[4]; let R = prm[5]; let M = prm[6];';
   const bad = 'e < 0 || e >= i32(E)';
+  // f16 bases are bound as packed u32 words and widened per element
+  const bt = bg.dtype;
+  const half = bt === 'f16' ? HALF : '';
+  const baseAt = (j: string): string => loadElem('in2', bt, j);
   withTemps(b, [T * K * R, T * K * R, T * K * I, T * K * I, T * K * R], ([xg, xu, h, u, hd]) => {
     // low-rank inputs: xg[s, c] = x_t·gateA_e[:, c], xu[s, c] = x_t·upA_e[:, c]
     launch(b, `${bindings(['f32', 'i32', 'f32', 'f32'], ['f32', 'f32'])}
@@ -1288,7 +1298,8 @@ ${MAIN} {
 }`, [x, ids, ga, ua], [xg, xu], meta, T * K * R);
     // pre-activations: h = x·base_gate + xg·gateB, then u = x·base_up + xu·upB, then h = silu(h)·u·w
     // (three passes: at most 8 storage bindings per stage on common adapters)
-    const pre = (base: BackendInput, fB: BackendInput, xa: Out, out: Out): void => launch(b, `${bindings(['f32', 'i32', 'f32', 'f32', 'f32'], ['f32'])}
+    const pre = (base: BackendInput, fB: BackendInput, xa: Out, out: Out): void => launch(b, `${bindings(['f32', 'i32', boundAs(bt), 'f32', 'f32'], ['f32'])}
+${half}
 ${MAIN} {
   ${INDEX}
   ${dims}
@@ -1297,7 +1308,7 @@ ${MAIN} {
   if (${bad}) { out0[i] = 0.0; return; }
   let bo = (u32(e) / M) * H * I;
   var g = 0.0;
-  for (var k = 0u; k < H; k++) { g = g + in0[t * H + k] * in2[bo + k * I + c]; }
+  for (var k = 0u; k < H; k++) { g = g + in0[t * H + k] * ${baseAt('bo + k * I + c')}; }
   let fo = u32(e) * R * I;
   for (var r = 0u; r < R; r++) { g = g + in4[s * R + r] * in3[fo + r * I + c]; }
   out0[i] = g;
@@ -1326,7 +1337,8 @@ ${MAIN} {
   out0[i] = acc;
 }`, [h, ids, da], [hd], meta, T * K * R);
     // y[t, j] = Σ_k h_s·base_down[:, j] + hd_s·downB_e[:, j]
-    launch(b, `${bindings(['f32', 'i32', 'f32', 'f32', 'f32'], ['f32'])}
+    launch(b, `${bindings(['f32', 'i32', boundAs(bt), 'f32', 'f32'], ['f32'])}
+${half}
 ${MAIN} {
   ${INDEX}
   ${dims}
@@ -1337,7 +1349,7 @@ ${MAIN} {
     let s = t * K + k; let e = in1[s];
     if (${bad}) { continue; }
     let bo = (u32(e) / M) * I * H;
-    for (var c = 0u; c < I; c++) { acc = acc + in0[s * I + c] * in2[bo + c * H + j]; }
+    for (var c = 0u; c < I; c++) { acc = acc + in0[s * I + c] * ${baseAt('bo + c * H + j')}; }
     let fo = u32(e) * R * H;
     for (var r = 0u; r < R; r++) { acc = acc + in3[s * R + r] * in4[fo + r * H + j]; }
   }

@@ -2,8 +2,11 @@
 // the routed SwiGLU experts, and the clustered experts (shared base + low-rank residual). Written token by token,
 // independently of the composed training form they are tested against.
 import { Op } from '../../../tensor/ops.js';
-import type { FloatArray } from '../../../tensor/dtype.js';
-import { fl, ix, type CpuKernel } from '../view.js';
+import { f16ToF32, type FloatArray } from '../../../tensor/dtype.js';
+import { fl, ix, type CpuKernel, type View } from '../view.js';
+
+/** Float data of a weight view, f16 widened to f32. */
+const weights = (v: View): FloatArray => (v.dtype === 'f16' ? Float32Array.from(v.data as Uint16Array, f16ToF32) : fl(v));
 
 const silu = (v: number): number => v / (1 + Math.exp(-v));
 
@@ -54,22 +57,27 @@ export const moeKernels = {
     const M = E / G;
     const W = fl(outs[0]);
     const ID = ix(outs[1]);
+    const bias = ins[1] ? fl(ins[1]) : null;
     const probs = new Float64Array(E);
+    const score = new Float64Array(E); // selection: p + bias
     const gsum = new Float64Array(G);
     for (let t = 0; t < T; t++) {
       let mx = -Infinity;
       for (let e = 0; e < E; e++) mx = Math.max(mx, L[t * E + e]!);
       let s = 0;
       for (let e = 0; e < E; e++) s += (probs[e] = Math.exp(L[t * E + e]! - mx));
-      for (let e = 0; e < E; e++) probs[e]! /= s;
+      for (let e = 0; e < E; e++) {
+        probs[e]! /= s;
+        score[e] = bias ? probs[e]! + bias[e]! : probs[e]!;
+      }
       let cand: number[];
       if (TG < G) {
         gsum.fill(0);
-        for (let e = 0; e < E; e++) gsum[Math.floor(e / M)]! += probs[e]!;
+        for (let e = 0; e < E; e++) gsum[Math.floor(e / M)]! += score[e]!;
         const chosen = byValueDesc(gsum, 0, Array.from({ length: G }, (_, g) => g)).slice(0, TG);
         cand = chosen.flatMap((g) => Array.from({ length: M }, (_, j) => g * M + j));
       } else cand = Array.from({ length: E }, (_, e) => e);
-      const best = byValueDesc(probs, 0, cand).slice(0, K);
+      const best = byValueDesc(score, 0, cand).slice(0, K);
       let norm = 0;
       for (const e of best) norm += probs[e]!;
       best.forEach((e, k) => {
@@ -111,7 +119,7 @@ export const moeKernels = {
     const X = fl(ins[0]);
     const ids = ix(ins[1]);
     const WT = fl(ins[2]);
-    const [bg, bu, bd, ga, gb, ua, ub, da, db] = ins.slice(3).map((v) => fl(v)) as [FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray];
+    const [bg, bu, bd, ga, gb, ua, ub, da, db] = ins.slice(3).map(weights) as [FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray];
     const [T, H] = ins[0]!.shape as [number, number];
     const K = ins[1]!.shape[1]!;
     const [G, , I] = ins[3]!.shape as [number, number, number];
