@@ -41,7 +41,8 @@ export function paperMarkdown(r: PaperResult): string {
     `| valid ppl | ${cell('clustered', 'ppl', (v) => v.toFixed(2))} | ${cell('clustered', 'ppl_int4', (v) => v.toFixed(2))} (${((c.ppl_int4.mean / c.ppl!.mean - 1) * 100).toFixed(2)}%) | same weights |`,
     `| expert bytes | ${cell('clustered', 'expert_bytes_fp32', kib)} | ${cell('clustered', 'int4_expert_bytes', kib)} | peak ${cell('clustered', 'peak_expert_bytes', kib)} resident (budget ${cell('clustered', 'offload_budget_bytes', kib)}) |`,
     `| unit loads / stall | — | — | ${cell('clustered', 'offload_loads', (v) => v.toFixed(0))} loads, ${cell('clustered', 'offload_stall_ms', (v) => `${v.toFixed(0)} ms`)} |`,
-    `| decode tok/s | ${cell('clustered', 'decode_tokens_per_s', (v) => v.toFixed(1))} | — | ${cell('clustered', 'offload_decode_tokens_per_s', (v) => v.toFixed(1))} |`,
+    `| prefill tok/s | ${cell('clustered', 'prefill_tokens_per_s', (v) => v.toFixed(0))} | ${cell('clustered', 'prefill_tokens_per_s_int4', (v) => v.toFixed(0))} (fused kernel, all resident) | — |`,
+    `| decode tok/s | ${cell('clustered', 'decode_tokens_per_s', (v) => v.toFixed(1))} | ${cell('clustered', 'decode_tokens_per_s_int4', (v) => v.toFixed(1))} (fused kernel, all resident) | ${cell('clustered', 'offload_decode_tokens_per_s', (v) => v.toFixed(1))} |`,
   ] : [];
   const lines = [
     `| model | ${cols.map(([, h]) => h).join(' | ')} |`,
@@ -54,6 +55,13 @@ export function paperMarkdown(r: PaperResult): string {
     ...r.claims.map((c) => `| ${c.claim} | ${c.target} | ${c.measured} | ${c.pass ? 'yes' : '**no**'} |`),
   ];
   return lines.join('\n');
+}
+
+/** A bias step γ: a finite number >= 0. */
+function rate(name: string, v: string): number {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || x < 0) throw new Error(`--${name} must be a number >= 0, got "${v}"`);
+  return x;
 }
 
 export function registerBench(program: Command): void {
@@ -70,9 +78,11 @@ export function registerBench(program: Command): void {
     .option('--rank <n>', 'clustered: residual rank r (default by preset)')
     .option('--group-top-k <n>', 'clustered: groups per token k_g (default 1)')
     .option('--no-dense-warmup', 'clustered: train in compressed form from step 0 (default: full experts until the first clustering, which compresses them)')
+    .option('--cluster-bias-rate <γ>', 'clustered: aux-loss-free selection-bias step per training step (default by preset; 0 = off)')
+    .option('--moe-bias-rate <γ>', 'standard MoE: the same balancing (ablation; default 0, the Switch-style baseline)')
     .option('--offload-budget <bytes>', 'resident expert bytes for the offloaded clustered model (default: half of its INT4 form)')
     .option('--json', 'print one final JSON object')
-    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; denseWarmup?: boolean; json?: boolean }) => {
+    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; denseWarmup?: boolean; clusterBiasRate?: string; moeBiasRate?: string; json?: boolean }) => {
       if (!(o.preset in PAPER_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PAPER_PRESETS).join(', ')}, got "${o.preset}"`);
       const seeds = intOption('seeds', o.seeds, 1, 1);
       const steps = o.steps === undefined ? undefined : intOption('steps', o.steps, 1, 1);
@@ -88,6 +98,8 @@ export function registerBench(program: Command): void {
         ...(o.rank === undefined ? {} : { clusterRank: intOption('rank', o.rank, 1, 1) }),
         ...(o.groupTopK === undefined ? {} : { groupTopK: intOption('group-top-k', o.groupTopK, 1, 1) }),
         denseWarmup: o.denseWarmup !== false,
+        ...(o.clusterBiasRate === undefined ? {} : { clusterBiasRate: rate('cluster-bias-rate', o.clusterBiasRate) }),
+        ...(o.moeBiasRate === undefined ? {} : { moeBiasRate: rate('moe-bias-rate', o.moeBiasRate) }),
       });
       if (o.json) {
         const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));

@@ -61,52 +61,88 @@ export interface SpeedResult {
   decodeTokensPerS: number;
 }
 
+/** Rounds at least, however short `seconds` is. */
+const MIN_ROUNDS = 5;
+
+function median(a: readonly number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+/** A model to time, with what puts it in the form to time (called before each of its timings). */
+export interface SpeedSubject {
+  model: MoELM;
+  activate?: () => void;
+}
+
+export interface SpeedOptions {
+  prefillLen: number;
+  promptLen: number;
+  decodeTokens: number;
+  /** timed seconds per model, for prefill and for decode each */
+  seconds: number;
+}
+
 /**
- * Prefill: forward passes over (1, prefillLen) windows, repeated for at least `seconds`. Decode: greedy generation
- * of `decodeTokens` tokens one at a time with a KV cache after a `promptLen`-token prompt (the prompt is not timed).
+ * Prefill: forward passes over (1, prefillLen) windows. Decode: greedy generation of `decodeTokens` tokens one at a
+ * time with a KV cache after a `promptLen`-token prompt (the prompt is not timed). Several models are timed in
+ * rounds, each round one prefill pass and one decode session per model, until every model has `seconds` of each
+ * (and at least 5 rounds): a shared machine's slow and fast moments then fall on all of them alike. Each rate is
+ * the median over rounds.
+ * A subject may be one model in several forms: `activate` runs before each of its timings (e.g. to switch a
+ * clustered model to its FP16/INT4 inference weights).
  */
-export function inferenceSpeed(model: MoELM, ids: Int32Array, o: { prefillLen: number; promptLen: number; decodeTokens: number; seconds: number }): SpeedResult {
-  const L = model.cfg.layers;
-  if (o.prefillLen > ids.length || o.promptLen + o.decodeTokens > model.cfg.maxSeqLen) throw new RangeError(`inferenceSpeed: prefill ${o.prefillLen} needs that many tokens (have ${ids.length}); prompt ${o.promptLen} + decode ${o.decodeTokens} must fit maxSeqLen ${model.cfg.maxSeqLen}`);
-  const run = (f: () => number): number => {
-    f(); // warm-up
-    let tokens = 0;
-    const t0 = performance.now();
-    let el = 0;
-    let i = 0;
-    while (el < o.seconds * 1000 || i < 2) {
-      tokens += f();
-      i++;
-      el = performance.now() - t0;
-    }
-    return tokens / (el / 1000);
-  };
+export function inferenceSpeeds(subjects: readonly (MoELM | SpeedSubject)[], ids: Int32Array, o: SpeedOptions): SpeedResult[] {
+  const subs: SpeedSubject[] = subjects.map((s) => ('cfg' in s ? { model: s } : s)); // a MoELM has a cfg, a subject does not
+  const models = subs.map((s) => s.model);
+  for (const m of models) {
+    if (o.prefillLen > ids.length || o.promptLen + o.decodeTokens > m.cfg.maxSeqLen) throw new RangeError(`inferenceSpeed: prefill ${o.prefillLen} needs that many tokens (have ${ids.length}); prompt ${o.promptLen} + decode ${o.decodeTokens} must fit maxSeqLen ${m.cfg.maxSeqLen}`);
+  }
   let off = 0;
-  const prefill = run(() => {
+  const prefill = (m: MoELM): number => {
     off = (off + 97) % Math.max(1, ids.length - o.prefillLen);
-    noGrad(() => tidy(() => model.forward(tensor(ids.subarray(off, off + o.prefillLen), [1, o.prefillLen], 'i32'), { aux: false }).logits.dataSync()));
-    return o.prefillLen;
-  });
-  // decode: only the one-token steps are timed, over as many generations as fill `seconds`
-  const session = (): { ms: number; tokens: number } => {
-    const cache = Array.from({ length: L }, () => new KVCache());
-    let next = noGrad(() => tidy(() => argmax(model.forward(tensor(ids.subarray(0, o.promptLen), [1, o.promptLen], 'i32'), { cache, aux: false }).logits, -1).dataSync().at(-1)!));
+    const t0 = performance.now();
+    noGrad(() => tidy(() => m.forward(tensor(ids.subarray(off, off + o.prefillLen), [1, o.prefillLen], 'i32'), { aux: false }).logits.dataSync()));
+    return performance.now() - t0;
+  };
+  // decode: only the one-token steps are timed
+  const decode = (m: MoELM): number => {
+    const cache = Array.from({ length: m.cfg.layers }, () => new KVCache());
+    let next = noGrad(() => tidy(() => argmax(m.forward(tensor(ids.subarray(0, o.promptLen), [1, o.promptLen], 'i32'), { cache, aux: false }).logits, -1).dataSync().at(-1)!));
     const t0 = performance.now();
     for (let i = 0; i < o.decodeTokens; i++) {
-      next = noGrad(() => tidy(() => argmax(model.forward(tensor([next], [1, 1], 'i32'), { cache, aux: false }).logits, -1).dataSync()[0]!));
+      next = noGrad(() => tidy(() => argmax(m.forward(tensor([next], [1, 1], 'i32'), { cache, aux: false }).logits, -1).dataSync()[0]!));
     }
     const ms = performance.now() - t0;
     for (const c of cache) c.dispose();
-    return { ms, tokens: o.decodeTokens };
+    return ms;
   };
-  session(); // warm-up
-  let ms = 0;
-  let tokens = 0;
-  for (let i = 0; ms < o.seconds * 1000 || i < 2; i++) {
-    const r = session();
-    ms += r.ms;
-    tokens += r.tokens;
+  subs.forEach((s) => {
+    s.activate?.();
+    prefill(s.model); // warm-up
+    decode(s.model);
+  });
+  // per subject and round: the prefill and decode times; the rate reported is the median over rounds, so a round
+  // that a busy moment of the machine slowed does not move it
+  const pre = models.map((): number[] => []);
+  const dec = models.map((): number[] => []);
+  const total = (a: number[]): number => a.reduce((x, y) => x + y, 0);
+  const done = (): boolean => pre.every((p, i) => p.length >= MIN_ROUNDS && total(p) >= o.seconds * 1000 && total(dec[i]!) >= o.seconds * 1000);
+  while (!done()) {
+    subs.forEach((s, i) => {
+      s.activate?.();
+      pre[i]!.push(prefill(s.model));
+      dec[i]!.push(decode(s.model));
+    });
   }
-  const decode = tokens / (ms / 1000);
-  return { prefillTokensPerS: prefill, decodeTokensPerS: decode };
+  return models.map((_, i) => ({
+    prefillTokensPerS: o.prefillLen / (median(pre[i]!) / 1000),
+    decodeTokensPerS: o.decodeTokens / (median(dec[i]!) / 1000),
+  }));
+}
+
+/** `inferenceSpeeds` of one model. */
+export function inferenceSpeed(model: MoELM, ids: Int32Array, o: SpeedOptions): SpeedResult {
+  return inferenceSpeeds([model], ids, o)[0]!;
 }

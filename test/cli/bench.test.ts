@@ -2,8 +2,22 @@
 // compressed, every field the JSON promises, the claims evaluated, the Markdown tables printed.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { spreadSample } from '../../src/eval/paper.js';
 
 const FIELDS = ['ppl', 'accuracy', 'params_total', 'params_expert', 'params_active', 'train_tokens_per_s', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'load_variance', 'imbalance', 'cross_group_fraction', 'peak_expert_bytes'];
+
+describe('spreadSample', () => {
+  it('takes evenly spaced chunks over the whole split, first and last included', () => {
+    const ids = Int32Array.from({ length: 1000 }, (_, i) => i);
+    const s = spreadSample(ids, 100, 20);
+    expect(s.length).toBe(100);
+    expect(Array.from(s.subarray(0, 3))).toEqual([0, 1, 2]);
+    expect(s[99]).toBe(999); // the last chunk ends at the split's end
+    for (let c = 0; c < 5; c++) expect(s[c * 20 + 19]! - s[c * 20]!).toBe(19); // contiguous inside a chunk
+    expect(spreadSample(ids, 2000, 20)).toBe(ids); // shorter than asked: all of it
+    expect(spreadSample(ids, 10, 20).length).toBe(10);
+  });
+});
 
 describe('moekit bench paper', () => {
   it('--preset smoke --json reports dense, moe, clustered and the post-training baselines', () => {
@@ -36,12 +50,19 @@ describe('moekit bench paper', () => {
     expect(clustered!.int4_expert_bytes).toBeLessThan(clustered!.expert_bytes_fp32!);
     expect(clustered!.peak_expert_bytes).toBeLessThanOrEqual(clustered!.offload_budget_bytes!);
     expect(clustered!.offload_loads).toBeGreaterThan(0);
+    // the inference form timed in the fused kernel next to the f32 form
+    expect(clustered!.decode_tokens_per_s_int4).toBeGreaterThan(0);
+    expect(clustered!.prefill_tokens_per_s_int4).toBeGreaterThan(0);
     // baselines: post-training, at no more than the clustered expert budget
     for (const b of ['d2', 'mc-smoe', 'hc-smoe']) {
       expect(r.models[b]!.ppl).toBeGreaterThan(1);
       expect(r.models[b]!.params_expert).toBeLessThanOrEqual(clustered!.params_expert!);
     }
-    expect(r.claims.map((c) => c.claim)).toEqual(['expert parameters', 'perplexity', 'expert-load variance', 'inference prefill tokens/s', 'inference decode tokens/s', 'peak resident expert bytes']);
+    expect(r.claims.map((c) => c.claim)).toEqual([
+      'expert parameters', 'perplexity', 'expert-load variance',
+      'inference prefill tokens/s (f32 weights)', 'inference prefill tokens/s (clustered FP16/INT4)',
+      'inference decode tokens/s (f32 weights)', 'inference decode tokens/s (clustered FP16/INT4)', 'peak resident expert bytes',
+    ]);
     for (const c of r.claims) expect(typeof c.pass).toBe('boolean');
   }, 120_000);
 
@@ -56,5 +77,7 @@ describe('moekit bench paper', () => {
     };
     expect(run(['--preset', 'huge'])).toContain('--preset must be one of smoke, small, base, got "huge"');
     expect(run(['--preset', 'smoke', '--seeds', '0'])).toContain('seeds');
+    expect(run(['--preset', 'smoke', '--cluster-bias-rate', '-1'])).toContain('--cluster-bias-rate must be a number >= 0, got "-1"');
+    expect(run(['--preset', 'smoke', '--moe-bias-rate', 'x'])).toContain('--moe-bias-rate must be a number >= 0, got "x"');
   });
 });
