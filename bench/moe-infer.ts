@@ -3,8 +3,8 @@
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import {
-  ClusteredMoEBlock, MoEBlock, SwiGLU, Rng, WasmBackend, clusteredExperts, experts, f32Matmuls, indicesAndBins, keep, matmul, noGrad, offsetsTensor,
-  permute, randn, route, setBackend, tidy, twoStageRoute, unpermute, type Tensor,
+  ClusteredMoEBlock, MoEBlock, SwiGLU, Rng, WasmBackend, clusteredExperts, experts, f32Matmuls, fusedInferenceWeights, indicesAndBins, keep, matmul,
+  noGrad, offsetsTensor, permute, quantizeClustered, randn, route, setBackend, tidy, twoStageRoute, unpermute, type Tensor,
 } from '../src/index.js';
 import { fmt, machineHeader, parseThreads, progress, renderTable, timeInterleaved } from './common.js';
 import { startLoadProbe } from './engines/load.js';
@@ -14,7 +14,7 @@ const SHAPES = {
   base: { H: 512, I: 256, E: 32, K: 2, G: 4, r: 16 }, // bench paper --preset base
 } as const;
 type Shape = keyof typeof SHAPES;
-const MODELS = ['moe composed', 'moe fused', 'clustered composed', 'clustered fused', 'dense'] as const;
+const MODELS = ['moe composed', 'moe fused', 'clustered composed', 'clustered fused', 'clustered fused FP16/INT4', 'dense'] as const;
 type Model = (typeof MODELS)[number];
 
 interface Opts { shape: string; tokens: string; minTime: number; threads: string; json?: boolean; out?: string }
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
       `One FFN layer at inference (noGrad), µs per call (median), wasm backend, ${backend.threads} thread(s); shape "${shape}": H=${H}, E=${E}, top-${K}, I=${I}; clustered G=${G}, r=${r}, k_g=1`,
       'composed: the training ops without the tape (router matmul, softmax/top-k, host binning, gathers, grouped matmuls, scatter-add);',
       'fused: router matmul + routeTopK + moeFfn / clusteredFfn (token-at-a-time GEMVs up to 16 routed slots, grouped GEMMs above);',
+      'clustered fused FP16/INT4: the same kernel on the inference form (f16 bases widened in the kernel, INT4 factors dequantised once);',
       `dense: SwiGLU of width K·I = ${K * I} (the same expert FLOPs per token as the standard block). Models interleaved call by call.`,
       ...machineHeader(),
     ].join('\n'));
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   const wm = moe.weights;
   const wc = cl.weights;
   const mm = f32Matmuls(wc.experts);
+  const fp16 = fusedInferenceWeights(quantizeClustered(cl.experts, { format: 'int4' })); // FP16 bases, INT4 factors
   const rows: Row[] = [];
   if (opts.out) writeFileSync(opts.out, '');
   for (const T of tokens) {
@@ -72,6 +74,14 @@ async function main(): Promise<void> {
         clusteredExperts(x, rt.experts, rt.weights, wc.experts, { matmuls: mm }).y.dataSync();
       })),
       'clustered fused': () => noGrad(() => tidy(() => { cl.infer(x).y.dataSync(); })),
+      'clustered fused FP16/INT4': () => noGrad(() => tidy(() => {
+        cl.inferenceWeights = fp16.weights;
+        try {
+          cl.infer(x).y.dataSync();
+        } finally {
+          cl.inferenceWeights = null;
+        }
+      })),
       dense: () => noGrad(() => tidy(() => { dense.forward(x).dataSync(); })),
     };
     if (!opts.json) progress(`T=${T}...`);

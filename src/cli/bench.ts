@@ -1,8 +1,12 @@
 // moekit bench paper: the reproduction benchmark of the clustered-experts paper (docs/PAPER_RESULTS.md).
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { PAPER_PRESETS, paperBench, type PaperResult } from '../eval/paper.js';
 import { getBackend, setBackend } from '../tensor/engine.js';
 import { intOption } from './args.js';
+import { paperHtml } from './report.js';
+import { writeFileAtomic } from '../io/safetensors.js';
 
 const kib = (v: number): string => `${(v / 1024).toFixed(0)} KiB`;
 
@@ -81,12 +85,15 @@ export function registerBench(program: Command): void {
     .option('--cluster-bias-rate <γ>', 'clustered: aux-loss-free selection-bias step per training step (default by preset; 0 = off)')
     .option('--moe-bias-rate <γ>', 'standard MoE: the same balancing (ablation; default 0, the Switch-style baseline)')
     .option('--offload-budget <bytes>', 'resident expert bytes for the offloaded clustered model (default: half of its INT4 form)')
+    .option('--html <file>', 'also write an HTML report with charts (perplexity, parameters, speed, expert load)')
     .option('--json', 'print one final JSON object')
-    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; denseWarmup?: boolean; clusterBiasRate?: string; moeBiasRate?: string; json?: boolean }) => {
+    .action(async (o: { preset: string; seeds: string; steps?: string; wikitext?: string; glue?: string; offloadBudget?: string; groups?: string; rank?: string; groupTopK?: string; denseWarmup?: boolean; clusterBiasRate?: string; moeBiasRate?: string; html?: string; json?: boolean }) => {
       if (!(o.preset in PAPER_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PAPER_PRESETS).join(', ')}, got "${o.preset}"`);
       const seeds = intOption('seeds', o.seeds, 1, 1);
       const steps = o.steps === undefined ? undefined : intOption('steps', o.steps, 1, 1);
       const offloadBudget = o.offloadBudget === undefined ? undefined : intOption('offload-budget', o.offloadBudget, 1, 1);
+      // a report that cannot be written should fail now, not after the run
+      if (o.html && !existsSync(path.dirname(path.resolve(o.html)))) throw new Error(`--html ${o.html}: directory ${path.dirname(path.resolve(o.html))} does not exist`);
       await setBackend(process.env.MOEKIT_BACKEND || 'wasm');
       const log = (s: string): void => void console.error(s);
       log(`backend ${getBackend().name}`);
@@ -101,6 +108,10 @@ export function registerBench(program: Command): void {
         ...(o.clusterBiasRate === undefined ? {} : { clusterBiasRate: rate('cluster-bias-rate', o.clusterBiasRate) }),
         ...(o.moeBiasRate === undefined ? {} : { moeBiasRate: rate('moe-bias-rate', o.moeBiasRate) }),
       });
+      if (o.html) {
+        await writeFileAtomic(o.html, await paperHtml(r, paperMarkdown(r)));
+        log(`wrote ${o.html}`);
+      }
       if (o.json) {
         const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));
         log(`\n${paperMarkdown(r)}`); // the table too, on stderr

@@ -89,7 +89,8 @@ export interface ModelResult {
   imbalance: number | null;
   cross_group_fraction: number | null;
   peak_expert_bytes: number;
-  per_layer?: { load_variance: number[]; imbalance: number[]; cross_group_fraction: number[] };
+  /** per MoE layer; tokens_per_expert: routed slots per expert slot on the held-out tokens */
+  per_layer?: { load_variance: number[]; imbalance: number[]; cross_group_fraction: number[]; tokens_per_expert: number[][] };
   /** clustered: regroupings and the largest loss change one caused */
   regroups?: number;
   /** groups whose membership a regroup changed, summed over all regroups and layers */
@@ -317,7 +318,7 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
         const rs = routingSummary(model, valid, { seqLen: p.seqLen, groups: G });
         Object.assign(res, {
           load_variance: mean(rs.loadVariance), imbalance: mean(rs.imbalance), cross_group_fraction: mean(rs.crossGroup),
-          per_layer: { load_variance: rs.loadVariance, imbalance: rs.imbalance, cross_group_fraction: rs.crossGroup },
+          per_layer: { load_variance: rs.loadVariance, imbalance: rs.imbalance, cross_group_fraction: rs.crossGroup, tokens_per_expert: rs.tokensPerExpert },
         });
       }
       if (name === 'clustered') {

@@ -1,6 +1,10 @@
 // moekit bench paper --preset smoke: the reproduction pipeline end to end (not the claims): every model trained or
 // compressed, every field the JSON promises, the claims evaluated, the Markdown tables printed.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { spreadSample } from '../../src/eval/paper.js';
 
@@ -20,8 +24,10 @@ describe('spreadSample', () => {
 });
 
 describe('moekit bench paper', () => {
-  it('--preset smoke --json reports dense, moe, clustered and the post-training baselines', () => {
-    const res = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', 'paper', '--preset', 'smoke', '--seeds', '2', '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MOEKIT_BACKEND: 'wasm' } });
+  it('--preset smoke --json reports dense, moe, clustered and the post-training baselines', async () => {
+    const html = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'moekit-bench-')), 'report.html');
+    // asynchronously: a minute-long synchronous child would stall the test worker's RPC with the runner
+    const { stdout: res } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', 'paper', '--preset', 'smoke', '--seeds', '2', '--json', '--html', html], { encoding: 'utf8', env: { ...process.env, MOEKIT_BACKEND: 'wasm' }, maxBuffer: 64 << 20 });
     const r = JSON.parse(res.trim().split('\n').at(-1)!) as {
       seeds: number;
       models: Record<string, Record<string, number>>;
@@ -64,6 +70,12 @@ describe('moekit bench paper', () => {
       'inference decode tokens/s (f32 weights)', 'inference decode tokens/s (clustered FP16/INT4)', 'peak resident expert bytes',
     ]);
     for (const c of r.claims) expect(typeof c.pass).toBe('boolean');
+    // the HTML report: the claims table and the charts as inline SVG, one per figure
+    const page = fs.readFileSync(html, 'utf8');
+    expect(page).toContain('<th>claim (clustered vs standard MoE)</th>');
+    for (const c of r.claims) expect(page).toContain(`<td>${c.claim}</td>`);
+    expect(page.match(/<figure><svg /g)?.length).toBe(5); // perplexity, parameters, speed, load variance, load profile
+    expect(page).not.toContain('<script');
   }, 120_000);
 
   it('rejects a bad preset or seed count with the value named', () => {
@@ -79,5 +91,6 @@ describe('moekit bench paper', () => {
     expect(run(['--preset', 'smoke', '--seeds', '0'])).toContain('seeds');
     expect(run(['--preset', 'smoke', '--cluster-bias-rate', '-1'])).toContain('--cluster-bias-rate must be a number >= 0, got "-1"');
     expect(run(['--preset', 'smoke', '--moe-bias-rate', 'x'])).toContain('--moe-bias-rate must be a number >= 0, got "x"');
+    expect(run(['--preset', 'smoke', '--html', '/nonexistent-dir/r.html'])).toContain('--html /nonexistent-dir/r.html: directory /nonexistent-dir does not exist');
   });
 });
