@@ -1,6 +1,6 @@
 // Functional tensor API: creation helpers and one function per op (scalars broadcast as 0-d tensors).
 import { allocTyped, type DType, type TypedArray } from './dtype.js';
-import { ENGINE, fromTyped, runOp, typedFrom } from './engine.js';
+import { ENGINE, fromTyped, reshapeView, runOp, typedFrom } from './engine.js';
 import { Op, type AttentionParams, type CompareOp, type QuantFormat, type WeightFormat } from './ops.js';
 import { Rng } from './random.js';
 import { ShapeError, normAxis, sizeOf } from './shape.js';
@@ -114,7 +114,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     target = shape.map((d) => (d === -1 ? x.size / rest : d));
   } else if (holes > 1) throw new ShapeError(`reshape: at most one -1 in (${shape.join(', ')})`);
   if (target.length === x.rank && target.every((d, i) => d === x.shape[i])) return x;
-  return one(runOp(Op.Reshape, [x], { shape: target }));
+  return reshapeView(x, target); // shares x's storage: no copy, no backend op
 }
 export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
   const p = perm ? perm.map((a) => normAxis('transpose', a, x.rank)) : x.shape.map((_, i) => x.rank - 1 - i);

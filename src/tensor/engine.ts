@@ -6,7 +6,7 @@ import { allocTyped, matchesDType, type DType, type TypedArray } from './dtype.j
 import { INFER } from './infer.js';
 import { Op, type OpParams } from './ops.js';
 import { ShapeError, fmtInfo, shapesEqual, sizeOf } from './shape.js';
-import { Tensor, type TapeNode } from './tensor.js';
+import { Tensor, shareStorage, type TapeNode } from './tensor.js';
 
 export type BackendName = 'js' | 'wasm' | 'webgpu';
 export type BackendFactory = () => Promise<Backend>;
@@ -134,6 +134,27 @@ export function runOp<O extends Op>(op: O, inputs: readonly Tensor[], params: Op
     }
   }
   return outs;
+}
+
+/**
+ * Reshape without a copy: the result shares x's storage (freed when the last holder is disposed). Recorded for
+ * autograd as the Reshape op, so its gradient rule applies. Storage is written in place only by `assign`, which
+ * then shows through every view of the target.
+ */
+export function reshapeView(x: Tensor, shape: readonly number[]): Tensor {
+  const backend = ENGINE.current();
+  x.assertAlive(Op.Reshape);
+  if (x.backend !== backend) throw new Error(`${Op.Reshape}: input ${fmtInfo(x.shape, x.dtype)} lives on backend ${x.backend.name}, but the current backend is ${backend.name}`);
+  const params = { shape: [...shape] };
+  const info = INFER[Op.Reshape]([x], params)[0]!;
+  shareStorage(x);
+  const out = wrap(backend, x.dataId, info.shape, info.dtype);
+  if (ENGINE.gradEnabled && x.requiresGrad && x.dtype === 'f32') {
+    const node: TapeNode<Op.Reshape> = { op: Op.Reshape, inputs: [x], params, outputs: [out], seq: ENGINE.seq++ };
+    out.requiresGrad = true;
+    out.node = node as unknown as TapeNode;
+  }
+  return out;
 }
 
 /**

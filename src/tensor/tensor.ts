@@ -14,6 +14,24 @@ export interface TapeNode<O extends Op = Op> {
   readonly seq: number;
 }
 
+/**
+ * Storage shared by more than one tensor (reshape views): per backend, data id -> holders beyond the first. A
+ * tensor's dispose frees the storage only when it is the last holder.
+ */
+const SHARED = new WeakMap<Backend, Map<DataId, number>>();
+
+/** Counts one more holder of `t`'s storage (the engine's zero-copy reshape). */
+export function shareStorage(t: Tensor): void {
+  let m = SHARED.get(t.backend);
+  if (!m) SHARED.set(t.backend, (m = new Map()));
+  m.set(t.dataId, (m.get(t.dataId) ?? 0) + 1);
+}
+
+/** Whether another live tensor holds `t`'s storage too (an in-place write to it would show through). */
+export function storageShared(t: Tensor): boolean {
+  return (SHARED.get(t.backend)?.get(t.dataId) ?? 0) > 0;
+}
+
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
@@ -81,7 +99,11 @@ export class Tensor {
   dispose(): void {
     if (this.freed) return;
     this.freed = true;
-    this.backend.free(this.dataId);
+    const m = SHARED.get(this.backend);
+    const others = m?.get(this.dataId);
+    if (others === undefined) this.backend.free(this.dataId);
+    else if (others > 1) m!.set(this.dataId, others - 1);
+    else m!.delete(this.dataId);
   }
 
   toString(): string {

@@ -74,6 +74,42 @@ describe('creation and backends', () => {
     expect(() => mk.reshape(x, [-1, -1])).toThrow('at most one -1');
   });
 
+  it('reshape shares storage: no allocation, the storage lives until its last holder is disposed', () => {
+    const be = mk.getBackend();
+    const before = be.bytesInUse();
+    const x = mk.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const v = mk.reshape(x, [3, 2]);
+    expect(v.dataId).toBe(x.dataId);
+    expect(be.bytesInUse() - before).toBe(6 * 4);
+    const w = mk.reshape(v, [6]);
+    x.dispose();
+    expect(v.toArray()).toEqual([1, 2, 3, 4, 5, 6]);
+    v.dispose();
+    expect(w.toArray()).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(be.bytesInUse() - before).toBe(6 * 4);
+    w.dispose();
+    expect(be.bytesInUse() - before).toBe(0);
+    // a view made and dropped inside tidy leaves the kept source alone
+    const k = mk.keep(mk.tensor([7, 8], [2]));
+    mk.tidy(() => {
+      mk.reshape(k, [1, 2]);
+    });
+    expect(k.toArray()).toEqual([7, 8]);
+    k.dispose();
+    expect(be.bytesInUse() - before).toBe(0);
+  });
+
+  it('reshape views see assign into their source, and carry gradients', () => {
+    const p = mk.keep(mk.tensor([1, 2, 3, 4], [4]));
+    const v = mk.reshape(p, [2, 2]);
+    mk.assign(p, mk.tensor([5, 6, 7, 8], [4]));
+    expect(v.toArray()).toEqual([5, 6, 7, 8]);
+    p.requiresGrad = true;
+    mk.backward(mk.sum(mk.mul(mk.reshape(p, [2, 2]), mk.tensor([1, 2, 3, 4], [2, 2]))));
+    expect(p.grad!.toArray()).toEqual([1, 2, 3, 4]);
+    p.dispose();
+  });
+
   it('seeded Rng is reproducible and its state round-trips', () => {
     const a = new mk.Rng(5);
     const b = new mk.Rng(5);
