@@ -50,7 +50,7 @@ export class Tensor {
   constructor(backend: Backend, dataId: DataId, shape: readonly number[], dtype: DType) {
     this.backend = backend;
     this.dataId = dataId;
-    this.shape = Object.freeze([...shape]);
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]); // another tensor's shape is shared as is
     this.dtype = dtype;
   }
 

@@ -12,6 +12,18 @@ interface Slot {
   dtype: DType;
 }
 
+/**
+ * What a kernel sees of a tensor: its pointer, and a typed-array view made on the first read of `data` (most kernels
+ * need only the pointer; the view is a new object, and reading a shared memory's buffer is not free).
+ */
+class LazyView implements WasmView {
+  private view: TypedArray | null = null;
+  constructor(private readonly memory: WebAssembly.Memory, readonly ptr: number, readonly size: number, readonly shape: readonly number[], readonly dtype: DType) {}
+  get data(): TypedArray {
+    return (this.view ??= viewTyped(this.dtype, this.memory.buffer, this.ptr, this.size));
+  }
+}
+
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   private readonly slots = new Map<DataId, Slot>();
@@ -83,7 +95,11 @@ export class WasmBackend implements Backend {
 
   run<O extends Op>(op: O, inputs: readonly BackendInput[], params: OpParams[O], outputs: readonly TensorInfo[]): DataId[] {
     const ids = outputs.map((o) => this.allocate(o.dtype, sizeOf(o.shape)));
-    const mk = (id: DataId, info: TensorInfo): WasmView => ({ ptr: this.slot(id).ptr, data: this.view(id), shape: info.shape, dtype: info.dtype });
+    // most kernels need only pointers: the typed-array view (a new object per call) is made on first use
+    const mk = (id: DataId, info: TensorInfo): WasmView => {
+      const s = this.slot(id);
+      return new LazyView(this.rt.memory, s.ptr, s.size, info.shape, info.dtype);
+    };
     const ins = inputs.map((t) => mk(t.id, t));
     const outs = ids.map((id, i) => mk(id, outputs[i]!));
     try {

@@ -53,10 +53,10 @@ export function binary<O extends BinaryOp>(op: O): WasmKernel<O> {
     const [a, b] = ins as [WasmView, WasmView];
     const o = outs[0]!;
     if (!allF32([a, b, o])) return js(op, ins, p, outs);
-    const n = o.data.length;
+    const n = o.size;
     if (n === 0) return;
-    const la = a.data.length;
-    const lb = b.data.length;
+    const la = a.size;
+    const lb = b.size;
     const nt = threadsFor(rt, n, 1 << 15);
     if (la === n && lb === n) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 0], nt);
     else if (la === n && lb === 1) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 1], nt);
@@ -81,7 +81,7 @@ export function unary<O extends UnaryOp>(op: O): WasmKernel<O> {
     const x = ins[0]!;
     const o = outs[0]!;
     if (!allF32([x, o])) return js(op, ins, p, outs);
-    const n = o.data.length;
+    const n = o.size;
     if (n === 0) return;
     par(rt, 'nn_unary', [code, x.ptr, o.ptr, n], threadsFor(rt, n, minPer));
   };
@@ -91,7 +91,7 @@ export const gelu: WasmKernel<Op.Gelu> = (rt, ins, p, outs) => {
   const x = ins[0]!;
   const o = outs[0]!;
   if (!allF32([x, o])) return js(Op.Gelu, ins, p, outs);
-  const n = o.data.length;
+  const n = o.size;
   if (n === 0) return;
   par(rt, 'nn_unary', [p.approximate === 'tanh' ? 10 : 9, x.ptr, o.ptr, n], threadsFor(rt, n, 1 << 12));
 };
@@ -99,8 +99,8 @@ export const gelu: WasmKernel<Op.Gelu> = (rt, ins, p, outs) => {
 export const geluGrad: WasmKernel<Op.GeluGrad> = (rt, ins, p, outs) => {
   const [x, dy] = ins as [WasmView, WasmView];
   const o = outs[0]!;
-  const n = o.data.length;
-  if (!allF32([x, dy, o]) || x.data.length !== n || dy.data.length !== n) return js(Op.GeluGrad, ins, p, outs);
+  const n = o.size;
+  if (!allF32([x, dy, o]) || x.size !== n || dy.size !== n) return js(Op.GeluGrad, ins, p, outs);
   if (n === 0) return;
   par(rt, 'nn_gelu_grad', [x.ptr, dy.ptr, o.ptr, n, p.approximate === 'tanh' ? 1 : 0], threadsFor(rt, n, 1 << 12));
 };
@@ -121,7 +121,7 @@ function rowKernel<O extends Op.Softmax | Op.LogSoftmax | Op.LogSumExp>(op: O, n
     const rn = allF32([x, o]) ? lastAxisRows(x.shape, p.axis) : null;
     if (!rn) return js(op, ins, p, outs);
     const [rows, n] = rn;
-    if (rows === 0 || o.data.length === 0) return;
+    if (rows === 0 || o.size === 0) return;
     par(rt, name, [x.ptr, o.ptr, rows, n], Math.min(threadsFor(rt, rows * n, 1 << 13), rows));
   };
 }
@@ -134,9 +134,9 @@ export const rmsNorm: WasmKernel<Op.RMSNorm> = (rt, ins, p, outs) => {
   const [x, w] = ins as [WasmView, WasmView];
   const o = outs[0]!;
   if (!allF32([x, w, o])) return js(Op.RMSNorm, ins, p, outs);
-  const H = w.data.length;
-  if (H === 0 || o.data.length === 0) return;
-  const rows = x.data.length / H;
+  const H = w.size;
+  if (H === 0 || o.size === 0) return;
+  const rows = x.size / H;
   par(rt, 'nn_rmsnorm', [x.ptr, w.ptr, o.ptr, rows, H, p.eps], Math.min(threadsFor(rt, rows * H, 1 << 14), rows));
 };
 
@@ -144,9 +144,9 @@ export const rmsNormGrad: WasmKernel<Op.RMSNormGrad> = (rt, ins, p, outs) => {
   const [x, w, dy] = ins as [WasmView, WasmView, WasmView];
   const [dx, dw] = outs as [WasmView, WasmView];
   if (!allF32([x, w, dy, dx, dw])) return js(Op.RMSNormGrad, ins, p, outs);
-  const H = w.data.length;
+  const H = w.size;
   if (H === 0) return;
-  const rows = x.data.length / H;
+  const rows = x.size / H;
   const nt = Math.max(1, Math.min(threadsFor(rt, rows * H, 1 << 14), rows));
   if (nt === 1) {
     par(rt, 'nn_rmsnorm_grad', [x.ptr, w.ptr, dy.ptr, dx.ptr, dw.ptr, rows, H, p.eps], 1);
@@ -235,8 +235,8 @@ export const gather: WasmKernel<Op.Gather> = (rt, ins, p, outs) => {
   const four = table.dtype === 'f32' || table.dtype === 'i32';
   if (!four || idx.dtype !== 'i32') return js(Op.Gather, ins, p, outs);
   const rows = table.shape[0]!;
-  const n = idx.data.length;
-  const width = n === 0 ? 0 : o.data.length / n;
+  const n = idx.size;
+  const width = n === 0 ? 0 : o.size / n;
   if (n === 0 || width === 0) return;
   const ix = idx.data as Int32Array;
   for (let i = 0; i < n; i++) {
@@ -250,9 +250,9 @@ export const scatterAdd: WasmKernel<Op.ScatterAdd> = (rt, ins, p, outs) => {
   const [src, idx] = ins as [WasmView, WasmView];
   const o = outs[0]!;
   if (!allF32([src, o]) || idx.dtype !== 'i32') return js(Op.ScatterAdd, ins, p, outs);
-  const n = idx.data.length;
-  const width = p.rows === 0 ? 0 : o.data.length / p.rows;
-  if (o.data.length === 0) return;
+  const n = idx.size;
+  const width = p.rows === 0 ? 0 : o.size / p.rows;
+  if (o.size === 0) return;
   const ix = idx.data as Int32Array;
   for (let i = 0; i < n; i++) {
     const r = ix[i]!;

@@ -12,6 +12,8 @@ import * as MOE from './moe.js';
 /** A view that also knows its byte address in wasm memory. */
 export interface WasmView extends View {
   readonly ptr: number;
+  /** elements (data.length, without making the view) */
+  readonly size: number;
 }
 export type WasmKernel<O extends Op> = (rt: WasmRuntime, ins: readonly WasmView[], p: OpParams[O], outs: readonly WasmView[]) => void;
 
