@@ -65,11 +65,86 @@ function gemvNh(x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
   }
 }
 
-/** y = x·B for the clustered bases: f16 (gemvNh) when h16, else f32. */
+/** Largest |x[i]| over K floats (NaN if any is NaN). */
+function maxAbs(x: usize, K: i32): f32 {
+  let m = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(x + (<usize>k << 2))));
+  let r = f32x4.max(f32x4.max(sp(f32x4.extract_lane(m, 0)), sp(f32x4.extract_lane(m, 1))), f32x4.max(sp(f32x4.extract_lane(m, 2)), sp(f32x4.extract_lane(m, 3))));
+  for (; k < K; k++) r = f32x4.max(r, sp(Mathf.abs(load<f32>(x + (<usize>k << 2)))));
+  return f32x4.extract_lane(r, 0);
+}
+
+/**
+ * gemvNh for finite halves and |x| < 2^15, with two lane ops per four weights instead of nine: the sign-extended
+ * half shifted left by 13 and masked is the f32 h·2^-112 (subnormal halves land on f32 subnormals, also exact), and
+ * the 2^112 moves onto x (exact: a power of two that cannot overflow below 2^15). Each product (h·2^-112)·(x·2^112)
+ * is the same real number as h·x, so every fma rounds exactly as gemvNh's. Inf/NaN halves would come out finite,
+ * hence the finiteness precondition (checked once per tensor by the caller).
+ */
+function gemvNhScaled(x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
+  const ls = <usize>ldb << 1;
+  const n8 = N & ~7;
+  const cMask = i32x4.splat(<i32>0x8fffe000), c112 = f32x4.splat(reinterpret<f32>(<u32>0x77800000));
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const xo = x + (<usize>k << 2);
+    const x0 = f32x4.mul(v128.load32_splat(xo), c112), x1 = f32x4.mul(v128.load32_splat(xo, 4), c112);
+    const x2 = f32x4.mul(v128.load32_splat(xo, 8), c112), x3 = f32x4.mul(v128.load32_splat(xo, 12), c112);
+    const b0 = b + <usize>k * ls;
+    let n = 0;
+    for (; n < n8; n += 8) {
+      const yo = y + (<usize>n << 2);
+      let p = b0 + (<usize>n << 1);
+      let h = v128.load(p);
+      let lo = fma(x0, v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), cMask), v128.load(yo));
+      let hi = fma(x0, v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), cMask), v128.load(yo, 16));
+      p += ls; h = v128.load(p);
+      lo = fma(x1, v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), cMask), lo);
+      hi = fma(x1, v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), cMask), hi);
+      p += ls; h = v128.load(p);
+      lo = fma(x2, v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), cMask), lo);
+      hi = fma(x2, v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), cMask), hi);
+      p += ls; h = v128.load(p);
+      lo = fma(x3, v128.and(i32x4.shl(i32x4.extend_low_i16x8_s(h), 13), cMask), lo);
+      hi = fma(x3, v128.and(i32x4.shl(i32x4.extend_high_i16x8_s(h), 13), cMask), hi);
+      v128.store(yo, lo);
+      v128.store(yo, hi, 16);
+    }
+    for (; n < N; n++) {
+      let p = b0 + (<usize>n << 1);
+      let s = load<f32>(y + (<usize>n << 2));
+      for (let r = 0; r < 4; r++) { s += load<f32>(xo + (<usize>r << 2)) * f16tof32(<u32>load<u16>(p)); p += ls; }
+      store<f32>(y + (<usize>n << 2), s);
+    }
+  }
+  for (; k < K; k++) {
+    const xs = load<f32>(x + (<usize>k << 2));
+    const br = b + <usize>k * ls;
+    for (let n = 0; n < N; n++) store<f32>(y + (<usize>n << 2), load<f32>(y + (<usize>n << 2)) + xs * f16tof32(<u32>load<u16>(br + (<usize>n << 1))));
+  }
+}
+
+/**
+ * y = x·B for the clustered bases: f32 when h16 = 0; f16 when h16 = 1; f16 known finite when h16 = 2, which takes
+ * gemvNhScaled whenever this x allows it (|x| < 2^15; same results, fewer lane ops).
+ */
 // @ts-ignore: decorator
-@inline function gemvBase(h16: bool, x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
-  if (h16) gemvNh(x, b, ldb, y, N, K);
+@inline function gemvBase(h16: i32, x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
+  if (h16 == 2 && maxAbs(x, K) < <f32>32768) gemvNhScaled(x, b, ldb, y, N, K);
+  else if (h16 != 0) gemvNh(x, b, ldb, y, N, K);
   else gemvN(x, b, ldb, y, N, K);
+}
+
+/** out[0] (i32) = 1 when none of the n halves at src is inf or NaN (exponent all ones), else 0. */
+export function f16_finite(src: usize, n: i32, out: usize, tid: i32, nthreads: i32): void {
+  const cExp = i16x8.splat(0x7c00);
+  let bad = i16x8.splat(0);
+  let i = 0;
+  for (; i + 8 <= n; i += 8) bad = v128.or(bad, i16x8.eq(v128.and(v128.load(src + (<usize>i << 1)), cExp), cExp));
+  let ok = !v128.any_true(bad);
+  for (; i < n; i++) if ((<u32>load<u16>(src + (<usize>i << 1)) & 0x7c00) == 0x7c00) ok = false;
+  store<i32>(out, ok ? 1 : 0);
 }
 
 /** dst (n f32) = src (n f16), exact; rows split over threads in blocks of 4 elements. */
@@ -157,8 +232,8 @@ export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize
       memory.fill(baseG, 0, vb(I));
       memory.fill(baseU, 0, vb(I));
       memory.fill(hs, 0, vb(I));
-      gemvBase(half, xr, bg + go, I, baseG, I, H);
-      gemvBase(half, xr, bu + go, I, baseU, I, H);
+      gemvBase(h16, xr, bg + go, I, baseG, I, H);
+      gemvBase(h16, xr, bu + go, I, baseU, I, H);
       for (let j = k; j < K; j++) {
         const s = <usize>(t * K + j) << 2;
         const e = <usize>load<i32>(ids + s);
@@ -176,7 +251,7 @@ export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize
         gemvN(g, da + e * dasz, R, lr, R, I);
         gemvN(lr, db + e * dbsz, H, yr, H, R);
       }
-      gemvBase(half, hs, bd + go, H, yr, H, I);
+      gemvBase(h16, hs, bd + go, H, yr, H, I);
     }
   }
 }

@@ -2,6 +2,7 @@
 // equals the standard block, regrouping keeps the function, gradchecks, and a clustered model that trains and regroups.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
+import { relErr } from '../helpers/compare.js';
 import { ClusteredMoEBlock, MoEBlock, clusteredExperts, experts as standardExperts, indicesAndBins, offsetsTensor, permute, twoStageRoute, unpermute } from '../../src/moe/index.js';
 
 beforeAll(async () => {
@@ -362,6 +363,55 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
       expect(maxDiff(got, want)).toBeLessThan(1e-6);
     }
     expect(() => mk.noGrad(() => mk.clusteredFfn(x, ids, wt, { ...w, baseGate: half.baseGate }))).toThrow(/the bases must share one dtype/);
+  });
+
+  it('wasm clusteredFfn with f16 bases matches js when the fast widening does not apply: inf/NaN bases, |x| >= 2^15, a base overwritten in place', async () => {
+    const H = 16, I = 16, E = 4, G = 2, T = 3;
+    const block = new ClusteredMoEBlock({ hidden: H, experts: E, topK: 2, expertWidth: I, groups: G, rank: 2 }, new mk.Rng(31));
+    const host = Object.fromEntries(Object.entries(block.experts.weights).map(([k, t]) => [k, { data: Float32Array.from(t.dataSync() as Float32Array), shape: [...t.shape] }]));
+    const x0 = Float32Array.from(mk.randn([T, H], new mk.Rng(32)).dataSync() as Float32Array);
+    const ids = Int32Array.from([0, 1, 2, 3, 1, 0]);
+    const wts = Float32Array.from([0.6, 0.4, 0.7, 0.3, 0.5, 0.5]);
+    const wasm = await mk.WasmBackend.create({ threads: 1 });
+    const prev = mk.getBackend();
+    /** the op on a backend; bases cast to f16 there, base_gate then overwritten by `assignGate` (in place) */
+    const run = (backend: mk.Backend, x: Float32Array, gateValues?: Float32Array, assignGate?: Float32Array): number[][] => {
+      mk.useBackend(backend);
+      return mk.noGrad(() => mk.tidy(() => {
+        const t = (k: string, data = host[k]!.data): mk.Tensor => mk.tensor(data, host[k]!.shape);
+        const w = {
+          baseGate: mk.keep(mk.cast(t('baseGate', gateValues), 'f16')), baseUp: mk.cast(t('baseUp'), 'f16'), baseDown: mk.cast(t('baseDown'), 'f16'),
+          gateA: t('gateA'), gateB: t('gateB'), upA: t('upA'), upB: t('upB'), downA: t('downA'), downB: t('downB'),
+        };
+        const args = [mk.tensor(x, [T, H]), mk.tensor(ids, [T, 2], 'i32'), mk.tensor(wts, [T, 2])] as const;
+        const out = [mk.clusteredFfn(...args, w).toArray()];
+        if (assignGate) {
+          mk.assign(w.baseGate, mk.cast(mk.tensor(assignGate, host.baseGate!.shape), 'f16'));
+          out.push(mk.clusteredFfn(...args, w).toArray());
+        }
+        w.baseGate.dispose();
+        return out;
+      }));
+    };
+    try {
+      const js = new mk.JsBackend();
+      const withInf = Float32Array.from(host.baseGate!.data);
+      withInf[5] = Infinity;
+      withInf[H * I + 7] = NaN;
+      const big = x0.map((v) => v * 1e5);
+      for (const [label, x, gate, later] of [
+        ['finite (fast path)', x0, undefined, undefined], ['inf and NaN in base_gate', x0, withInf, undefined],
+        ['|x| up to 1e5', big, undefined, undefined], ['base_gate assigned inf after a first call', x0, undefined, withInf],
+      ] as const) {
+        const got = run(wasm, x, gate, later);
+        const want = run(js, x, gate, later);
+        got.forEach((g, i) => expect(relErr(g, want[i]!), `${label}, call ${i}`).toBeLessThan(1e-5));
+        if (gate || later) expect(got.at(-1)!.some((v) => !Number.isFinite(v)), label).toBe(true);
+      }
+    } finally {
+      mk.useBackend(prev);
+      await wasm.dispose();
+    }
   });
 
   it('clusteredFfn equals the materialised experts W̃ = base + A·B on random routing (within 1e-5)', () => {

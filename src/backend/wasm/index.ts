@@ -18,15 +18,26 @@ interface Slot {
  */
 class LazyView implements WasmView {
   private view: TypedArray | null = null;
-  constructor(private readonly memory: WebAssembly.Memory, readonly ptr: number, readonly size: number, readonly shape: readonly number[], readonly dtype: DType) {}
+  constructor(private readonly memory: WebAssembly.Memory, private readonly memos: Map<DataId, Map<string, unknown>>, private readonly id: DataId,
+    readonly ptr: number, readonly size: number, readonly shape: readonly number[], readonly dtype: DType) {}
   get data(): TypedArray {
     return (this.view ??= viewTyped(this.dtype, this.memory.buffer, this.ptr, this.size));
+  }
+  memo<T>(key: string, compute: () => T): T {
+    let m = this.memos.get(this.id);
+    if (!m) this.memos.set(this.id, (m = new Map()));
+    if (m.has(key)) return m.get(key) as T;
+    const v = compute();
+    m.set(key, v);
+    return v;
   }
 }
 
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   private readonly slots = new Map<DataId, Slot>();
+  /** facts computed from stored values (WasmView.memo), dropped when the storage is written or freed */
+  private readonly memos = new Map<DataId, Map<string, unknown>>();
   private nextId = 1;
 
   private constructor(readonly rt: WasmRuntime) {}
@@ -57,6 +68,7 @@ export class WasmBackend implements Backend {
     if (!s) throw new Error(`wasm backend: free of unknown or already freed data id ${id}`);
     if (s.ptr !== 0) this.rt.free(s.ptr);
     this.slots.delete(id);
+    this.memos.delete(id);
   }
 
   private slot(id: DataId): Slot {
@@ -75,6 +87,7 @@ export class WasmBackend implements Backend {
     const s = this.slot(id);
     if (data.length !== s.size) throw new Error(`wasm backend: write of ${data.length} elements into storage of ${s.size}`);
     if (!matchesDType(data, s.dtype)) throw new Error(`wasm backend: write of ${data.constructor.name} into ${s.dtype} storage`);
+    this.memos.delete(id);
     this.view(id).set(data);
   }
 
@@ -82,6 +95,7 @@ export class WasmBackend implements Backend {
     const a = this.slot(src);
     const b = this.slot(dst);
     if (a.dtype !== b.dtype || a.size !== b.size) throw new Error(`wasm backend: copy of ${a.dtype}[${a.size}] into ${b.dtype}[${b.size}]`);
+    this.memos.delete(dst);
     this.view(dst).set(this.view(src));
   }
 
@@ -98,7 +112,7 @@ export class WasmBackend implements Backend {
     // most kernels need only pointers: the typed-array view (a new object per call) is made on first use
     const mk = (id: DataId, info: TensorInfo): WasmView => {
       const s = this.slot(id);
-      return new LazyView(this.rt.memory, s.ptr, s.size, info.shape, info.dtype);
+      return new LazyView(this.rt.memory, this.memos, id, s.ptr, s.size, info.shape, info.dtype);
     };
     const ins = inputs.map((t) => mk(t.id, t));
     const outs = ids.map((id, i) => mk(id, outputs[i]!));
@@ -121,6 +135,7 @@ export class WasmBackend implements Backend {
 
   async dispose(): Promise<void> {
     this.slots.clear();
+    this.memos.clear();
     await this.rt.dispose();
   }
 }
