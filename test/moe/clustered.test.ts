@@ -375,7 +375,7 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
     const wasm = await mk.WasmBackend.create({ threads: 1 });
     const prev = mk.getBackend();
     /** the op on a backend; bases cast to f16 there, base_gate then overwritten by `assignGate` (in place) */
-    const run = (backend: mk.Backend, x: Float32Array, gateValues?: Float32Array, assignGate?: Float32Array): number[][] => {
+    const run = (backend: mk.Backend, x: Float32Array<ArrayBuffer>, gateValues?: Float32Array<ArrayBuffer>, assignGate?: Float32Array<ArrayBuffer>): number[][] => {
       mk.useBackend(backend);
       return mk.noGrad(() => mk.tidy(() => {
         const t = (k: string, data = host[k]!.data): mk.Tensor => mk.tensor(data, host[k]!.shape);
