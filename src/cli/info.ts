@@ -1,9 +1,10 @@
-// moekit info: what a training checkpoint holds (step, config, parameter counts, tensors, bytes, files).
+// moekit info: what a training checkpoint or a model directory (Hugging Face or moekit) holds: config, parameter counts, tensors, bytes.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { parseConfig, type ModelConfig } from '../models/config.js';
+import { HF_ARCHS } from '../models/hf/config.js';
 
 export interface CheckpointInfo {
   /** the step-N directory that was read */
@@ -20,7 +21,8 @@ export interface CheckpointInfo {
 
 /** Saved tensors that are buffers, not trainable parameters (the trainer stores the selection bias). */
 const isBuffer = (name: string): boolean => name.endsWith('e_score_correction_bias') || name.endsWith('inv_freq');
-const isExpert = (name: string): boolean => name.includes('.mlp.experts.');
+/** Routed-expert tensors in every layout: mlp.experts.N.*, block_sparse_moe.experts.N.* (Mixtral), fused mlp.experts.gate_up_proj. */
+const isExpert = (name: string): boolean => name.includes('.experts.');
 
 function readJson(file: string, what: string): unknown {
   let text: string;
@@ -100,16 +102,132 @@ export async function checkpointInfo(p: string): Promise<CheckpointInfo> {
   };
 }
 
+/** A model directory described from its config and safetensors headers (no weights read). */
+export interface ModelDirInfo {
+  kind: 'hf' | 'moekit';
+  dir: string;
+  /** the class name transformers uses (architectures[0]) and model_type; for moekit, its source architecture */
+  architecture: string | null;
+  model_type: string | null;
+  /** whether moekit loads this architecture (logits, generate, compress, export) */
+  supported: boolean;
+  config: { layers: number | null; hidden: number | null; experts: number | null; top_k: number | null; expert_width: number | null; vocab: number | null; heads: number | null; kv_heads: number | null; ffn?: string };
+  params: { total: number; expert: number; active: number | null };
+  /** parameters per element type on disk */
+  dtypes: Record<string, number>;
+  tensors: number;
+  /** bytes of the safetensors files */
+  weight_bytes: number;
+  /** bytes of all files in the directory */
+  bytes: number;
+  files: { name: string; bytes: number }[];
+}
+
+/** The weight files of a model directory: the shards of model.safetensors.index.json, or model.safetensors. */
+function weightFiles(dir: string): string[] {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (existsSync(index)) {
+    const j = readJson(index, 'model.safetensors.index.json') as { weight_map?: unknown } | null;
+    const map = j && typeof j === 'object' ? j.weight_map : undefined;
+    if (!map || typeof map !== 'object' || Array.isArray(map)) throw new Error(`info: ${index} has no "weight_map" object (expected {"weight_map": {tensor: file}})`);
+    const shards = [...new Set(Object.values(map as Record<string, unknown>))];
+    for (const f of shards) if (typeof f !== 'string' || f.includes('/') || f.includes('\\')) throw new Error(`info: ${index}: shard ${JSON.stringify(f)} must be a file name in ${dir}`);
+    return (shards as string[]).sort().map((f) => path.join(dir, f));
+  }
+  const single = path.join(dir, 'model.safetensors');
+  if (existsSync(single)) return [single];
+  throw new Error(`info: ${dir} has config.json but neither model.safetensors nor model.safetensors.index.json`);
+}
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** Describes a Hugging Face (config.json) or moekit (moekit.json) model directory. */
+export async function modelDirInfo(dir: string): Promise<ModelDirInfo> {
+  const mk = path.join(dir, 'moekit.json');
+  const kind = existsSync(mk) ? 'moekit' : 'hf';
+  const raw = readJson(kind === 'moekit' ? mk : path.join(dir, 'config.json'), kind === 'moekit' ? 'moekit.json' : 'config.json') as Record<string, unknown> | null;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`info: ${dir}: ${kind === 'moekit' ? 'moekit.json' : 'config.json'} is not a JSON object`);
+  let architecture: string | null;
+  let modelType: string | null;
+  let config: ModelDirInfo['config'];
+  if (kind === 'hf') {
+    modelType = typeof raw.model_type === 'string' ? raw.model_type : null;
+    architecture = Array.isArray(raw.architectures) && typeof raw.architectures[0] === 'string' ? raw.architectures[0] : modelType;
+    config = {
+      layers: num(raw.num_hidden_layers), hidden: num(raw.hidden_size),
+      experts: num(raw.num_experts) ?? num(raw.num_local_experts) ?? num(raw.n_routed_experts),
+      top_k: num(raw.num_experts_per_tok) ?? num(raw.moe_topk),
+      expert_width: num(raw.moe_intermediate_size) ?? num(raw.intermediate_size),
+      vocab: num(raw.vocab_size), heads: num(raw.num_attention_heads), kv_heads: num(raw.num_key_value_heads) ?? num(raw.num_attention_heads),
+    };
+  } else {
+    let c: ModelConfig;
+    try {
+      c = parseConfig(raw.config);
+    } catch (e) {
+      throw new Error(`info: ${mk}: config is invalid: ${(e as Error).message}`);
+    }
+    const src = raw.source as { arch?: unknown } | undefined;
+    modelType = typeof src?.arch === 'string' ? src.arch : null;
+    architecture = modelType;
+    config = { layers: c.layers, hidden: c.hidden, experts: c.ffn === 'dense' ? 0 : c.experts, top_k: c.topK, expert_width: c.expertWidth, vocab: c.vocabSize, heads: c.heads, kv_heads: c.kvHeads, ffn: c.ffn };
+  }
+  let total = 0;
+  let expert = 0;
+  let tensors = 0;
+  let weightBytes = 0;
+  const dtypes: Record<string, number> = {};
+  for (const f of weightFiles(dir)) {
+    const st = await SafetensorsFile.open(f);
+    try {
+      for (const t of st.tensors.values()) {
+        tensors++;
+        if (isBuffer(t.name)) continue;
+        const n = t.shape.reduce((a, d) => a * d, 1);
+        total += n;
+        if (isExpert(t.name)) expert += n;
+        dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + n;
+      }
+    } finally {
+      await st.close();
+    }
+    weightBytes += statSync(f).size;
+  }
+  const { experts: E, top_k: K } = config;
+  const active = E && K ? total - expert + (expert * K) / E : E === 0 ? total : null;
+  const files = readdirSync(dir)
+    .filter((n) => statSync(path.join(dir, n)).isFile())
+    .sort()
+    .map((name) => ({ name, bytes: statSync(path.join(dir, name)).size }));
+  return {
+    kind, dir, architecture, model_type: modelType, supported: kind === 'moekit' || HF_ARCHS.includes(modelType as (typeof HF_ARCHS)[number]),
+    config, params: { total, expert, active }, dtypes, tensors, weight_bytes: weightBytes, bytes: files.reduce((a, f) => a + f.bytes, 0), files,
+  };
+}
+
+/** A model directory (config.json or moekit.json) rather than a training checkpoint. */
+export function isModelDir(p: string): boolean {
+  if (!existsSync(p) || !statSync(p).isDirectory()) return false;
+  if (existsSync(path.join(p, 'moekit.json'))) return true;
+  return existsSync(path.join(p, 'config.json')) && !existsSync(path.join(p, 'state.json')) && !existsSync(path.join(p, 'latest.json'));
+}
+
 const human = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n));
 const bytesText = (n: number): string => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
 
 export function registerInfo(program: Command): void {
   program
     .command('info')
-    .description('describe a checkpoint: step, config, parameter counts, tensors, bytes and files')
-    .argument('<checkpoint>', 'a checkpoint directory (with latest.json) or one step-N directory')
+    .description('describe a checkpoint or a model directory: config, parameter counts, tensors, dtypes, bytes and files')
+    .argument('<path>', 'a checkpoint directory (with latest.json), one step-N directory, or a model directory (Hugging Face config.json + safetensors, or moekit.json)')
     .option('--json', 'print one JSON object')
     .action(async (ckpt: string, o: { json?: boolean }) => {
+      if (isModelDir(ckpt)) {
+        const m = await modelDirInfo(ckpt);
+        if (o.json) console.log(JSON.stringify(m));
+        else printModelDir(m);
+        return;
+      }
       const r = await checkpointInfo(ckpt);
       if (o.json) {
         console.log(JSON.stringify(r));
@@ -127,4 +245,18 @@ export function registerInfo(program: Command): void {
         console.log(`           vocab ${c.vocabSize}, hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads (${c.kvHeads} kv) x ${c.headDim}, max seq ${c.maxSeqLen}`);
       } else console.log('config     none in state.json');
     });
+}
+
+function printModelDir(m: ModelDirInfo): void {
+  const c = m.config;
+  const v = (x: number | null): string => (x === null ? '?' : String(x));
+  console.log(`model      ${m.dir} (${m.kind === 'hf' ? 'Hugging Face model directory' : 'moekit model directory'})`);
+  console.log(`arch       ${m.architecture ?? 'unknown'}${m.model_type && m.model_type !== m.architecture ? ` (model_type ${m.model_type})` : ''}${m.supported ? '' : ', not loadable by moekit (expected one of ' + HF_ARCHS.join(', ') + ')'}`);
+  console.log(`config     ${v(c.layers)} layers, hidden ${v(c.hidden)}, ${c.experts === 0 ? 'dense' : `${v(c.experts)} experts, top-${v(c.top_k)}, expert width ${v(c.expert_width)}`}${c.ffn && c.ffn !== 'moe' && c.ffn !== 'dense' ? ` (${c.ffn})` : ''}`);
+  console.log(`           vocab ${v(c.vocab)}, ${v(c.heads)} heads (${v(c.kv_heads)} kv)`);
+  const p = m.params;
+  console.log(`params     ${human(p.total)} total (${p.total}), ${human(p.expert)} in routed experts, ${p.active === null ? 'active unknown' : `${human(p.active)} active per token (${Math.round(p.active)})`}`);
+  console.log(`dtypes     ${Object.entries(m.dtypes).map(([d, n]) => `${d} ${human(n)}`).join(', ') || 'none'}`);
+  console.log(`tensors    ${m.tensors} in ${bytesText(m.weight_bytes)} of safetensors, ${bytesText(m.bytes)} in all`);
+  for (const f of m.files) console.log(`  ${f.name.padEnd(24)} ${bytesText(f.bytes).padStart(10)}`);
 }

@@ -1,14 +1,16 @@
 // moekit info end to end: a checkpoint written by saveCheckpoint, described by the CLI in a child process.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { PRESETS } from '../../src/models/config.js';
 import { MoELM } from '../../src/models/moe-lm.js';
 import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import { AdamW } from '../../src/train/optim.js';
+import { saveModelDir } from '../../src/models/dir.js';
+import { fixture } from '../helpers/fixtures.js';
 
 const run = (args: string[]): string =>
   execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -45,7 +47,9 @@ beforeAll(async () => {
   nParams = params.length;
   counts = model.paramCounts();
   await saveCheckpoint(path.join(root, 'ckpt'), params, new AdamW(params), { step: 3, config: PRESETS.tiny });
+  await saveModelDir(model, path.join(root, 'moekit-model'), { provenance: { method: 'test' } });
 });
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('moekit info', () => {
   it('--json on a checkpoint root reports step, config, parameter counts, tensors, bytes and files', () => {
@@ -99,5 +103,58 @@ describe('moekit info', () => {
     writeFileSync(path.join(step, 'state.json'), '{"step": 1}');
     r = fail(['info', step]);
     expect(r.stderr).toContain(path.join(step, 'model.safetensors'));
+  });
+});
+
+interface ModelInfo {
+  kind: string;
+  architecture: string;
+  model_type: string;
+  supported: boolean;
+  config: { layers: number; hidden: number; experts: number; top_k: number; expert_width: number; vocab: number; heads: number; kv_heads: number };
+  params: { total: number; expert: number; active: number };
+  dtypes: Record<string, number>;
+  tensors: number;
+  weight_bytes: number;
+  files: { name: string; bytes: number }[];
+}
+
+describe('moekit info on a model directory', () => {
+  it('a Hugging Face directory (config.json + safetensors): architecture, sizes, parameter counts, dtypes, bytes', () => {
+    const dir = path.dirname(fixture('hf/olmoe/config.json'));
+    const r = JSON.parse(run(['info', dir, '--json'])) as ModelInfo;
+    expect(r.kind).toBe('hf');
+    expect(r.architecture).toBe('OlmoeForCausalLM');
+    expect(r.model_type).toBe('olmoe');
+    expect(r.supported).toBe(true);
+    expect(r.config).toEqual({ layers: 2, hidden: 64, experts: 8, top_k: 2, expert_width: 32, vocab: 320, heads: 4, kv_heads: 2 });
+    const expert = 2 * 8 * 3 * 64 * 32; // L·E·3·H·I
+    expect(r.params.expert).toBe(expert);
+    expect(r.params.active).toBe(r.params.total - expert + expert / 4);
+    expect(r.dtypes).toEqual({ F32: r.params.total });
+    expect(r.weight_bytes).toBe(statSync(path.join(dir, 'model.safetensors')).size);
+    expect(r.weight_bytes).toBeGreaterThan(4 * r.params.total);
+    const text = run(['info', dir]);
+    expect(text).toContain('OlmoeForCausalLM');
+    expect(text).toContain('2 layers, hidden 64, 8 experts, top-2, expert width 32');
+    expect(text).toContain('F32');
+    expect(text).not.toContain('state.json');
+  });
+
+  it('Mixtral expert names (block_sparse_moe.experts.N.w1) count as experts; an architecture moekit does not load is still described', () => {
+    const mix = JSON.parse(run(['info', path.dirname(fixture('hf/mixtral/config.json')), '--json'])) as ModelInfo;
+    expect(mix.params.expert).toBe(2 * 8 * 3 * 64 * 48);
+    const gpt = JSON.parse(run(['info', path.dirname(fixture('hf/gpt_oss/config.json')), '--json'])) as ModelInfo;
+    expect(gpt.architecture).toBe('GptOssForCausalLM');
+    expect(gpt.config.experts).toBe(8);
+    expect(gpt.params.expert).toBeGreaterThan(0);
+  });
+
+  it('a moekit model directory (moekit.json)', () => {
+    const r = JSON.parse(run(['info', path.join(root, 'moekit-model'), '--json'])) as ModelInfo;
+    expect(r.kind).toBe('moekit');
+    expect(r.config.experts).toBe(PRESETS.tiny.experts);
+    expect(r.params.total).toBe(counts.total);
+    expect(r.params.expert).toBe(counts.expert);
   });
 });
