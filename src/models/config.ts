@@ -1,5 +1,6 @@
 // ModelConfig: the one flat, zod-validated config of the MoE language model, its presets and the dense baseline.
 import { z } from 'zod';
+import { sizeProblem } from './sizes.js';
 
 const posInt = z.number().int().positive();
 const nonNeg = z.number().nonnegative();
@@ -157,7 +158,11 @@ function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
 /** Validates a config object (e.g. parsed JSON) and fills defaults; throws one message naming key, value and expectation. */
 export function parseConfig(obj: unknown): ModelConfig {
   const r = ModelConfigSchema.safeParse(obj);
-  if (r.success) return r.data;
+  if (r.success) {
+    const size = sizeProblem(r.data);
+    if (size) throw new Error(`ModelConfig: ${size}`);
+    return r.data;
+  }
   const lines = r.error.issues.map((i) => {
     if (i.code === 'unrecognized_keys') return `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} (expected one of ${Object.keys(ModelConfigSchema.shape).join(', ')})`;
     const key = i.path.map(String).join('.');

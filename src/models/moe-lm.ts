@@ -11,6 +11,7 @@ import { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { clusterGroupsOf, denseWidthOf, parseConfig, type ModelConfig, type ModelConfigInput } from './config.js';
+import { allocationProblem } from './sizes.js';
 
 /** Routing statistics of one forward pass, per layer (null for dense layers). */
 export interface LayerStats {
@@ -192,6 +193,8 @@ export class MoELM extends Module {
   constructor(cfg: ModelConfig | ModelConfigInput) {
     super();
     this.cfg = parseConfig(cfg);
+    const big = allocationProblem(this.cfg);
+    if (big) throw new RangeError(`MoELM: ${big}`);
     const rng = new Rng(this.cfg.seed);
     this.model = this.addModule('model', new DecoderModel(this.cfg, rng));
     this.lmHead = this.cfg.tieEmbeddings ? null : this.addModule('lm_head', new Linear(this.cfg.hidden, this.cfg.vocabSize, rng, { std: this.cfg.initStd })); // W (V, H)

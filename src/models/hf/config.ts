@@ -1,5 +1,6 @@
 // Hugging Face config.json (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE; transformers v4 and v5 styles) <-> ModelConfig.
 import { parseConfig, type ModelConfig, type ModelConfigInput } from '../config.js';
+import { sizeProblem, type SizeFields, type SizeNames } from '../sizes.js';
 
 /** The Hugging Face architectures moekit loads, by `model_type`. */
 export const HF_ARCHS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe'] as const;
@@ -153,6 +154,8 @@ export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig
       break;
     }
   }
+  const size = sizeProblem(c as SizeFields, hfSizeNames(raw, arch));
+  if (size) throw new HfConfigError(`${where}: ${size}`);
   let config: ModelConfig;
   try {
     config = parseConfig(c);
@@ -160,6 +163,17 @@ export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig
     throw new HfConfigError(`${where}: ${(e as Error).message}`);
   }
   return { arch, config, raw, bosTokenId: int('bos_token_id') ?? null, eosTokenIds: tokenIdList(raw.eos_token_id) };
+}
+
+/** config.json's key for each size of moekit's config (so size errors name the key the user wrote). */
+export function hfSizeNames(raw: Raw, arch: HfArch): SizeNames {
+  const qwen = arch === 'qwen2_moe' || arch === 'qwen3_moe';
+  return {
+    vocabSize: 'vocab_size', hidden: 'hidden_size', layers: 'num_hidden_layers', heads: 'num_attention_heads', kvHeads: raw.num_key_value_heads != null ? 'num_key_value_heads' : 'num_attention_heads',
+    headDim: raw.head_dim != null ? 'head_dim' : 'hidden_size / num_attention_heads', maxSeqLen: 'max_position_embeddings',
+    experts: raw.num_experts != null ? 'num_experts' : 'num_local_experts', expertWidth: qwen ? 'moe_intermediate_size' : 'intermediate_size',
+    sharedWidth: 'shared_expert_intermediate_size', denseWidth: 'intermediate_size', denseLayerWidth: 'intermediate_size',
+  };
 }
 
 /**

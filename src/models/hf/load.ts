@@ -6,7 +6,8 @@ import { SafetensorsError, SafetensorsFile, type StTensorInfo } from '../../io/s
 import { loadTokenizer, type LoadedTokenizer } from '../../io/tokenizer.js';
 import { MoELM } from '../moe-lm.js';
 import { withoutInit } from '../../nn/module.js';
-import { fromHfConfig, tokenIdList, type HfModelConfig } from './config.js';
+import { HfConfigError, fromHfConfig, hfSizeNames, tokenIdList, type HfModelConfig } from './config.js';
+import { allocationProblem } from '../sizes.js';
 import { loadHfWeights, type TensorSource } from './weights.js';
 
 /** The tensors of a checkpoint directory, lazily: headers are parsed on open, tensors read by byte range on demand. */
@@ -134,6 +135,8 @@ export function readHfConfig(dir: string): HfModelConfig {
 /** Loads a Hugging Face MoE model directory (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) into a MoELM. */
 export async function loadHfModel(dir: string): Promise<HfModel> {
   const hf = readHfConfig(dir);
+  const big = allocationProblem(hf.config, hfSizeNames(hf.raw, hf.arch));
+  if (big) throw new HfConfigError(`${path.join(dir, 'config.json')}: ${big}`);
   const model = withoutInit(() => new MoELM(hf.config));
   const ck = await Checkpoint.open(dir);
   let unused: string[];
