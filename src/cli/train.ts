@@ -1,12 +1,13 @@
 // moekit train: trains an MoE (or dense) language model on the Brown corpus and reports per-step metrics.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
 import type { Command } from 'commander';
+import { checkWritableDir } from '../io/outputs.js';
 import { PRESETS, denseBaseline, parseConfig, type ModelConfig, type PresetName } from '../models/config.js';
 import { setBackend } from '../tensor/engine.js';
-import { brownCorpus } from '../train/corpus.js';
+import { brownCorpus, VocabMismatchError, type BrownCorpus } from '../train/corpus.js';
 import { train } from '../train/loop.js';
+import { describeRun, hashFile, moveAside, occupiedError } from '../train/rundir.js';
 import { intOption, numOption } from './args.js';
 import { createProgress } from './progress.js';
 
@@ -17,23 +18,31 @@ export const RUN_DEFAULTS: { [P in PresetName]: { steps: number; batch: number; 
   base: { steps: 20000, batch: 16, seqLen: 512, lr: 1e-3 },
 };
 
+/** --config's value: an inline JSON object (starts with "{") or the path of a JSON file holding one. */
+export function configOverrides(arg: string): Record<string, unknown> {
+  const inline = arg.trimStart().startsWith('{');
+  const what = `--config ${arg}`;
+  let text = arg;
+  if (!inline) {
+    try {
+      text = readFileSync(arg, 'utf8');
+    } catch (e) {
+      throw new Error(`${what}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)}); expected a JSON file or an inline object such as '{"experts": 16}'`);
+    }
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what}: expected a JSON object of config keys, got ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}`);
+  return v as Record<string, unknown>;
+}
+
 /** The preset, overridden by --config's JSON, then --clustered / --dense. */
 function modelConfig(preset: ModelConfig, o: TrainCliOptions): ModelConfig {
-  let overrides: Record<string, unknown> = {};
-  if (o.config) {
-    let text: string;
-    try {
-      text = readFileSync(o.config, 'utf8');
-    } catch (e) {
-      throw new Error(`--config ${o.config}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    try {
-      overrides = JSON.parse(text) as Record<string, unknown>;
-    } catch (e) {
-      throw new Error(`--config ${o.config}: not valid JSON (${(e as Error).message})`);
-    }
-    if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) throw new Error(`--config ${o.config}: expected a JSON object of config keys`);
-  }
+  const overrides = o.config ? configOverrides(o.config) : {};
   const cfg = parseConfig({ ...preset, ...overrides, ...(o.clustered ? { ffn: 'clustered' } : {}) });
   return o.dense ? denseBaseline(cfg) : cfg;
 }
@@ -49,6 +58,7 @@ interface TrainCliOptions {
   seed: string;
   out?: string;
   resume?: boolean;
+  overwrite?: boolean;
   json?: boolean;
   dense?: boolean;
   backend: string;
@@ -63,14 +73,15 @@ export function registerTrain(program: Command): void {
     .command('train')
     .description('train an MoE language model on the embedded Brown corpus (metrics per step, checkpoints, resume)')
     .option('--preset <name>', 'model size: tiny | small | base', 'small')
-    .option('--steps <n>', 'optimizer steps (default by preset)')
+    .option('--steps <n>', 'optimizer steps (default by preset); with --resume, the total to reach')
     .option('--batch <n>', 'sequences per step')
     .option('--seq-len <n>', 'tokens per sequence')
     .option('--lr <x>', 'peak learning rate')
     .option('--seed <n>', 'batch sampling seed', '0')
-    .option('--out <dir>', 'output directory: metrics.jsonl, tokenizer.json, checkpoints/')
-    .option('--resume', 'continue from the latest checkpoint in --out')
-    .option('--config <file>', 'JSON object of model config keys overriding the preset (e.g. {"experts": 16, "clusterRank": 8})')
+    .option('--out <dir>', 'run directory: metrics.jsonl, tokenizer.json, checkpoints/ (without it nothing is kept)')
+    .option('--resume', 'continue the run in --out from its latest checkpoint (same config, batch, seq-len, seed and data)')
+    .option('--overwrite', 'when --out already holds a run, move it aside to <out>.old-<timestamp> and start afresh')
+    .option('--config <json|file>', 'model config keys overriding the preset: inline JSON (\'{"experts": 16, "clusterRank": 8}\') or a JSON file')
     .option('--clustered', 'clustered experts (shared bases + low-rank residuals, two-stage routing, regrouping): ffn "clustered"')
     .option('--dense', 'train the FLOP-matched dense baseline instead of the MoE')
     .option('--json', 'one JSON line per logged step and a final summary line')
@@ -84,25 +95,62 @@ export function registerTrain(program: Command): void {
       const preset = o.preset as PresetName;
       const d = RUN_DEFAULTS[preset];
       if (o.dense && o.clustered) throw new Error('--dense and --clustered exclude each other');
+      if (o.resume && o.overwrite) throw new Error('--resume and --overwrite exclude each other (continue the run in --out, or move it aside)');
+      if (o.resume && !o.out) throw new Error('--resume needs --out (the directory holding checkpoints/)');
+      if (o.overwrite && !o.out) throw new Error('--overwrite needs --out (the directory whose run is moved aside)');
+      // every flag is checked before anything is read or written
       const config = modelConfig(PRESETS[preset], o);
-      const steps = intOption('steps', o.steps, d.steps);
-      const batch = intOption('batch', o.batch, d.batch);
-      const seqLen = intOption('seq-len', o.seqLen, d.seqLen);
+      const steps = intOption('steps', o.steps, d.steps, 1);
+      const batch = intOption('batch', o.batch, d.batch, 1);
+      const seqLen = intOption('seq-len', o.seqLen, d.seqLen, 1);
+      if (seqLen > config.maxSeqLen) throw new Error(`--seq-len ${seqLen} exceeds the model's maxSeqLen ${config.maxSeqLen}`);
       const lr = numOption('lr', o.lr, d.lr);
       const seed = intOption('seed', o.seed, 0);
+      const checkpointEvery = intOption('checkpoint-every', o.checkpointEvery, 0);
       const logEvery = Math.max(1, intOption('log-every', o.logEvery, o.json ? 1 : 10));
-      if (o.resume && !o.out) throw new Error('--resume needs --out (the directory holding checkpoints/)');
+      const maxDocs = o.docs !== undefined ? intOption('docs', o.docs, 0, 1) : d.maxDocs;
+      let tokenizerPath = o.tokenizer ?? (o.out ? path.join(o.out, 'tokenizer.json') : null);
+      const note = (s: string): void => console.error(`moekit train: ${s}`);
+      if (o.out) {
+        if (o.resume && !existsSync(o.out)) throw new Error(`--resume: ${o.out} does not exist (expected the run directory holding checkpoints/)`);
+        checkWritableDir(o.out, '--out');
+        const held = describeRun(o.out);
+        if (o.resume) {
+          const at = held.latestStep;
+          if (at === null) throw new Error(`--resume: ${path.join(o.out, 'checkpoints')} holds no checkpoint (${o.out}: ${held.summary}); start without --resume${held.isRun ? ' and with --overwrite' : ''}`);
+          if (steps < at) throw new Error(`--steps ${steps} is below the step of ${o.out}'s latest checkpoint, ${at}: --steps is the total to reach, so pass more than ${at} to continue (or --out elsewhere for a shorter run)`);
+          if (steps === at) {
+            note(`${o.out} is already at step ${at} (--steps ${steps}): nothing to do; pass a larger --steps to train on`);
+            if (o.json) console.log(JSON.stringify({ summary: true, up_to_date: true, preset, steps, start_step: at, out: o.out }));
+            return;
+          }
+        } else if (held.isRun) {
+          if (!o.overwrite) throw occupiedError(o.out, held);
+          const old = path.resolve(o.out);
+          const moved = moveAside(o.out);
+          mkdirSync(o.out, { recursive: true });
+          note(`${o.out} held a run (${held.summary}); moved it to ${moved} (nothing deleted)`);
+          // a --tokenizer inside the old run moved with it
+          if (o.tokenizer && !path.relative(old, path.resolve(o.tokenizer)).startsWith('..')) tokenizerPath = path.join(moved, path.relative(old, path.resolve(o.tokenizer)));
+          else if (!o.tokenizer) tokenizerPath = path.join(o.out, 'tokenizer.json');
+        }
+      }
       await setBackend(o.backend);
-      const out = o.out ?? path.join(os.tmpdir(), `moekit-train-${process.pid}`);
-      mkdirSync(out, { recursive: true });
-      const maxDocs = o.docs !== undefined ? intOption('docs', o.docs, 0) : d.maxDocs;
-      const corpus = brownCorpus({ vocabSize: config.vocabSize, tokenizerPath: o.tokenizer ?? path.join(out, 'tokenizer.json'), ...(maxDocs ? { maxDocs } : {}) });
-      if (!o.json) console.error(`moekit train: ${preset}${o.dense ? ' (dense baseline)' : config.ffn === 'clustered' ? ' (clustered experts)' : ''}, ${corpus.train.length} training tokens, ${steps} steps of ${batch}×${seqLen}, backend ${o.backend}, output ${out}`);
+      let corpus: BrownCorpus;
+      try {
+        corpus = brownCorpus({ vocabSize: config.vocabSize, tokenizerPath, ...(maxDocs ? { maxDocs } : {}) });
+      } catch (e) {
+        if (!(e instanceof VocabMismatchError)) throw e;
+        throw new Error(`${e.message}; pass --config '{"vocabSize": ${e.tokenizerVocab}}' (or larger) to fit this tokenizer, or another --tokenizer${o.tokenizer ? '' : ' (or an --out without tokenizer.json, which trains a new one)'}`);
+      }
+      const data = { corpus: 'brown', docs: maxDocs ?? null, ...(tokenizerPath ? { tokenizer: hashFile(tokenizerPath) } : {}) };
+      const where = o.out ?? 'none (no --out: metrics, checkpoints and the tokenizer are not kept)';
+      if (!o.json) note(`${preset}${o.dense ? ' (dense baseline)' : config.ffn === 'clustered' ? ' (clustered experts)' : ''}, ${corpus.train.length} training tokens, ${steps} steps of ${batch}×${seqLen}, backend ${o.backend}, output ${where}`);
       const progress = createProgress({ total: steps, unit: 'step', json: o.json ?? false, label: 'train' });
       let seen = 0;
       const r = await train({
-        config, tokens: corpus.train, steps, batch, seqLen, lr, seed, out: o.out ?? null, resume: o.resume ?? false,
-        checkpointEvery: intOption('checkpoint-every', o.checkpointEvery, 0),
+        config, tokens: corpus.train, steps, batch, seqLen, lr, seed, out: o.out ?? null, resume: o.resume ?? false, overwrite: o.overwrite ?? false, data, checkpointEvery,
+        onWarning: (msg) => console.error(`moekit train: warning: ${msg}`),
         onStep: (m) => {
           seen += m.tokens;
           progress.update(m.step, { tokens: seen, loss: m.ce });
@@ -110,8 +158,7 @@ export function registerTrain(program: Command): void {
           if (o.json) console.log(JSON.stringify(m));
           else console.log(`step ${m.step}/${steps}  loss ${m.loss.toFixed(4)}  ce ${m.ce.toFixed(4)}  lr ${m.lr.toExponential(2)}  ${Math.round(m.tokens_per_s)} tok/s  imbalance ${m.imbalance.map((x) => x.toFixed(2)).join(' ')}`);
         },
-      });
-      progress.stop();
+      }).finally(() => progress.stop());
       const first = r.metrics[0];
       const last = r.metrics.at(-1);
       const counts = r.model.paramCounts();
@@ -122,6 +169,7 @@ export function registerTrain(program: Command): void {
         params_total: counts.total, params_expert: counts.expert, params_active: counts.active, out: o.out ?? null,
       };
       if (o.json) console.log(JSON.stringify(summary));
-      else console.log(`done: ce ${summary.first_loss?.toFixed(4)} → ${summary.final_loss?.toFixed(4)} in ${r.seconds.toFixed(1)} s; params ${counts.total} (active ${counts.active})`);
+      else if (first && last) console.log(`done: ce ${first.ce.toFixed(4)} → ${last.ce.toFixed(4)} in ${r.seconds.toFixed(1)} s; params ${counts.total} (active ${counts.active})${o.out ? `; run in ${o.out}` : '; nothing kept (no --out)'}`);
+      else console.log(`done: nothing to train (already at step ${r.startStep})`);
     });
 }

@@ -29,16 +29,23 @@ export async function saveCheckpoint(dir: string, params: readonly [string, Tens
   const final = path.join(dir, name);
   const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
   await fs.rm(tmp, { recursive: true, force: true });
-  await fs.mkdir(tmp);
-  await writeSafetensors(path.join(tmp, 'model.safetensors'), await Promise.all(params.map(async ([n, t]) => ({ ...(await f32(t)), name: n }))));
-  if (opt) {
-    const s = opt.state();
-    const moments = (await Promise.all(opt.params.map(async ([n], i) => [{ ...(await f32(s.m[i]!)), name: `${n}.exp_avg` }, { ...(await f32(s.v[i]!)), name: `${n}.exp_avg_sq` }]))).flat();
-    await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { format: 'pt', step: String(s.step), param_steps: s.t.join(',') });
+  try {
+    await fs.mkdir(tmp);
+    await writeSafetensors(path.join(tmp, 'model.safetensors'), await Promise.all(params.map(async ([n, t]) => ({ ...(await f32(t)), name: n }))));
+    if (opt) {
+      const s = opt.state();
+      const moments = (await Promise.all(opt.params.map(async ([n], i) => [{ ...(await f32(s.m[i]!)), name: `${n}.exp_avg` }, { ...(await f32(s.v[i]!)), name: `${n}.exp_avg_sq` }]))).flat();
+      await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { format: 'pt', step: String(s.step), param_steps: s.t.join(',') });
+    }
+    await writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+    await fs.rm(final, { recursive: true, force: true });
+    await fs.rename(tmp, final);
+  } catch (e) {
+    // a half-written checkpoint (ENOSPC, EIO…) is never left behind; the previous one and latest.json are untouched
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    const { fsErrorWords } = await import('../io/outputs.js');
+    throw new Error(`checkpoint: writing ${final} failed (${fsErrorWords(e)}); earlier checkpoints are untouched`, { cause: e });
   }
-  await writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
-  await fs.rm(final, { recursive: true, force: true });
-  await fs.rename(tmp, final);
   await writeFileAtomic(path.join(dir, 'latest.json'), JSON.stringify({ checkpoint: name, step: state.step }));
   // prune older checkpoints, never the one just written
   const all = (await fs.readdir(dir)).filter((n) => /^step-\d+$/.test(n)).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));

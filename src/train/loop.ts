@@ -1,6 +1,6 @@
 // The training loop: batches from a token stream, AdamW with warm-up + cosine, clipping, accumulation,
 // aux-free bias updates, per-step metrics (JSONL), atomic checkpoints and bit-exact resume.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MoELM, resolveStats, type ModelStats } from '../models/moe-lm.js';
 import type { ClusteredMoEBlock } from '../moe/clustered.js';
@@ -14,6 +14,7 @@ import { Rng } from '../tensor/random.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { AdamW, clipGradNormAsync } from './optim.js';
 import { cosineLr } from './schedule.js';
+import { cleanStaleTemps, describeRun, hashConfig, hashTokens, moveAside, occupiedError, resumeMismatches, truncateJsonl, type RunIdentity } from './rundir.js';
 
 export interface TrainOptions {
   config: ModelConfig;
@@ -40,8 +41,17 @@ export interface TrainOptions {
   out: string | null;
   /** checkpoint every N steps (and at the end), default 0 = only at the end */
   checkpointEvery?: number;
-  /** continue from the latest checkpoint in `out` */
+  /** continue from the latest checkpoint in `out`; its config, batch, seqLen, seed, accum and data must match */
   resume?: boolean;
+  /**
+   * `out` already holds a run and `resume` is off: move it aside to `out.old-<timestamp>` (never deleted) and start
+   * afresh. Without it such an `out` is an error, so a run never overwrites another silently.
+   */
+  overwrite?: boolean;
+  /** what identifies the data beyond the token stream's length and hash (e.g. docs limit, tokenizer hash); checked on resume */
+  data?: Record<string, string | number | null>;
+  /** non-fatal notices (a torn log line dropped, a legacy checkpoint's unchecked fields); default console.warn */
+  onWarning?: (msg: string) => void;
   onStep?: (m: StepMetrics) => void;
   /** clustered models: called after each regrouping with one event per layer */
   onRegroup?: (events: RegroupLog[]) => void;
@@ -87,8 +97,10 @@ export interface TrainResult {
   metrics: StepMetrics[];
   /** clustered models: every regrouping */
   regroups: RegroupLog[];
-  /** step the run started from (0, or the resumed checkpoint's) */
+  /** step the run started from (0, or the resumed checkpoint's); equal to `steps` when there was nothing to do */
   startStep: number;
+  /** where an earlier run in `out` was moved (overwrite) */
+  movedAside?: string;
   seconds: number;
 }
 
@@ -145,11 +157,16 @@ function restoreClusterState(saved: SavedClusterState, blocks: readonly [number,
   });
 }
 
-/** Drops metric lines after `step` (an interrupted run's tail) so a resumed run's log has no duplicates. */
-function truncateMetrics(file: string, step: number): void {
-  if (!existsSync(file)) return;
-  const keep = readFileSync(file, 'utf8').split('\n').filter((l) => l && (JSON.parse(l) as { step: number }).step <= step);
-  writeFileSync(file, keep.map((l) => `${l}\n`).join(''));
+/** The checkpoint's state.json, with the file named when it cannot be read. */
+function readState(ckpt: string): { step: number } & Partial<RunIdentity> & Record<string, unknown> {
+  const file = path.join(ckpt, 'state.json');
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as { step: number } & Record<string, unknown>;
+    if (!Number.isInteger(s.step) || s.step < 0) throw new Error(`"step" is ${JSON.stringify(s.step)}, expected a non-negative integer`);
+    return s;
+  } catch (e) {
+    throw new Error(`train: ${file} is unreadable: ${(e as Error).message}`);
+  }
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
@@ -165,12 +182,35 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const warm = cc.clusterWarmup ?? every;
   // clusterDenseWarmup: a standard MoE with the same sizes trains until `warm`, then becomes the clustered model
   const denseWarm = cc.ffn === 'clustered' && cc.clusterDenseWarmup && warm > 0 && warm < o.steps;
+  const warn = o.onWarning ?? ((msg: string): void => console.warn(`moekit: warning: ${msg}`));
   const metricsFile = o.out ? path.join(o.out, 'metrics.jsonl') : null;
   const ckptDir = o.out ? path.join(o.out, 'checkpoints') : null;
+  let movedAside: string | undefined;
+  if (o.out && !o.resume) {
+    const held = describeRun(o.out);
+    if (held.isRun && !o.overwrite) throw occupiedError(o.out, held);
+    if (held.isRun) {
+      movedAside = moveAside(o.out);
+      warn(`${o.out} held a run (${held.summary}); moved it to ${movedAside}`);
+    }
+  }
   if (o.out) mkdirSync(o.out, { recursive: true });
+  if (ckptDir) {
+    const t = cleanStaleTemps(ckptDir);
+    if (t.removed.length) warn(`removed ${t.removed.length} temporary checkpoint(s) left by an interrupted run in ${ckptDir}: ${t.removed.join(', ')}`);
+    if (t.kept.length) warn(`${ckptDir} holds temporary checkpoint(s) of running process(es), left alone: ${t.kept.join(', ')}; is another run writing here?`);
+  }
   const last = o.resume && ckptDir ? await latestCheckpoint(ckptDir) : null;
   if (o.resume && ckptDir && !last) throw new Error(`train: --resume, but ${ckptDir} holds no checkpoint`);
-  const lastStep = last ? (JSON.parse(readFileSync(path.join(last, 'state.json'), 'utf8')) as { step: number }).step : 0;
+  const identity: RunIdentity = { config: o.config, seed, batch: o.batch, seqLen: o.seqLen, accum, data: { tokens: o.tokens.length, sha256: hashTokens(o.tokens), ...o.data } };
+  const savedState = last ? readState(last) : null;
+  const lastStep = savedState?.step ?? 0;
+  if (last && savedState) {
+    if (o.steps < lastStep) throw new RangeError(`train: steps ${o.steps} is below the checkpoint's step ${lastStep} (${last}); a resumed run continues to a step count >= ${lastStep}`);
+    const { mismatches, unchecked } = resumeMismatches(savedState, identity);
+    if (mismatches.length) throw new Error(`train: cannot resume from ${last}: it was trained with other settings:\n  ${mismatches.join('\n  ')}\nRepeat the original settings, or start a new run (another --out, or --overwrite to move this one aside)`);
+    if (unchecked.length) warn(`${last} was written by an earlier moekit that did not record ${unchecked.join(', ')}; these could not be checked against this run`);
+  }
   const warmupConfig = (): ModelConfig => parseConfig({ ...cc, ffn: 'moe', balanceLoss: 'layer' });
   let model = new MoELM(denseWarm && lastStep < warm ? warmupConfig() : cc);
   let params = model.parameters();
@@ -181,9 +221,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const state = await loadCheckpoint(last, [...params, ...biases], opt);
     startStep = state.step;
   }
-  if (metricsFile) truncateMetrics(metricsFile, startStep);
+  if (metricsFile) truncateJsonl(metricsFile, startStep, warn);
   const clusterFile = o.out ? path.join(o.out, 'clusters.jsonl') : null;
-  if (clusterFile) truncateMetrics(clusterFile, startStep);
+  if (clusterFile) truncateJsonl(clusterFile, startStep, warn);
   let clustered = model.clusteredBlocks();
   for (const [, b] of clustered) b.tracking = true;
   const regroupRng = new Rng((cc.seed * 2654435761 + seed * 40503 + 1) >>> 0);
@@ -199,16 +239,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     },
   });
   if (last) {
-    const saved = (JSON.parse(readFileSync(path.join(last, 'state.json'), 'utf8')) as { cluster?: SavedClusterState }).cluster;
+    const saved = (savedState as { cluster?: SavedClusterState }).cluster;
     if (saved) restoreClusterState(saved, clustered, regroupRng, last);
   }
   const regroups: RegroupLog[] = [];
   const metrics: StepMetrics[] = [];
   const started = performance.now();
+  let lastGood: { dir: string; step: number } | null = last ? { dir: last, step: lastStep } : null;
   const save = async (step: number): Promise<void> => {
     if (!ckptDir) return;
     const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
-    await saveCheckpoint(ckptDir, [...params, ...biases], opt, { step, config: o.config, seed, batch: o.batch, seqLen: o.seqLen, accum, ...clusterState() });
+    const dir = await saveCheckpoint(ckptDir, [...params, ...biases], opt, { step, format: 2, ...identity, configHash: hashConfig(o.config), lr: sched.peak, warmup: sched.warmup, ...clusterState() });
+    lastGood = { dir, step };
   };
   for (let step = startStep; step < o.steps; step++) {
     const t0 = performance.now();
@@ -235,7 +277,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       stats = addStats(stats, r.stats);
     }
     if (!Number.isFinite(loss)) {
-      throw new Error(`train: loss became ${loss} at step ${step + 1}; stopping (the last good checkpoint in ${ckptDir ?? '(no output dir)'} is untouched). Try a lower --lr.`);
+      // checkpoint step-k holds the weights after k updates, the ones this step's loss was computed with when k = step
+      const kept = lastGood
+        ? lastGood.step < step
+          ? `the last good checkpoint, ${lastGood.dir} (step ${lastGood.step}), is untouched; --resume from it`
+          : `the latest checkpoint, ${lastGood.dir} (step ${lastGood.step}), is untouched but holds the weights that gave this loss`
+        : ckptDir ? `no checkpoint had been written yet (--checkpoint-every ${o.checkpointEvery ?? 0}${(o.checkpointEvery ?? 0) === 0 ? ': only at the end' : ''}), so there is none to resume from` : 'no output directory: nothing was saved';
+      throw new Error(`train: loss became ${loss} at step ${step + 1}; stopping (${kept}). Try a lower --lr.`);
     }
     const gradNorm = await clipGradNormAsync(params.map(([, p]) => p), o.clip ?? 1);
     const lr = cosineLr(sched, step);
@@ -308,8 +356,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const ckptEvery = o.checkpointEvery ?? 0;
     if (ckptEvery > 0 && (step + 1) % ckptEvery === 0 && step + 1 < o.steps) await save(step + 1);
   }
-  await save(o.steps);
+  if (startStep < o.steps) await save(o.steps);
   opt.dispose();
   for (const [, b] of clustered) b.tracking = false;
-  return { model, metrics, regroups, startStep, seconds: (performance.now() - started) / 1000 };
+  return { model, metrics, regroups, startStep, seconds: (performance.now() - started) / 1000, ...(movedAside ? { movedAside } : {}) };
 }
