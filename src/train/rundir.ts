@@ -95,7 +95,8 @@ export function cleanStaleTemps(ckptDir: string): { removed: string[]; kept: str
  */
 export function truncateJsonl(file: string, step: number, warn: (msg: string) => void): void {
   if (!existsSync(file)) return;
-  const lines = readFileSync(file, 'utf8').split('\n');
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
   const last = lines.reduce((k, l, i) => (l.trim() ? i : k), -1);
   const keep: string[] = [];
   lines.forEach((l, i) => {
@@ -113,7 +114,8 @@ export function truncateJsonl(file: string, step: number, warn: (msg: string) =>
     if (typeof rec.step !== 'number') throw new Error(`train: ${file}: line ${i + 1} has no numeric "step"`);
     if (rec.step <= step) keep.push(l);
   });
-  writeFileSync(file, keep.map((l) => `${l}\n`).join(''));
+  const out = keep.map((l) => `${l}\n`).join('');
+  if (out !== text) writeFileSync(file, out); // an unchanged log keeps its modification time
 }
 
 /** sha256 of a token stream's bytes: the identity of the training data. */

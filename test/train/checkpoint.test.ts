@@ -1,11 +1,12 @@
-// Checkpoints round-trip weights, optimizer moments and state; a half-written checkpoint never replaces the last good one.
-import { mkdtempSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+// Checkpoints round-trip weights, optimizer moments and state; a half-written checkpoint never replaces the last good
+// one, and a failed write leaves no temporary directory behind.
+import { readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { AdamW } from '../../src/train/optim.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
+import { tempDir } from '../helpers/tmp.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
@@ -25,7 +26,7 @@ function trainStep(params: [string, mk.Tensor][], opt: AdamW): void {
 
 describe('checkpoints', () => {
   it('save then load restores weights, moments and step exactly; training continues identically', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-ckpt-'));
+    const dir = tempDir('moekit-ckpt-');
     const a = setup(1);
     trainStep(a.params, a.opt);
     trainStep(a.params, a.opt);
@@ -42,7 +43,7 @@ describe('checkpoints', () => {
   });
 
   it('keeps the last good checkpoint when a later one is left half-written, and prunes old ones', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-ckpt-'));
+    const dir = tempDir('moekit-ckpt-');
     const a = setup(2);
     for (const step of [1, 2, 3]) await saveCheckpoint(dir, a.params, a.opt, { step }, 2);
     expect(readdirSync(dir).filter((n) => n.startsWith('step-')).sort()).toEqual(['step-2', 'step-3']);
@@ -55,10 +56,21 @@ describe('checkpoints', () => {
   });
 
   it('a shape mismatch names the tensor and both shapes', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-ckpt-'));
+    const dir = tempDir('moekit-ckpt-');
     const a = setup(4);
     await saveCheckpoint(dir, a.params, null, { step: 1 });
     const wrong: [string, mk.Tensor][] = [['w', mk.zeros([4, 3])]];
     await expect(loadCheckpoint(path.join(dir, 'step-1'), wrong, null)).rejects.toThrow('tensor "w" is F32 [3, 4], expected F32 [4, 3]');
+  });
+
+  it('a write that fails midway removes its temporary directory and names the checkpoint and the cause', async () => {
+    const dir = tempDir('moekit-ckpt-');
+    const a = setup(5);
+    await saveCheckpoint(dir, a.params, a.opt, { step: 1 });
+    // a non-f32 tensor fails after the temp directory was created, as ENOSPC would
+    const bad: [string, mk.Tensor][] = [...a.params, ['ids', mk.tensor(new Int32Array([1, 2]), [2], 'i32')]];
+    await expect(saveCheckpoint(dir, bad, a.opt, { step: 2 })).rejects.toThrow(`checkpoint: writing ${path.join(dir, 'step-2')} failed (checkpoint: only f32 parameters are saved`);
+    expect(readdirSync(dir).sort()).toEqual(['latest.json', 'step-1']);
+    expect(await latestCheckpoint(dir)).toBe(path.join(dir, 'step-1'));
   });
 });
