@@ -1,19 +1,35 @@
 // moekit logits / moekit generate: run a model directory (Hugging Face checkpoint or moekit model) on token ids or text.
 import type { Command } from 'commander';
 import { loadModelDir } from '../models/dir.js';
-import { generateStreamAsync, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
+import { checkGenerate, generateStreamAsync, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
 import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { setBackend } from '../tensor/engine.js';
 import { intOption } from './args.js';
 
-/** "3,17,42" -> [3, 17, 42]; anything else is an error naming the value. */
-export function parseIds(v: string, vocab: number): number[] {
+/** "3,17,42" -> [3, 17, 42]; anything else is an error naming the option (`flag`, e.g. "--stop") and the value. */
+export function parseIds(v: string, vocab: number, flag = '--ids'): number[] {
   const parts = v.split(',').map((s) => s.trim());
   const ids = parts.map(Number);
   const bad = parts.find((s, i) => s === '' || !Number.isInteger(ids[i]) || ids[i]! < 0 || ids[i]! >= vocab);
-  if (bad !== undefined) throw new Error(`--ids must be comma-separated token ids in [0, ${vocab}), got "${v}" (bad entry "${bad}")`);
+  if (bad !== undefined) throw new Error(`${flag} must be comma-separated token ids in [0, ${vocab}), got "${v}" (bad entry "${bad}")`);
   return ids;
+}
+
+/** Errors when logits (P positions × V) hold NaN or ±Infinity, naming how many and the first position and token id. */
+function checkFiniteLogits(flat: Float32Array, V: number): void {
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < flat.length; i++) {
+    if (!Number.isFinite(flat[i]!)) {
+      if (count++ === 0) first = i;
+    }
+  }
+  if (count === 0) return;
+  throw new Error(
+    `logits: the model produced non-finite logits: ${count} of ${flat.length} values are NaN or ±Infinity, the first at position ${Math.floor(first / V)}, token id ${first % V} (${flat[first]}); ` +
+      'expected finite logits (likely non-finite weights, or activations overflowing)',
+  );
 }
 
 function nonNegNumber(name: string, v: string | undefined): number | undefined {
@@ -42,6 +58,7 @@ export function registerRun(program: Command): void {
       const V = m.config.vocabSize;
       const out = noGrad(() => m.model.forward(tensor(Int32Array.from(ids), [1, ids.length], 'i32'), { aux: false }));
       const flat = await out.logits.data();
+      checkFiniteLogits(flat as Float32Array, V);
       const logits = ids.map((_, t) => Array.from(flat.subarray(t * V, (t + 1) * V), round));
       const result: { logits: number[][]; router_logits?: number[][][] } = { logits };
       if (o.router) {
@@ -100,7 +117,7 @@ export function registerRun(program: Command): void {
       const g: GenerateOptions = {
         maxNewTokens: intOption('max-new-tokens', o.maxNewTokens, 32, 0),
         seed: intOption('seed', o.seed, 0, 0),
-        stopIds: o.stop !== undefined ? parseIds(o.stop, V) : m.eosTokenIds,
+        stopIds: o.stop !== undefined ? parseIds(o.stop, V, '--stop') : m.eosTokenIds,
       };
       if (o.greedy) g.greedy = true;
       const t = nonNegNumber('temperature', o.temperature);
@@ -116,6 +133,7 @@ export function registerRun(program: Command): void {
         if (r <= 0) throw new Error(`--repetition-penalty must be > 0, got "${o.repetitionPenalty}"`);
         g.repetitionPenalty = r;
       }
+      checkGenerate(m.model, prompt, g); // the prompt and options are valid before anything is printed
       const it = generateStreamAsync(m.model, prompt, g);
       const stream = !o.json && m.tokenizer !== null && o.prompt !== undefined;
       if (stream) process.stdout.write(o.prompt!);
@@ -123,7 +141,13 @@ export function registerRun(program: Command): void {
       const emitted: number[] = [];
       let printed = '';
       for (;;) {
-        const s = await it.next();
+        let s: IteratorResult<number, GenerateResult>;
+        try {
+          s = await it.next();
+        } catch (e) {
+          if (stream) process.stdout.write('\n'); // end the streamed line before the error
+          throw e;
+        }
         if (s.done) {
           res = s.value;
           break;

@@ -142,8 +142,12 @@ export class SafetensorsFile {
     return t;
   }
 
-  /** The raw little-endian bytes of one tensor (copied into a fresh, aligned buffer). */
-  async readBytes(name: string): Promise<Uint8Array> {
+  /**
+   * The raw little-endian bytes of one tensor (copied into a fresh, aligned buffer). A floating-point tensor holding
+   * NaN or ±Infinity is an error naming the file, the tensor, how many and the first index (one pass over the bits),
+   * unless `allowNonFinite` (for tools that inspect broken files).
+   */
+  async readBytes(name: string, opts: { allowNonFinite?: boolean } = {}): Promise<Uint8Array> {
     const t = this.info(name);
     const out = new Uint8Array(t.end - t.begin);
     let done = 0;
@@ -152,6 +156,7 @@ export class SafetensorsFile {
       if (bytesRead === 0) fail(this.path, `file shrank while reading "${name}"`);
       done += bytesRead;
     }
+    if (!opts.allowNonFinite) checkFinite(out, t.dtype, `safetensors: ${this.path}: tensor "${name}" (${t.dtype} [${t.shape.join(', ')}])`);
     return out;
   }
 
@@ -166,6 +171,57 @@ export class SafetensorsFile {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** Float dtypes: element bytes, and the exponent mask of the (high) word; all exponent bits set = NaN or ±Infinity. */
+const FLOAT_WORDS: { [D in StDType]?: { mask: number; wordBytes: 2 | 4; stride: number; hi: number } } = {
+  F64: { mask: 0x7ff00000, wordBytes: 4, stride: 2, hi: 1 },
+  F32: { mask: 0x7f800000, wordBytes: 4, stride: 1, hi: 0 },
+  F16: { mask: 0x7c00, wordBytes: 2, stride: 1, hi: 0 },
+  BF16: { mask: 0x7f80, wordBytes: 2, stride: 1, hi: 0 },
+};
+
+/**
+ * NaN and ±Infinity in little-endian float bytes (F64, F32, F16, BF16), found from the bit patterns in one pass
+ * without decoding: how many, and the first (flat element index). `null` for integer dtypes, which cannot hold them.
+ */
+export function nonFinite(bytes: Uint8Array, dtype: StDType): { count: number; first: number } | null {
+  const f = FLOAT_WORDS[dtype];
+  if (!f) return null;
+  const nWords = bytes.byteLength / f.wordBytes;
+  let src = bytes;
+  if (bytes.byteOffset % f.wordBytes !== 0) src = bytes.slice(); // a fresh buffer is aligned
+  const { mask, stride, hi } = f;
+  let count = 0;
+  let first = -1;
+  if (LITTLE_ENDIAN) {
+    const w = f.wordBytes === 4 ? new Uint32Array(src.buffer, src.byteOffset, nWords) : new Uint16Array(src.buffer, src.byteOffset, nWords);
+    for (let i = hi; i < nWords; i += stride) {
+      if ((w[i]! & mask) === mask) {
+        if (count++ === 0) first = (i - hi) / stride;
+      }
+    }
+  } else {
+    const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    for (let i = hi; i < nWords; i += stride) {
+      const v = f.wordBytes === 4 ? dv.getUint32(4 * i, true) : dv.getUint16(2 * i, true);
+      if ((v & mask) === mask) {
+        if (count++ === 0) first = (i - hi) / stride;
+      }
+    }
+  }
+  return { count, first };
+}
+
+/** Throws a SafetensorsError starting with `what` (the file and tensor) when float bytes hold NaN or ±Infinity. */
+export function checkFinite(bytes: Uint8Array, dtype: StDType, what: string): void {
+  const r = nonFinite(bytes, dtype);
+  if (!r || r.count === 0) return;
+  const n = bytes.byteLength / ST_DTYPE_BYTES[dtype];
+  const v = decodeF32(bytes.subarray(r.first * ST_DTYPE_BYTES[dtype], (r.first + 1) * ST_DTYPE_BYTES[dtype]).slice(), dtype, what)[0]!;
+  throw new SafetensorsError(
+    `${what} has ${r.count} non-finite value${r.count === 1 ? '' : 's'} (NaN or ±Infinity) among ${n}, the first at flat index ${r.first} (${v}); expected finite weights (the file is damaged, or it was saved from a diverged run)`,
+  );
+}
 
 /** Little-endian F32 / F16 / BF16 / F64 bytes as float32 values (aligned F32 bytes are viewed, not copied); other dtypes are an error naming `what`. */
 export function decodeF32(bytes: Uint8Array, dtype: StDType, what: string): Float32Array {

@@ -93,6 +93,14 @@ export function pickToken(logits: Float32Array, seen: ReadonlySet<number>, o: Re
   return order[n - 1]!;
 }
 
+/**
+ * Checks a prompt and options as generation will (non-empty, ids in [0, V), at most maxSeqLen tokens, valid
+ * sampling options) and throws the same errors; callers that print the prompt call it first.
+ */
+export function checkGenerate(model: MoELM, prompt: readonly number[], opts: GenerateOptions = {}): void {
+  start(model, prompt, opts); // KV caches start empty: nothing is allocated
+}
+
 /** Validated options and prompt, and the state every generation loop starts from. */
 function start(model: MoELM, prompt: readonly number[], opts: GenerateOptions): { o: ReturnType<typeof check>; rng: Rng; cache: KVCache[]; ids: number[]; seen: Set<number>; newIds: number[] } {
   const o = check(opts);
@@ -113,6 +121,27 @@ function lastLogits(model: MoELM, cache: readonly KVCache[], input: readonly num
   }));
 }
 
+/** The model produced NaN or ±Infinity logits: generation stops instead of picking token 0 from garbage. */
+export class NonFiniteLogitsError extends Error {
+  override name = 'NonFiniteLogitsError';
+}
+
+/** Throws NonFiniteLogitsError naming the step and position when a row of logits holds NaN or ±Infinity. */
+export function checkLogits(logits: Float32Array, step: number, position: number): void {
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i]!)) {
+      if (count++ === 0) first = i;
+    }
+  }
+  if (count === 0) return;
+  throw new NonFiniteLogitsError(
+    `generate: the model produced non-finite logits at step ${step} (position ${position}): ${count} of ${logits.length} are NaN or ±Infinity, the first for token id ${first} (${logits[first]}); ` +
+      'expected finite logits (likely non-finite weights, or activations overflowing)',
+  );
+}
+
 /** What the generation loop asks its driver for: the last logits after feeding `input`, or to emit a token. */
 type Request = { input: readonly number[]; cache: readonly KVCache[] } | { token: number };
 
@@ -130,6 +159,7 @@ function* loop(model: MoELM, prompt: readonly number[], opts: GenerateOptions): 
     let logits = (yield { input: prompt, cache })!;
     prefillMs = performance.now() - t0;
     for (let i = 0; i < o.maxNewTokens; i++) {
+      checkLogits(logits, i, ids.length - 1);
       const next = pickToken(logits, seen, o, rng);
       ids.push(next);
       newIds.push(next);

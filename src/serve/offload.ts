@@ -5,7 +5,7 @@
 // passes leave on their own. Peak resident bytes, loads, evictions and stall time are recorded.
 import fs from 'node:fs';
 import { quantizeClustered, type QuantFactor } from '../compress/precision.js';
-import { parseHeader, writeSafetensors, MAX_HEADER_BYTES, type StTensorIn, type StTensorInfo } from '../io/safetensors.js';
+import { checkFinite, parseHeader, writeSafetensors, MAX_HEADER_BYTES, type StTensorIn, type StTensorInfo } from '../io/safetensors.js';
 import type { MoELM } from '../models/moe-lm.js';
 import type { ExpertMatmuls, ExpertMatrix } from '../moe/clustered.js';
 import { concat, quantMatmul, slice, tensor, zeros } from '../tensor/api.js';
@@ -197,6 +197,7 @@ export class ExpertStore {
     const info = this.infos.get(name);
     if (!info) throw new Error(`ExpertStore: ${this.file} has no tensor "${name}"`);
     const bytes = this.read(name);
+    checkFinite(bytes, info.dtype, `ExpertStore: ${this.file}: tensor "${name}" (${info.dtype} [${info.shape.join(', ')}])`);
     const buf = bytes.buffer;
     if (info.dtype === 'F16') return keep(tensor(new Uint16Array(buf, 0, bytes.length / 2), info.shape, 'f16'));
     if (info.dtype === 'U8') return keep(tensor(bytes, info.shape, 'u8'));
