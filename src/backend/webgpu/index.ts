@@ -6,9 +6,12 @@ import type { Backend, BackendInput, DataId } from '../backend.js';
 import { bytesPerElement, allocTyped, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Op, OpParams, TensorInfo } from '../../tensor/ops.js';
 import { KERNELS } from './kernels.js';
+import type { GpuBuffer, GpuComputePipeline, GpuDevice } from './gpu-types.js';
+
+export type { GpuBuffer, GpuBufferLike, GpuComputePipeline, GpuComputePipelineLike, GpuDevice, GpuDeviceLike } from './gpu-types.js';
 
 interface Stored {
-  buffer: GPUBuffer;
+  buffer: GpuBuffer;
   dtype: DType;
   size: number;
   /** the pool bucket (buffer size in bytes) */
@@ -17,7 +20,7 @@ interface Stored {
 
 export interface WebGpuOptions {
   /** a device to use (e.g. one the page already has); default: request one */
-  device?: GPUDevice;
+  device?: GpuDevice;
   /** allow a software adapter (SwiftShader) when there is no hardware one; default true */
   allowFallback?: boolean;
 }
@@ -50,7 +53,7 @@ const bucket = (bytes: number): number => {
 
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu';
-  readonly device: GPUDevice;
+  readonly device: GpuDevice;
   readonly adapterInfo: string;
   /** the GPU object the device came from, kept alive with the backend (see gpuEntry); null once disposed */
   private gpu: GPU | null;
@@ -180,7 +183,7 @@ export class WebGpuBackend implements Backend {
    * storage declarations: an 'auto' layout drops bindings a shader never reads, which would invalidate the bind group
    * (and with it the whole command buffer) of a kernel that binds an input it does not need in one of its passes.
    */
-  pipeline(code: string): GPUComputePipeline {
+  pipeline(code: string): GpuComputePipeline {
     let p = this.pipelines.get(code);
     if (!p) {
       const entries: GPUBindGroupLayoutEntry[] = [];
@@ -195,7 +198,7 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Records one dispatch: buffers bound in order at group 0, bindings 0.., the u32 meta array last. */
-  dispatch(code: string, buffers: readonly GPUBuffer[], meta: readonly number[], groups: [number, number?, number?]): void {
+  dispatch(code: string, buffers: readonly GpuBuffer[], meta: readonly number[], groups: [number, number?, number?]): void {
     const pipe = this.pipeline(code);
     const m = new Uint32Array(Math.max(4, meta.length));
     meta.forEach((v, i) => (m[i] = v >>> 0));
