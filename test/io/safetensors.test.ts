@@ -1,10 +1,11 @@
 // safetensors: reads transformers' files, round-trips its own, and rejects damaged or hostile files cleanly.
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/tensor/random.js';
-import { SafetensorsError, SafetensorsFile, encodeSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { SafetensorsError, SafetensorsFile, checkFinite, encodeSafetensors, nonFinite, writeSafetensors } from '../../src/io/safetensors.js';
+import { f32ToF16 } from '../../src/tensor/dtype.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const mixtral = fixture('hf/mixtral/model.safetensors');
@@ -131,5 +132,57 @@ describe('sharded checkpoints', () => {
     await expect(Checkpoint.open(d)).rejects.toThrow(/cannot open .*missing.safetensors: ENOENT/);
     writeFileSync(path.join(d, 'model.safetensors.index.json'), '{"nope": 1}');
     await expect(Checkpoint.open(d)).rejects.toThrow(/"weight_map" is missing/);
+  });
+});
+
+describe('non-finite values', () => {
+  const nfDir = mkdtempSync(path.join(os.tmpdir(), 'moekit-st-nonfinite-'));
+  afterAll(() => rmSync(nfDir, { recursive: true, force: true }));
+  const bytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const bf16 = (xs: number[]): Uint16Array => Uint16Array.from(xs, (x) => new Uint32Array(Float32Array.of(x).buffer)[0]! >>> 16);
+
+  it('are counted from the bits in F32, F64, F16 and BF16 (first flat index); integer dtypes hold none', () => {
+    const xs = [1, -2, 65504, Number.NaN, 0, Number.POSITIVE_INFINITY, -3.5, Number.NEGATIVE_INFINITY];
+    expect(nonFinite(bytes(Float32Array.from(xs)), 'F32')).toEqual({ count: 3, first: 3 });
+    expect(nonFinite(bytes(Float64Array.from(xs)), 'F64')).toEqual({ count: 3, first: 3 });
+    expect(nonFinite(bytes(Uint16Array.from(xs, f32ToF16)), 'F16')).toEqual({ count: 3, first: 3 });
+    expect(nonFinite(bytes(bf16(xs)), 'BF16')).toEqual({ count: 3, first: 3 });
+    // the largest finite values are not flagged; an F16 overflow is (65520 rounds to Infinity)
+    expect(nonFinite(bytes(Float32Array.of(3.4028234e38, -3.4028234e38, 1e-45)), 'F32')).toEqual({ count: 0, first: -1 });
+    expect(nonFinite(bytes(Float64Array.of(Number.MAX_VALUE, -Number.MAX_VALUE)), 'F64')).toEqual({ count: 0, first: -1 });
+    expect(nonFinite(bytes(Uint16Array.of(f32ToF16(65504), f32ToF16(70000))), 'F16')).toEqual({ count: 1, first: 1 });
+    expect(nonFinite(Uint8Array.of(0xff, 0xff, 0x7f, 0x80), 'U8')).toBeNull();
+    expect(nonFinite(Uint8Array.of(0xff, 0xff, 0xff, 0xff), 'I32')).toBeNull();
+    // unaligned views are read correctly
+    const buf = new Uint8Array(9);
+    buf.set(bytes(Float32Array.of(1, Number.NaN)), 1);
+    expect(nonFinite(buf.subarray(1), 'F32')).toEqual({ count: 1, first: 1 });
+    expect(() => checkFinite(bytes(Float32Array.of(0, Number.NaN)), 'F32', 'tensor "w"')).toThrow('tensor "w" has 1 non-finite value (NaN or ±Infinity) among 2, the first at flat index 1 (NaN)');
+  });
+
+  it('a tensor holding NaN or Infinity is refused when read, naming the file, the tensor, the count and the first index', async () => {
+    const file = path.join(nfDir, 'nan.safetensors');
+    const w = new Float32Array(12).fill(0.5);
+    w[7] = Number.NaN;
+    w[9] = Number.NEGATIVE_INFINITY;
+    await writeSafetensors(file, [
+      { name: 'ok', dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) },
+      { name: 'bad', dtype: 'F32', shape: [3, 4], data: w },
+      { name: 'half', dtype: 'F16', shape: [2], data: Uint16Array.of(f32ToF16(1), 0x7c00) },
+      { name: 'ints', dtype: 'I32', shape: [1], data: Int32Array.of(-1) },
+    ]);
+    const f = await SafetensorsFile.open(file);
+    try {
+      expect(Array.from(await f.readF32('ok'))).toEqual([1, 2]);
+      expect((await f.readBytes('ints')).length).toBe(4);
+      const msg = `safetensors: ${file}: tensor "bad" (F32 [3, 4]) has 2 non-finite values (NaN or ±Infinity) among 12, the first at flat index 7 (NaN)`;
+      await expect(f.readBytes('bad')).rejects.toThrow(msg);
+      await expect(f.readF32('bad')).rejects.toThrow(SafetensorsError);
+      await expect(f.readF32('half')).rejects.toThrow(`tensor "half" (F16 [2]) has 1 non-finite value (NaN or ±Infinity) among 2, the first at flat index 1 (Infinity)`);
+      // tools that inspect damaged files can still read the bytes
+      expect((await f.readBytes('bad', { allowNonFinite: true })).length).toBe(48);
+    } finally {
+      await f.close();
+    }
   });
 });
