@@ -76,7 +76,12 @@ async function loadMoekitDir(dir: string): Promise<LoadedModel> {
     throw new Error(`${file} is not valid JSON (${(e as Error).message})`);
   }
   if (info.format !== MOEKIT_MODEL_FORMAT) throw new Error(`${file}: "format" = ${JSON.stringify(info.format)}, expected "${MOEKIT_MODEL_FORMAT}"`);
-  const config = parseConfig(info.config);
+  let config: ModelConfig;
+  try {
+    config = parseConfig(info.config);
+  } catch (e) {
+    throw new Error(`${file}: "config": ${(e as Error).message}`);
+  }
   const model = withoutInit(() => new MoELM(config));
   const st = await SafetensorsFile.open(path.join(dir, 'model.safetensors'));
   try {
