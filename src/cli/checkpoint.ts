@@ -1,6 +1,7 @@
 // moekit compress / moekit export: compress a model directory (clustered, D², merging) into a moekit model
 // directory; materialise a model back into a Hugging Face architecture's layout.
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { calibrate, clusteredExpertParams, compressBaseline, type BaselineMethod } from '../compress/baselines.js';
 import { toClustered } from '../compress/convert.js';
@@ -11,6 +12,7 @@ import { HF_ARCHS, type HfArch } from '../models/hf/config.js';
 import { MoEBlock } from '../moe/block.js';
 import { setBackend } from '../tensor/engine.js';
 import { encodeTexts } from '../train/corpus.js';
+import { checkWritableDir, fsErrorWords } from '../io/outputs.js';
 import { intOption } from './args.js';
 
 const METHODS = ['clustered', 'd2', 'merge', 'mc-smoe', 'hc-smoe'] as const;
@@ -36,9 +38,41 @@ export function calibrationIds(m: LoadedModel, file: string | undefined, maxToke
   return { ids, source };
 }
 
+/** The largest residual rank at which G bases + E rank-r residuals store no more parameters than E full experts. */
+export function breakEvenRank(E: number, H: number, I: number, G: number): number {
+  return Math.floor(((E - G) * H * I) / (E * (H + I)));
+}
+
+/**
+ * The compress settings checked against the model before any work: 1 <= G <= E with G dividing E, 1 <= r <= min(H, I),
+ * 1 <= k_g <= G, and (unless `allowLarger`) a result smaller than the input. Errors name the value and the bound's reason.
+ */
+export function checkCompressShape(cfg: { experts: number; hidden: number; expertWidth: number }, G: number, r: number, groupTopK: number | undefined, allowLarger: boolean): void {
+  const { experts: E, hidden: H, expertWidth: I } = cfg;
+  if (G > E || E % G !== 0) throw new Error(`--groups ${G} must divide the ${E} experts (1 <= G <= ${E})`);
+  const maxRank = Math.min(H, I);
+  if (r > maxRank) {
+    throw new Error(`--rank ${r} is above ${maxRank}: an expert matrix is hidden x expert width = ${H} x ${I}, so its residual has rank at most min(H, I) = ${maxRank}`);
+  }
+  if (groupTopK !== undefined && groupTopK > G) throw new Error(`--group-top-k ${groupTopK} must be at most --groups ${G}`);
+  const before = 3 * E * H * I;
+  const after = clusteredExpertParams(E, H, I, G, r);
+  if (after > before && !allowLarger) {
+    const rMax = breakEvenRank(E, H, I, G);
+    const hint = rMax >= 1 ? `with --groups ${G} the rank must be at most ${rMax} for the result not to be larger` : `no rank keeps them from growing with --groups ${G}; use fewer groups`;
+    throw new Error(`--groups ${G} --rank ${r} would store ${after.toLocaleString('en-US')} expert parameters per layer, ${((after / before - 1) * 100).toFixed(1)}% more than the ${before.toLocaleString('en-US')} the model has: ${hint} (--allow-larger writes it anyway, e.g. for a lossless check at full rank)`);
+  }
+}
+
 /** The Hugging Face config.json a model came from (its own for a Hugging Face directory). */
 function sourceConfig(m: LoadedModel): Record<string, unknown> {
   return m.kind === 'hf' ? m.info : ((m.info.source as { config?: Record<string, unknown> } | undefined)?.config ?? {});
+}
+
+/** --out: writable (checked with a probe file before loading anything), and not the model directory itself. */
+function checkOut(dir: string, out: string): void {
+  if (path.resolve(out) === path.resolve(dir)) throw new Error(`--out ${out} is the model directory itself; expected a new directory (the source would be overwritten)`);
+  checkWritableDir(out, '--out');
 }
 
 export function registerCheckpoint(program: Command): void {
@@ -56,18 +90,21 @@ export function registerCheckpoint(program: Command): void {
     .option('--calib-tokens <n>', 'calibration tokens', '4096')
     .option('--seq-len <n>', 'calibration window', '128')
     .option('--seed <n>', 'clustering seed', '0')
+    .option('--allow-larger', 'write the result even when it stores more expert parameters than the input (default: refuse)')
     .option('--backend <name>', 'js | wasm', 'wasm')
     .option('--json', 'print one JSON object')
-    .action(async (dir: string, o: { out: string; method: string; groups: string; rank: string; groupTopK?: string; calib?: string | boolean; calibTokens: string; seqLen: string; seed: string; backend: string; json?: boolean }) => {
+    .action(async (dir: string, o: { out: string; method: string; groups: string; rank: string; groupTopK?: string; calib?: string | boolean; calibTokens: string; seqLen: string; seed: string; allowLarger?: boolean; backend: string; json?: boolean }) => {
       if (!METHODS.includes(o.method as Method)) throw new Error(`--method must be one of ${METHODS.join(', ')}, got "${o.method}"`);
       const method = o.method as Method;
+      const G = intOption('groups', o.groups, 2, 1);
+      const r = intOption('rank', o.rank, 16, 1);
+      const groupTopK = o.groupTopK === undefined ? undefined : intOption('group-top-k', o.groupTopK, G, 1);
+      checkOut(dir, o.out);
       await setBackend(o.backend);
       const m = await loadModelDir(dir);
       const cfg = m.config;
       if (cfg.ffn !== 'moe') throw new Error(`compress: ${dir} is already "${cfg.ffn}", expected a standard MoE model`);
-      const G = intOption('groups', o.groups, 2, 1);
-      const r = intOption('rank', o.rank, 16, 1);
-      if (cfg.experts % G !== 0) throw new Error(`--groups ${G} must divide the ${cfg.experts} experts`);
+      checkCompressShape(cfg, G, r, groupTopK, o.allowLarger === true);
       const seqLen = Math.min(intOption('seq-len', o.seqLen, 128, 1), cfg.maxSeqLen);
       const useCalib = o.calib !== false;
       if (!useCalib && method !== 'clustered') throw new Error(`--no-calib works with --method clustered only (${method} needs routing statistics)`);
@@ -81,7 +118,7 @@ export function registerCheckpoint(program: Command): void {
       let provenance: Record<string, unknown>;
       let out = m.model;
       if (method === 'clustered') {
-        const opts = { groups: G, rank: r, seed: intOption('seed', o.seed, 0, 0), ...(o.groupTopK !== undefined ? { groupTopK: intOption('group-top-k', o.groupTopK, G, 1) } : {}) };
+        const opts = { groups: G, rank: r, seed: intOption('seed', o.seed, 0, 0), ...(groupTopK !== undefined ? { groupTopK } : {}) };
         const res = toClustered(m.model, calib, opts);
         out = res.model;
         after = res.expertParamsAfter;
@@ -95,14 +132,25 @@ export function registerCheckpoint(program: Command): void {
       Object.assign(provenance, { source: dir, calibration: calTok ? { source: calTok.source, tokens: calTok.ids.length } : null, expert_params_before: before, expert_params_after: after });
       const save: Parameters<typeof saveModelDir>[2] = { provenance, bosTokenId: m.bosTokenId, eosTokenIds: m.eosTokenIds, copyFrom: dir };
       if (m.arch) save.source = { arch: m.arch, config: sourceConfig(m), dir };
-      await saveModelDir(out, o.out, save);
+      let writeError: string | null = null;
+      try {
+        await saveModelDir(out, o.out, save);
+      } catch (e) {
+        if (!(e as NodeJS.ErrnoException).code) throw e;
+        writeError = `compress: --out ${o.out}: could not write the model (${fsErrorWords(e)}); the numbers above are what it would have held`;
+      }
       const seconds = (performance.now() - t0) / 1000;
-      const summary = { out: o.out, method, expert_params_before: before, expert_params_after: after, reduction: 1 - after / before, seconds };
+      const summary = { out: o.out, method, expert_params_before: before, expert_params_after: after, reduction: 1 - after / before, seconds, ...(writeError ? { written: false } : {}) };
       if (o.json) console.log(JSON.stringify({ ...summary, provenance }));
       else {
-        console.log(`${method}: expert parameters ${before.toLocaleString('en-US')} -> ${after.toLocaleString('en-US')} (${((1 - after / before) * 100).toFixed(1)}% fewer) in ${seconds.toFixed(1)} s`);
+        const change = after <= before ? `${((1 - after / before) * 100).toFixed(1)}% fewer` : `${((after / before - 1) * 100).toFixed(1)}% more`;
+        console.log(`${method}: expert parameters ${before.toLocaleString('en-US')} -> ${after.toLocaleString('en-US')} (${change}) in ${seconds.toFixed(1)} s`);
         if (method === 'clustered') for (const x of provenance.layers as { layer: number; rel_error: number; intra_similarity: number }[]) console.log(`  layer ${x.layer}: relative weight error ${x.rel_error.toFixed(4)}, intra-group similarity ${x.intra_similarity.toFixed(3)}`);
-        console.log(`wrote ${o.out} (moekit model directory; \`moekit eval ${o.out}\` compares its perplexity with the original's)`);
+        if (!writeError) console.log(`wrote ${o.out} (moekit model directory; \`moekit eval ${o.out}\` compares its perplexity with the original's)`);
+      }
+      if (writeError) {
+        console.error(`moekit: ${writeError}`);
+        process.exitCode = 1;
       }
     });
 
@@ -121,13 +169,20 @@ export function registerCheckpoint(program: Command): void {
       if (o.layout !== 'legacy' && o.layout !== 'fused') throw new Error(`--layout must be legacy or fused, got "${o.layout}"`);
       if (!['F32', 'F16', 'BF16'].includes(o.dtype)) throw new Error(`--dtype must be F32, F16 or BF16, got "${o.dtype}"`);
       if (o.arch !== undefined && !HF_ARCHS.includes(o.arch as HfArch)) throw new Error(`--arch must be one of ${HF_ARCHS.join(', ')}, got "${o.arch}"`);
+      checkOut(dir, o.out);
       await setBackend(o.backend);
       const m = await loadModelDir(dir);
       const arch = (o.arch as HfArch | undefined) ?? m.arch;
       if (!arch) throw new Error(`export: ${dir} does not say which architecture it came from; pass --arch (${HF_ARCHS.join(', ')})`);
       const model = materialize(m.model);
       const base = sourceConfig(m);
-      const files = await exportHf(model, arch, o.out, { layout: o.layout, dtype: o.dtype as 'F32' | 'F16' | 'BF16', baseConfig: base, copyFrom: dir });
+      let files: string[];
+      try {
+        files = await exportHf(model, arch, o.out, { layout: o.layout, dtype: o.dtype as 'F32' | 'F16' | 'BF16', baseConfig: base, copyFrom: dir });
+      } catch (e) {
+        if (!(e as NodeJS.ErrnoException).code) throw e;
+        throw new Error(`export: --out ${o.out}: could not write the model (${fsErrorWords(e)})`);
+      }
       console.log(`wrote ${o.out}: ${arch} (${o.layout} experts, ${o.dtype}${model !== m.model ? ', clustered experts materialised' : ''}): ${files.map((f) => f.split('/').pop()).join(', ')}`);
     });
 }

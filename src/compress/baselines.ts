@@ -151,6 +151,14 @@ export interface BaselineResult {
 export function compressBaseline(model: MoELM, method: BaselineMethod, calib: Calibration, budget: number): BaselineResult {
   if (!BASELINE_METHODS.includes(method)) throw new Error(`compressBaseline: method "${method}" is not one of ${BASELINE_METHODS.join(', ')}`);
   if (calib.length !== model.layers.length) throw new Error(`compressBaseline: calibration for ${calib.length} layers, the model has ${model.layers.length}`);
+  if (!Number.isFinite(budget) || budget < 1) throw new RangeError(`compressBaseline: budget ${budget} must be a positive number of expert parameters per layer`);
+  // checked on every layer before any is changed: a budget above what a layer holds compresses nothing
+  model.layers.forEach((layer, i) => {
+    if (!(layer.mlp instanceof MoEBlock)) return;
+    const [E, H, I] = layer.mlp.experts.weights.gate.shape as [number, number, number];
+    const full = 3 * E * H * I;
+    if (budget > full) throw new RangeError(`compressBaseline: budget ${budget} expert parameters per layer is above the ${full} that layer ${i} holds (E=${E} experts of 3 x ${H} x ${I}); expected at most ${full}`);
+  });
   const out: BaselineResult = { method, params: 0, layers: [] };
   model.layers.forEach((layer, i) => {
     if (!(layer.mlp instanceof MoEBlock)) return;

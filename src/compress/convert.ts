@@ -14,7 +14,7 @@ import { layerExperts, type Calibration } from './baselines.js';
 export interface ToClusteredOptions {
   /** G groups per MoE layer (must divide E) */
   groups: number;
-  /** r: rank of each expert's residual factors */
+  /** r: rank of each expert's residual factors, 1 <= r <= min(H, I) (r = min(H, I) is lossless and larger than the input) */
   rank: number;
   /** groups a token may use; default G (routing stays exactly the original top-K: p_group·p_expert is the softmax) */
   groupTopK?: number;
@@ -48,8 +48,13 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
   if (cfg.ffn !== 'moe' || cfg.router !== 'softmax-topk') throw new Error(`toClustered: the model must be a softmax-topk MoE (ffn "moe"), got ffn "${cfg.ffn}", router "${cfg.router}"`);
   if (calib && calib.length !== cfg.layers) throw new Error(`toClustered: calibration for ${calib.length} layers, the model has ${cfg.layers}`);
   const G = o.groups;
-  if (!Number.isInteger(G) || G < 1 || cfg.experts % G !== 0) throw new Error(`toClustered: groups ${G} must divide the ${cfg.experts} experts`);
+  if (!Number.isInteger(G) || G < 1 || G > cfg.experts || cfg.experts % G !== 0) throw new RangeError(`toClustered: groups ${G} must divide the ${cfg.experts} experts (1 <= G <= ${cfg.experts})`);
+  const maxRank = Math.min(cfg.hidden, cfg.expertWidth);
+  if (!Number.isInteger(o.rank) || o.rank < 1 || o.rank > maxRank) {
+    throw new RangeError(`toClustered: rank ${o.rank} must be an integer in [1, ${maxRank}]: an expert matrix is H x I = ${cfg.hidden} x ${cfg.expertWidth}, so its residual has rank at most min(H, I) = ${maxRank}`);
+  }
   const kg = o.groupTopK ?? G;
+  if (!Number.isInteger(kg) || kg < 1 || kg > G) throw new RangeError(`toClustered: groupTopK ${kg} must be an integer in [1, ${G}] (the groups per layer)`);
   const alpha = calib ? (o.alpha ?? 0.7) : 1;
   const out = new MoELM(parseConfig({
     ...cfg, ffn: 'clustered', clusterGroups: G, clusterRank: o.rank, groupTopK: kg, groupRouter: 'lse', balanceLoss: 'layer', clusterEvery: 0, ...o.config,

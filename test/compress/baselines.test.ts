@@ -131,5 +131,10 @@ describe('on a model', () => {
       expect(maxDiff(before, model.forward(x).logits.toArray() as number[])).toBe(0);
     }
     expect(() => compressBaseline(model, 'x' as 'd2', cal, budget)).toThrow('method "x" is not one of d2, mc-smoe, hc-smoe');
+    // a budget above what a layer holds compresses nothing: refused before any layer changes
+    const full = 3 * 8 * cfg.hidden * cfg.expertWidth;
+    expect(() => compressBaseline(model, 'd2', cal, full + 1)).toThrow(`compressBaseline: budget ${full + 1} expert parameters per layer is above the ${full} that layer 0 holds (E=8 experts of 3 x ${cfg.hidden} x ${cfg.expertWidth}); expected at most ${full}`);
+    expect(() => compressBaseline(model, 'mc-smoe', cal, 0)).toThrow('compressBaseline: budget 0 must be a positive number of expert parameters per layer');
+    expect(maxDiff(before, model.forward(x).logits.toArray() as number[])).toBe(0);
   });
 });

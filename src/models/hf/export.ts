@@ -1,6 +1,7 @@
 // Node: writes a MoELM as a Hugging Face model directory (config.json + model.safetensors, sharded with
 // model.safetensors.index.json when large) in an architecture's layout, loadable by transformers, vLLM and SGLang.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
+import { checkWritableDir } from '../../io/outputs.js';
 import path from 'node:path';
 import { writeFileAtomic, writeSafetensors, type StTensorIn } from '../../io/safetensors.js';
 import { f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
@@ -35,7 +36,7 @@ export async function exportHf(model: MoELM, arch: HfArch, outDir: string, o: Ex
   const maxShard = o.maxShardBytes ?? 2 ** 31;
   const config = toHfConfig(model.cfg, arch, o.baseConfig);
   config.dtype = dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16';
-  mkdirSync(outDir, { recursive: true });
+  checkWritableDir(outDir, 'exportHf: output directory'); // before encoding anything: read-only, full, not a directory
   const written: string[] = [];
   // group tensors into shards in order, each at most maxShard bytes (a larger single tensor gets its own shard)
   const shards: StTensorIn[][] = [[]];
