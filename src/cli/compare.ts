@@ -48,7 +48,8 @@ export function registerCompare(program: Command): void {
       const evalTokens = intOption('eval-tokens', o.evalTokens, 40000, 2);
       await setBackend(process.env.MOEKIT_BACKEND || 'wasm');
       const moe = PRESETS[preset];
-      const tokPath = path.join(os.tmpdir(), `moekit-compare-${preset}-${moe.vocabSize}-${d.maxDocs ?? 'all'}.tokenizer.json`);
+      // the tokenizer is cached between runs: in MOEKIT_CACHE_DIR when set, else the system temp directory
+      const tokPath = path.join(process.env.MOEKIT_CACHE_DIR || os.tmpdir(), `moekit-compare-${preset}-${moe.vocabSize}-${d.maxDocs ?? 'all'}.tokenizer.json`);
       const corpus = brownCorpus({ vocabSize: moe.vocabSize, tokenizerPath: tokPath, ...(d.maxDocs ? { maxDocs: d.maxDocs } : {}) });
       const valid = corpus.valid.subarray(0, Math.min(evalTokens, corpus.valid.length));
       const log = (s: string): void => {

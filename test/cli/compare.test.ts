@@ -1,10 +1,11 @@
 // moekit compare (the main job) end to end on the tiny preset: both models, perplexities and load statistics.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/tmp.js';
 
 describe('moekit compare', () => {
   it('--preset tiny --json reports the MoE and its dense baseline with matching active parameters', () => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'compare', '--preset', 'tiny', '--steps', '20', '--eval-tokens', '2000', '--json'], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'compare', '--preset', 'tiny', '--steps', '20', '--eval-tokens', '2000', '--json'], { encoding: 'utf8', env: { ...process.env, MOEKIT_CACHE_DIR: tempDir('moekit-compare-cache-') } });
     const r = JSON.parse(out.trim().split('\n').at(-1)!) as {
       unigram_ppl: number;
       models: Record<string, { valid_ppl: number; params_total: number; params_active: number; train_tokens_per_s: number; load_variance: number | null; imbalance: number | null }>;
