@@ -1,12 +1,12 @@
 // moekit eval on a checkpoint trained by moekit train: perplexity on Brown and on a text file, errors naming paths.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/tmp.js';
 
 const cli = (args: string[]): string => execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8' });
-const run = mkdtempSync(path.join(os.tmpdir(), 'moekit-eval-'));
+const run = tempDir('moekit-eval-');
 
 beforeAll(() => {
   cli(['train', '--preset', 'tiny', '--steps', '30', '--out', run, '--json']);

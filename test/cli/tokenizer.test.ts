@@ -1,9 +1,9 @@
 // moekit tokenizer train end to end: runs the CLI in a child process, then loads what it wrote.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/tmp.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
 
 const run = (args: string[]): string =>
@@ -24,7 +24,7 @@ const text = Array.from({ length: 40 }, (_, i) => `the quick brown fox ${i % 5} 
 
 describe('moekit tokenizer train', () => {
   it('--json trains on a text file; tokenizer.json loads with the requested vocabulary and round-trips text', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-tok-cli-'));
+    const dir = tempDir('moekit-tok-cli-');
     const file = path.join(dir, 'corpus.txt');
     writeFileSync(file, text);
     const out = path.join(dir, 'tok');
@@ -48,7 +48,7 @@ describe('moekit tokenizer train', () => {
   });
 
   it('prints a readable summary without --json', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-tok-cli-'));
+    const dir = tempDir('moekit-tok-cli-');
     const file = path.join(dir, 'corpus.txt');
     writeFileSync(file, text);
     const stdout = run(['tokenizer', 'train', file, '--vocab', '270', '--out', dir]);
@@ -57,7 +57,7 @@ describe('moekit tokenizer train', () => {
   });
 
   it('rejects a bad --vocab, a too-small --vocab, a bad --min-frequency and a missing file, naming them', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-tok-cli-'));
+    const dir = tempDir('moekit-tok-cli-');
     const file = path.join(dir, 'corpus.txt');
     writeFileSync(file, text);
     let r = fail(['tokenizer', 'train', file, '--vocab', 'lots', '--out', dir]);
@@ -73,5 +73,25 @@ describe('moekit tokenizer train', () => {
     r = fail(['tokenizer', 'train', file, missing, '--vocab', '300', '--out', dir]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`text file "${missing}" does not exist`);
+  });
+});
+
+describe('moekit tokenizer train destinations', () => {
+  it('an --out below a regular file fails before training, in words (ENOTDIR)', () => {
+    const file = path.join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    const out = path.join(file, 'tok');
+    // no text files: training would run on the whole Brown split, so a quick failure means no training happened
+    const r = fail(['tokenizer', 'train', '--vocab', '4096', '--out', out]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`--out ${out}: cannot write there (a parent is a file, not a directory (ENOTDIR)`);
+  });
+
+  it.skipIf(roSkip !== null)('a read-only --out says read-only (EROFS), not ENOENT', () => {
+    const out = path.join(ro, 'tok');
+    const r = fail(['tokenizer', 'train', '--vocab', '4096', '--out', out]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`--out ${out}: cannot write there (read-only file system (EROFS) at ${ro})`);
+    expect(r.stderr).not.toContain('ENOENT');
   });
 });

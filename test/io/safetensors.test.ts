@@ -3,13 +3,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/tmp.js';
 import { Rng } from '../../src/tensor/random.js';
 import { SafetensorsError, SafetensorsFile, checkFinite, encodeSafetensors, nonFinite, writeSafetensors } from '../../src/io/safetensors.js';
 import { f32ToF16 } from '../../src/tensor/dtype.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const mixtral = fixture('hf/mixtral/model.safetensors');
-const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-st-'));
+const dir = tempDir('moekit-st-');
 
 function header(obj: unknown, data: Uint8Array = new Uint8Array(0)): Uint8Array {
   const hb = Buffer.from(JSON.stringify(obj));
@@ -114,7 +115,7 @@ describe('safetensors reader', () => {
 describe('sharded checkpoints', () => {
   it('reads tensors across shards through model.safetensors.index.json and rejects a broken index', async () => {
     const { Checkpoint } = await import('../../src/models/hf/load.js');
-    const d = mkdtempSync(path.join(os.tmpdir(), 'moekit-shards-'));
+    const d = tempDir('moekit-shards-');
     await writeSafetensors(path.join(d, 'model-00001-of-00002.safetensors'), [{ name: 'a', dtype: 'F32', shape: [2], data: Float32Array.from([1, 2]) }]);
     await writeSafetensors(path.join(d, 'model-00002-of-00002.safetensors'), [{ name: 'b', dtype: 'BF16', shape: [2], data: Uint16Array.from([0x3f80, 0xc000]) }]);
     const index = (map: Record<string, string>): void => writeFileSync(path.join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: map }));

@@ -3,6 +3,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { relErr } from '../helpers/compare.js';
+import { tempDir } from '../helpers/tmp.js';
 import { ClusteredMoEBlock, MoEBlock, clusteredExperts, experts as standardExperts, indicesAndBins, offsetsTensor, permute, twoStageRoute, unpermute } from '../../src/moe/index.js';
 
 beforeAll(async () => {
@@ -263,10 +264,9 @@ describe('clustered MoELM', () => {
     expect(r.model.clusteredBlocks().length).toBe(2);
     expect(r.metrics[34]!.ce).toBeLessThan(r.metrics[0]!.ce * 0.7);
     // a run interrupted before the switch and resumed gives the same losses as an uninterrupted one
-    const os = await import('node:os');
     const fs = await import('node:fs');
     const path = await import('node:path');
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'moekit-dw-'));
+    const out = tempDir('moekit-dw-');
     const full = await train({ config: cfg, tokens, steps: 25, batch: 4, seqLen: 32, lr: 1e-2, out: null });
     const crash = (m: { step: number }): void => {
       if (m.step === 17) throw new Error('simulated crash');
@@ -289,13 +289,12 @@ describe('clustered training resume', () => {
     const rng = new mk.Rng(4);
     const tokens = Int32Array.from({ length: 3000 }, () => rng.int(cfg.vocabSize));
     const { train } = await import('../../src/train/loop.js');
-    const os = await import('node:os');
     const fs = await import('node:fs');
     const path = await import('node:path');
     const o = { config: cfg, tokens, steps: 22, batch: 2, seqLen: 16, lr: 1e-2 };
     const full = await train({ ...o, out: null });
     expect(full.regroups.some((e) => e.changed_groups > 0 && e.step <= 10)).toBe(true); // experts moved before the checkpoint
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'moekit-cl-'));
+    const out = tempDir('moekit-cl-');
     const crash = (m: { step: number }): void => {
       if (m.step === 15) throw new Error('simulated crash');
     };
