@@ -193,16 +193,20 @@ export class ExpertStore {
     return out;
   }
 
-  private tensorOf(name: string): Tensor {
+  /** One tensor of a unit, checked for NaN/Infinity, kept past the loading scope and recorded in `made`. */
+  private tensorOf(name: string, made: Tensor[]): Tensor {
     const info = this.infos.get(name);
     if (!info) throw new Error(`ExpertStore: ${this.file} has no tensor "${name}"`);
     const bytes = this.read(name);
     checkFinite(bytes, info.dtype, `ExpertStore: ${this.file}: tensor "${name}" (${info.dtype} [${info.shape.join(', ')}])`);
     const buf = bytes.buffer;
-    if (info.dtype === 'F16') return keep(tensor(new Uint16Array(buf, 0, bytes.length / 2), info.shape, 'f16'));
-    if (info.dtype === 'U8') return keep(tensor(bytes, info.shape, 'u8'));
-    if (info.dtype === 'I8') return keep(tensor(new Int8Array(buf), info.shape, 'i8'));
-    throw new Error(`ExpertStore: tensor "${name}" has dtype ${info.dtype}, expected F16, U8 or I8`);
+    let t: Tensor;
+    if (info.dtype === 'F16') t = tensor(new Uint16Array(buf, 0, bytes.length / 2), info.shape, 'f16');
+    else if (info.dtype === 'U8') t = tensor(bytes, info.shape, 'u8');
+    else if (info.dtype === 'I8') t = tensor(new Int8Array(buf), info.shape, 'i8');
+    else throw new Error(`ExpertStore: tensor "${name}" has dtype ${info.dtype}, expected F16, U8 or I8`);
+    made.push(keep(t));
+    return t;
   }
 
   /** The resident unit of (layer, group), loaded (and others evicted) if needed. */
@@ -227,16 +231,33 @@ export class ExpertStore {
       this.stats.evictions++;
     }
     const t0 = performance.now();
+    const made: Tensor[] = []; // freed if the unit fails to load (e.g. a NaN in one of its tensors)
+    let u: Unit;
+    try {
+      u = this.loadUnit(layer, group, L, bytes, tick, made);
+    } catch (e) {
+      for (const t of made) t.dispose();
+      throw e;
+    }
+    this.stats.stallMs += performance.now() - t0;
+    this.stats.loads++;
+    this.units.set(key, u);
+    this.stats.residentBytes += bytes;
+    this.stats.peakResidentBytes = Math.max(this.stats.peakResidentBytes, this.stats.residentBytes);
+    return u;
+  }
+
+  private loadUnit(layer: number, group: number, L: OffloadLayout['layers'][number], bytes: number, tick: number, made: Tensor[]): Unit {
     const M = L.E / L.G;
-    const u = noGrad(() => tidy(() => {
+    return noGrad(() => tidy(() => {
       const bases = {} as Record<ExpertMatrix, Tensor>;
-      for (const m of MATRICES) bases[m] = this.tensorOf(`layers.${layer}.group.${group}.${m}.base`);
+      for (const m of MATRICES) bases[m] = this.tensorOf(`layers.${layer}.group.${group}.${m}.base`, made);
       const factors = Array.from({ length: M }, (_, j) => {
         const e = group * M + j;
         const f = {} as Record<ExpertMatrix, { a: QuantFactor; b: QuantFactor }>;
         for (const m of MATRICES) {
           const q = (k: 'a' | 'b', gs: number): QuantFactor => ({
-            data: this.tensorOf(`layers.${layer}.expert.${e}.${m}.${k}.data`), scales: this.tensorOf(`layers.${layer}.expert.${e}.${m}.${k}.scales`), groupSize: gs,
+            data: this.tensorOf(`layers.${layer}.expert.${e}.${m}.${k}.data`, made), scales: this.tensorOf(`layers.${layer}.expert.${e}.${m}.${k}.scales`, made), groupSize: gs,
           });
           f[m] = { a: q('a', L.groupSizes[m][0]), b: q('b', L.groupSizes[m][1]) };
         }
@@ -244,12 +265,6 @@ export class ExpertStore {
       });
       return { layer, group, bytes, bases, factors, lastUsed: tick, lastStep: this.stats.steps };
     }));
-    this.stats.stallMs += performance.now() - t0;
-    this.stats.loads++;
-    this.units.set(key, u);
-    this.stats.residentBytes += bytes;
-    this.stats.peakResidentBytes = Math.max(this.stats.peakResidentBytes, this.stats.residentBytes);
-    return u;
   }
 
   private drop(u: Unit): void {

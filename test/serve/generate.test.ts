@@ -2,7 +2,7 @@
 // temperature, top-k, top-p) against their definitions.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
-import { generate, generateAsync, generateStream, generateStreamAsync, pickToken } from '../../src/serve/generate.js';
+import { NonFiniteLogitsError, checkGenerate, checkLogits, generate, generateAsync, generateStream, generateStreamAsync, pickToken } from '../../src/serve/generate.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
@@ -111,5 +111,49 @@ describe('logits processors', () => {
     close(count(opts({ temperature: T, topK: 2 })), p([4, 0]));
     // top-p 0.9 at T = 0.7: probabilities 0.753, 0.180, 0.021, ... -> the two most likely cover 0.933 >= 0.9
     close(count(opts({ temperature: T, topP: 0.9 })), p([4, 0]));
+  });
+});
+
+describe('non-finite logits', () => {
+  /** tiny model whose final norm weight is `v`: NaN, or a finite value large enough that activations overflow. */
+  const broken = (v: number): mk.MoELM => {
+    const m = model();
+    mk.noGrad(() => m.setTensor('model.norm.weight', mk.tensor(new Float32Array(32).fill(v), [32])));
+    return m;
+  };
+
+  it('stop generation with an error naming the step and position, sync and async, streamed or not, freeing the KV caches', async () => {
+    const msg = /^generate: the model produced non-finite logits at step 0 \(position 2\): 320 of 320 are NaN or ±Infinity, the first for token id 0 \(NaN\); expected finite logits \(likely non-finite weights, or activations overflowing\)$/;
+    const m = broken(Number.NaN);
+    const before = mk.getBackend().bytesInUse();
+    expect(() => generate(m, [1, 2, 3], { maxNewTokens: 4 })).toThrow(msg);
+    expect(() => generate(m, [1, 2, 3], { maxNewTokens: 4 })).toThrow(NonFiniteLogitsError);
+    expect(() => [...generateStream(m, [1, 2, 3], { maxNewTokens: 4, temperature: 0.7 })]).toThrow(msg);
+    await expect(generateAsync(m, [1, 2, 3], { maxNewTokens: 4 })).rejects.toThrow(msg);
+    const streamed: number[] = [];
+    await expect((async () => {
+      for await (const id of generateStreamAsync(m, [1, 2, 3], { maxNewTokens: 4 })) streamed.push(id);
+    })()).rejects.toThrow(msg);
+    expect(streamed).toEqual([]); // no token 0 made up from NaN
+    expect(mk.getBackend().bytesInUse()).toBe(before);
+    // finite weights whose activations overflow (3e38 · |x| > float32 max) are caught the same way
+    expect(() => generate(broken(3e38), [5, 6], { maxNewTokens: 2 })).toThrow(/non-finite logits at step 0 \(position 1\)/);
+  });
+
+  it('a step after the first is named by its step and position', () => {
+    const row = new Float32Array(5);
+    expect(() => checkLogits(row, 3, 9)).not.toThrow();
+    row[4] = Number.POSITIVE_INFINITY;
+    row[2] = Number.NaN;
+    expect(() => checkLogits(row, 3, 9)).toThrow('at step 3 (position 9): 2 of 5 are NaN or ±Infinity, the first for token id 2 (NaN)');
+  });
+
+  it('checkGenerate validates prompt and options up front, with the errors generation gives', () => {
+    const m = model();
+    expect(() => checkGenerate(m, [1, 2, 3], { maxNewTokens: 3 })).not.toThrow();
+    expect(() => checkGenerate(m, [])).toThrow(/prompt is empty/);
+    expect(() => checkGenerate(m, [1, 320])).toThrow(/prompt token 320 is not an id in \[0, 320\)/);
+    expect(() => checkGenerate(m, Array.from({ length: 65 }, () => 1))).toThrow(/65 tokens, more than maxSeqLen 64/);
+    expect(() => checkGenerate(m, [1], { topP: 2 })).toThrow(/topP 2 must be in \(0, 1\]/);
   });
 });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/node.js';
+import { poke } from '../helpers/poke.js';
 
 let dir = '';
 beforeAll(async () => {
@@ -82,5 +83,34 @@ describe('ExpertStore', () => {
     await mk.writeSafetensors(plain, [{ name: 'x', dtype: 'F32', shape: [1], data: new Float32Array([1]) }]);
     expect(() => mk.ExpertStore.open(plain, { budgetBytes: 1e9 })).toThrow('is not an offload file');
     await expect(mk.writeOffloadFile(new mk.MoELM(mk.PRESETS.tiny), file)).rejects.toThrow('no clustered MoE layers');
+  });
+});
+
+describe('ExpertStore non-finite values', () => {
+  it('a NaN or Infinity in an offloaded unit is refused when the unit is first loaded, naming the file and the tensor', async () => {
+    const model = new mk.MoELM(cfg);
+    const G = 4;
+    const E = 8;
+    const ids = Int32Array.from({ length: 32 }, (_, i) => i);
+    // a NaN in every layer-0 gate base: whichever group is routed first, its load fails
+    const file = path.join(dir, 'nan-base.safetensors');
+    await mk.writeOffloadFile(model, file, { format: 'int4' });
+    for (let g = 0; g < G; g++) await poke(file, `layers.0.group.${g}.gate.base`, 5);
+    let store = mk.ExpertStore.open(file, { budgetBytes: 1e9 }); // opening reads only the header
+    store.attach(model);
+    const before = mk.getBackend().bytesInUse();
+    expect(() => logits(model, ids)).toThrow(new RegExp(`^ExpertStore: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: tensor "layers\\.0\\.group\\.\\d\\.gate\\.base" \\(F16 \\[32, 32\\]\\) has 1 non-finite value \\(NaN or ±Infinity\\) among 1024, the first at flat index 5 \\(NaN\\)`));
+    expect(store.resident()).toEqual([]);
+    expect(mk.getBackend().bytesInUse()).toBe(before); // the half-loaded unit was freed
+    store.close();
+    // an Infinity in the scales of every layer-0 expert's up.b factor
+    const file2 = path.join(dir, 'inf-scales.safetensors');
+    await mk.writeOffloadFile(model, file2, { format: 'int8' });
+    for (let e = 0; e < E; e++) await poke(file2, `layers.0.expert.${e}.up.b.scales`, 3, Number.POSITIVE_INFINITY);
+    store = mk.ExpertStore.open(file2, { budgetBytes: 1e9 });
+    store.attach(model);
+    expect(() => logits(model, ids)).toThrow(/tensor "layers\.0\.expert\.\d\.up\.b\.scales" \(F16 \[32, 1\]\) has 1 non-finite value \(NaN or ±Infinity\) among 32, the first at flat index 3 \(Infinity\)/);
+    expect(mk.getBackend().bytesInUse()).toBe(before); // bases and factors read before the bad tensor were freed
+    store.close();
   });
 });
