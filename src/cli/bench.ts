@@ -1,8 +1,7 @@
 // moekit bench paper: the reproduction benchmark of the clustered-experts paper (docs/PAPER_RESULTS.md).
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { PAPER_PRESETS, paperBench, type PaperResult } from '../eval/paper.js';
+import { checkWritableFile, fsErrorWords } from '../io/outputs.js';
 import { getBackend, setBackend } from '../tensor/engine.js';
 import { intOption } from './args.js';
 import { paperHtml } from './report.js';
@@ -61,6 +60,47 @@ export function paperMarkdown(r: PaperResult): string {
   return lines.join('\n');
 }
 
+/** Where `finishPaper` prints and writes (a seam for tests). */
+export interface PaperSinks {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  write: (file: string, text: string) => Promise<void>;
+}
+
+const SINKS: PaperSinks = { out: (s) => console.log(s), err: (s) => console.error(s), write: writeFileAtomic };
+
+/** The line `--preset smoke` adds to its text and JSON output. */
+export const SMOKE_NOTE = 'preset smoke checks that the pipeline runs end to end, not the paper\'s claims: a tiny model trained for a few steps, so the claims below are no evidence either way (--preset small measures them)';
+
+/**
+ * The end of `bench paper`: the results go to stdout first (the JSON line, or the tables), then the HTML report is
+ * written. A failed write is reported in words on stderr after the results are out, and the function returns false
+ * (the command then exits non-zero): a long run's numbers are never lost to a full or read-only disk.
+ */
+export async function finishPaper(r: PaperResult, o: { html?: string; json?: boolean }, sinks: PaperSinks = SINKS): Promise<boolean> {
+  const note = r.preset === 'smoke' ? SMOKE_NOTE : undefined;
+  if (o.json) {
+    const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));
+    const stds = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.std]))]));
+    sinks.err(`\n${paperMarkdown(r)}`); // the table too, on stderr
+    if (note) sinks.err(`\nnote: ${note}`);
+    sinks.out(JSON.stringify({ preset: r.preset, ...(note ? { note } : {}), seeds: r.seeds, steps: r.steps, seconds: r.seconds, models, std: stds, runs: r.runs, claims: r.claims }));
+  } else {
+    sinks.out(`\nmoekit bench paper --preset ${r.preset} --seeds ${r.seeds} (${r.steps} steps per model, ${r.seconds.toFixed(0)} s)\n`);
+    if (note) sinks.out(`note: ${note}\n`);
+    sinks.out(paperMarkdown(r));
+  }
+  if (!o.html) return true;
+  try {
+    await sinks.write(o.html, await paperHtml(r, paperMarkdown(r), note));
+  } catch (e) {
+    sinks.err(`moekit: --html ${o.html}: could not write the report (${fsErrorWords(e)}); the results are on stdout above`);
+    return false;
+  }
+  sinks.err(`wrote ${o.html}`);
+  return true;
+}
+
 /** A bias step γ: a finite number >= 0. */
 function rate(name: string, v: string): number {
   const x = Number(v);
@@ -92,8 +132,8 @@ export function registerBench(program: Command): void {
       const seeds = intOption('seeds', o.seeds, 1, 1);
       const steps = o.steps === undefined ? undefined : intOption('steps', o.steps, 1, 1);
       const offloadBudget = o.offloadBudget === undefined ? undefined : intOption('offload-budget', o.offloadBudget, 1, 1);
-      // a report that cannot be written should fail now, not after the run
-      if (o.html && !existsSync(path.dirname(path.resolve(o.html)))) throw new Error(`--html ${o.html}: directory ${path.dirname(path.resolve(o.html))} does not exist`);
+      // a report that cannot be written fails now, not after the run
+      if (o.html) checkWritableFile(o.html, '--html');
       await setBackend(process.env.MOEKIT_BACKEND || 'wasm');
       const log = (s: string): void => void console.error(s);
       log(`backend ${getBackend().name}`);
@@ -108,17 +148,6 @@ export function registerBench(program: Command): void {
         ...(o.clusterBiasRate === undefined ? {} : { clusterBiasRate: rate('cluster-bias-rate', o.clusterBiasRate) }),
         ...(o.moeBiasRate === undefined ? {} : { moeBiasRate: rate('moe-bias-rate', o.moeBiasRate) }),
       });
-      if (o.html) {
-        await writeFileAtomic(o.html, await paperHtml(r, paperMarkdown(r)));
-        log(`wrote ${o.html}`);
-      }
-      if (o.json) {
-        const models = Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.mean]))]));
-        log(`\n${paperMarkdown(r)}`); // the table too, on stderr
-        console.log(JSON.stringify({ preset: r.preset, seeds: r.seeds, steps: r.steps, seconds: r.seconds, models, std: Object.fromEntries(Object.entries(r.models).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, a]) => [f, a.std]))])), runs: r.runs, claims: r.claims }));
-      } else {
-        console.log(`\nmoekit bench paper --preset ${r.preset} --seeds ${r.seeds} (${r.steps} steps per model, ${r.seconds.toFixed(0)} s)\n`);
-        console.log(paperMarkdown(r));
-      }
+      if (!(await finishPaper(r, o))) process.exitCode = 1;
     });
 }

@@ -38,25 +38,36 @@ function barsWithError(title: string, unit: string, rows: { model: string; mean:
 /** One color per model in every chart. */
 const COLORS = { domain: ['dense', 'moe', 'clustered', 'clustered FP16/INT4'], range: ['#9d9d9d', '#f58518', '#4c78a8', '#72b7b2'] };
 
+/** The color scale of a chart showing `shown` series: the same color per model everywhere, a legend of only these. */
+export function colorScale(shown: Iterable<string>): { domain: string[]; range: string[] } {
+  const set = new Set(shown);
+  const idx = COLORS.domain.flatMap((d, i) => (set.has(d) ? [i] : []));
+  const extra = [...set].filter((s) => !COLORS.domain.includes(s));
+  return { domain: [...idx.map((i) => COLORS.domain[i]!), ...extra], range: [...idx.map((i) => COLORS.range[i]!), ...extra.map(() => '#bab0ac')] };
+}
+
 /** Grouped bars: one group per x value, one bar per series; `rule` draws a dashed reference line (a target). */
 function groupedBars(title: string, x: string, unit: string, rows: { x: string; series: string; value: number }[], rule?: { y: number; label: string }): VlSpec {
+  const scale = colorScale(rows.map((r) => r.series));
   const bars = {
     mark: 'bar',
     encoding: {
       x: { field: 'x', type: 'nominal', sort: null, title: x },
-      xOffset: { field: 'series', sort: COLORS.domain },
+      xOffset: { field: 'series', sort: scale.domain },
       y: { field: 'value', type: 'quantitative', title: unit },
-      color: { field: 'series', title: null, scale: COLORS },
+      color: { field: 'series', title: null, scale },
       tooltip: [{ field: 'series' }, { field: 'value', format: '.4~g' }],
     },
   };
   if (!rule) return { ...BASE, title, height: 220, data: { values: rows }, ...bars };
+  // the reference line and its label get one datum of their own: drawn once, not once per bar
+  const once = { values: [{}] };
   return {
-    ...BASE, title, height: 220, data: { values: rows },
+    ...BASE, title, height: 220,
     layer: [
-      bars,
-      { mark: { type: 'rule', strokeDash: [4, 3], color: 'black' }, encoding: { y: { datum: rule.y } } },
-      { mark: { type: 'text', align: 'left', dx: 4, dy: -6, fontSize: 10 }, encoding: { y: { datum: rule.y }, x: { value: 0 }, text: { value: rule.label } } },
+      { data: { values: rows }, ...bars },
+      { data: once, mark: { type: 'rule', strokeDash: [4, 3], color: 'black' }, encoding: { y: { datum: rule.y } } },
+      { data: once, mark: { type: 'text', align: 'left', dx: 4, dy: -6, fontSize: 10 }, encoding: { y: { datum: rule.y }, x: { value: 0 }, text: { value: rule.label } } },
     ],
   };
 }
@@ -72,13 +83,14 @@ function loadProfile(r: PaperResult): VlSpec | null {
       counts.forEach((c, e) => rows.push({ layer: `layer ${l}`, slot: e, model: name, share: (c / n) * counts.length }));
     });
   }
+  const scale = colorScale(rows.map((x) => x.model));
   return {
     ...BASE, title: 'Expert load on held-out tokens (seed 0): routed share × E, 1 = perfectly even', data: { values: rows },
     facet: { column: { field: 'layer', type: 'nominal', title: null } },
     spec: {
       width: 200, height: 160,
       layer: [
-        { mark: 'bar', encoding: { x: { field: 'slot', type: 'ordinal', title: 'expert slot' }, xOffset: { field: 'model', sort: COLORS.domain }, y: { field: 'share', type: 'quantitative', title: 'load / mean load' }, color: { field: 'model', title: null, scale: COLORS } } },
+        { mark: 'bar', encoding: { x: { field: 'slot', type: 'ordinal', title: 'expert slot' }, xOffset: { field: 'model', sort: scale.domain }, y: { field: 'share', type: 'quantitative', title: 'load / mean load' }, color: { field: 'model', title: null, scale } } },
         { mark: { type: 'rule', strokeDash: [4, 3], color: 'black' }, encoding: { y: { datum: 1 } } },
       ],
     },
@@ -87,8 +99,8 @@ function loadProfile(r: PaperResult): VlSpec | null {
 
 const aggOf = (r: PaperResult, model: string, field: keyof ModelResult): Agg | undefined => r.models[model]?.[field];
 
-/** The report page: claims, the model table (Markdown rendered as HTML), and the charts. */
-export async function paperHtml(r: PaperResult, markdown: string): Promise<string> {
+/** The report page: claims, the model table (Markdown rendered as HTML), and the charts; `note` (smoke) above the tables. */
+export async function paperHtml(r: PaperResult, markdown: string, note?: string): Promise<string> {
   const names = Object.keys(r.models).filter((n) => Object.keys(r.models[n]!).length > 0);
   const series = (field: keyof ModelResult, models = names): { model: string; mean: number; std: number }[] =>
     models.flatMap((m) => { const a = aggOf(r, m, field); return a && Number.isFinite(a.mean) ? [{ model: m, mean: a.mean, std: a.std }] : []; });
@@ -125,11 +137,12 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 .no { color: #b00; font-weight: bold; } .yes { color: #070; }
+.note { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.5em 0.8em; }
 figure { margin: 1.5em 0; overflow-x: auto; }
 </style></head><body>
 <h1>moekit bench paper — preset ${esc(r.preset)}</h1>
 <p>${r.seeds} seed(s), ${r.steps} steps per model, ${r.seconds.toFixed(0)} s. ${esc(cpu)}, ${os.cpus().length} cores, Node ${esc(process.version)}, ${esc(new Date().toISOString())}.</p>
-${markdownTables(markdown)}
+${note ? `<p class="note"><strong>Note:</strong> ${esc(note)}</p>\n` : ''}${markdownTables(markdown)}
 ${svgs.map((s) => `<figure>${s}</figure>`).join('\n')}
 </body></html>
 `;

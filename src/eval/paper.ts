@@ -260,6 +260,15 @@ export function spreadSample(ids: Int32Array, n: number, chunk: number): Int32Ar
   return out;
 }
 
+/** The clustered settings checked before any training: G divides E, r <= min(H, I), k_g <= G (each error names why). */
+function checkClusterShape(cfg: ModelConfig, G: number, rank: number, groupTopK: number | undefined): void {
+  const { experts: E, hidden: H, expertWidth: I } = cfg;
+  if (!Number.isInteger(G) || G < 1 || G > E || E % G !== 0) throw new RangeError(`bench paper: --groups ${G} must divide the ${E} experts (1 <= G <= ${E})`);
+  const maxRank = Math.min(H, I);
+  if (!Number.isInteger(rank) || rank < 1 || rank > maxRank) throw new RangeError(`bench paper: --rank ${rank} must be in [1, ${maxRank}]: a residual of an H x I = ${H} x ${I} expert matrix has rank at most min(H, I) = ${maxRank}`);
+  if (groupTopK !== undefined && (!Number.isInteger(groupTopK) || groupTopK < 1 || groupTopK > G)) throw new RangeError(`bench paper: --group-top-k ${groupTopK} must be in [1, ${G}] (the groups per layer)`);
+}
+
 export async function paperBench(o: PaperOptions): Promise<PaperResult> {
   const started = performance.now();
   const log = o.log ?? ((): void => {});
@@ -268,6 +277,7 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
   if (!Number.isInteger(o.seeds) || o.seeds < 1) throw new RangeError(`bench paper: --seeds must be a positive integer, got ${o.seeds}`);
   const steps = o.steps ?? p.steps;
   const moeBase = parseConfig(p.model);
+  checkClusterShape(moeBase, o.clusterGroups ?? p.clusterGroups, o.clusterRank ?? p.clusterRank, o.groupTopK);
   const tokPath = path.join(os.tmpdir(), `moekit-paper-${o.preset}-${moeBase.vocabSize}-${p.maxDocs ?? 'all'}.tokenizer.json`);
   const corpus = brownCorpus({ vocabSize: moeBase.vocabSize, tokenizerPath: tokPath, ...(p.maxDocs ? { maxDocs: p.maxDocs } : {}) });
   const valid = spreadSample(corpus.valid, p.evalTokens, 8 * p.seqLen);
