@@ -194,12 +194,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       warn(`${o.out} held a run (${held.summary}); moved it to ${movedAside}`);
     }
   }
-  if (o.out) mkdirSync(o.out, { recursive: true });
-  if (ckptDir) {
-    const t = cleanStaleTemps(ckptDir);
-    if (t.removed.length) warn(`removed ${t.removed.length} temporary checkpoint(s) left by an interrupted run in ${ckptDir}: ${t.removed.join(', ')}`);
-    if (t.kept.length) warn(`${ckptDir} holds temporary checkpoint(s) of running process(es), left alone: ${t.kept.join(', ')}; is another run writing here?`);
-  }
   const last = o.resume && ckptDir ? await latestCheckpoint(ckptDir) : null;
   if (o.resume && ckptDir && !last) throw new Error(`train: --resume, but ${ckptDir} holds no checkpoint`);
   const identity: RunIdentity = { config: o.config, seed, batch: o.batch, seqLen: o.seqLen, accum, data: { tokens: o.tokens.length, sha256: hashTokens(o.tokens), ...o.data } };
@@ -210,6 +204,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const { mismatches, unchecked } = resumeMismatches(savedState, identity);
     if (mismatches.length) throw new Error(`train: cannot resume from ${last}: it was trained with other settings:\n  ${mismatches.join('\n  ')}\nRepeat the original settings, or start a new run (another --out, or --overwrite to move this one aside)`);
     if (unchecked.length) warn(`${last} was written by an earlier moekit that did not record ${unchecked.join(', ')}; these could not be checked against this run`);
+  }
+  // the checks passed: from here on the run owns the directory
+  if (o.out) mkdirSync(o.out, { recursive: true });
+  if (ckptDir) {
+    const t = cleanStaleTemps(ckptDir);
+    if (t.removed.length) warn(`removed ${t.removed.length} temporary checkpoint(s) left by an interrupted run in ${ckptDir}: ${t.removed.join(', ')}`);
+    if (t.kept.length) warn(`${ckptDir} holds temporary checkpoint(s) of running process(es), left alone: ${t.kept.join(', ')}; is another run writing here?`);
   }
   const warmupConfig = (): ModelConfig => parseConfig({ ...cc, ffn: 'moe', balanceLoss: 'layer' });
   let model = new MoELM(denseWarm && lastStep < warm ? warmupConfig() : cc);
