@@ -5,16 +5,15 @@ import path from 'node:path';
 import { afterAll } from 'vitest';
 
 const made: string[] = [];
-let registered = false;
 
-/** A fresh directory `os.tmpdir()/<prefix>XXXXXX` (prefix e.g. "moekit-train-"), removed in afterAll. */
+// registered when a test file imports this module (collection time): a hook registered from inside a running test
+// would not attach to the file's suite
+afterAll(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory `os.tmpdir()/<prefix>XXXXXX` (prefix e.g. "moekit-train-"), removed after the file's tests. */
 export function tempDir(prefix: string): string {
-  if (!registered) {
-    registered = true;
-    afterAll(() => {
-      for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
-    });
-  }
   const d = mkdtempSync(path.join(os.tmpdir(), prefix));
   made.push(d);
   return d;
