@@ -7,6 +7,11 @@ import { tempDir } from '../helpers/tmp.js';
 import { Rng } from '../../src/tensor/random.js';
 import { SafetensorsError, SafetensorsFile, checkFinite, encodeSafetensors, nonFinite, writeSafetensors } from '../../src/io/safetensors.js';
 import { f32ToF16 } from '../../src/tensor/dtype.js';
+import { tensor } from '../../src/tensor/api.js';
+import { setBackend } from '../../src/tensor/engine.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
+import { poke } from '../helpers/poke.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const mixtral = fixture('hf/mixtral/model.safetensors');
@@ -185,5 +190,13 @@ describe('non-finite values', () => {
     } finally {
       await f.close();
     }
+  });
+
+  it('training checkpoints (loadCheckpoint reads through readBytes) refuse a NaN weight too', async () => {
+    await setBackend('js');
+    const params: [string, Tensor][] = [['w', tensor(Float32Array.of(1, 2, 3, 4), [2, 2])]];
+    const step = await saveCheckpoint(path.join(nfDir, 'ckpt'), params, null, { step: 1 });
+    await poke(path.join(step, 'model.safetensors'), 'w', 3);
+    await expect(loadCheckpoint(step, params, null)).rejects.toThrow(`safetensors: ${path.join(step, 'model.safetensors')}: tensor "w" (F32 [2, 2]) has 1 non-finite value (NaN or ±Infinity) among 4, the first at flat index 3 (NaN)`);
   });
 });
