@@ -1,9 +1,10 @@
 // moekit tokenizer train: a byte-level BPE from text files (or the Brown training split) to DIR/tokenizer.json.
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadBrown, splitBrown } from '../io/brown.js';
 import { readLines } from '../io/lines.js';
+import { checkWritableDir, fsErrorWords } from '../io/outputs.js';
 import { saveTokenizerJson, trainBpe } from '../io/tokenizer.js';
 
 export const EOT = '<|endoftext|>';
@@ -62,6 +63,7 @@ export function tokenizerTrain(opts: { files: readonly string[]; vocab: number; 
   checkFiles(opts.files);
   const base = 1 + 256;
   if (opts.vocab < base) throw new Error(`--vocab must be at least ${base} (1 special token + 256 byte symbols), got "${opts.vocab}"`);
+  checkWritableDir(opts.out, '--out'); // before training: a read-only or full destination fails now
   const started = performance.now();
   const counter = { texts: 0 };
   let texts: Iterable<string>;
@@ -72,9 +74,12 @@ export function tokenizerTrain(opts: { files: readonly string[]; vocab: number; 
     texts = docs;
   }
   const model = trainBpe(texts, { vocabSize: opts.vocab, specialTokens: [EOT], minFrequency: opts.minFrequency });
-  mkdirSync(opts.out, { recursive: true });
   const out = path.join(opts.out, 'tokenizer.json');
-  saveTokenizerJson(model, out);
+  try {
+    saveTokenizerJson(model, out);
+  } catch (e) {
+    throw new Error(`tokenizer train: --out ${opts.out}: could not write tokenizer.json (${fsErrorWords(e)}) after training ${model.merges.length} merges`);
+  }
   return {
     out,
     vocab_size: model.vocab.size,

@@ -2,9 +2,15 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
+import { mountReadOnly, unmount } from '../helpers/readonly.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
+
+const tmp = tempDir('moekit-tok-cli-out-');
+const ro = path.join(tmp, 'ro');
+const roSkip = mountReadOnly(ro, 'test/cli/tokenizer');
+afterAll(() => unmount(ro, roSkip)); // registered after tempDir's removal hook, so it runs first (hooks run in reverse)
 
 const run = (args: string[]): string =>
   execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
