@@ -91,7 +91,7 @@ describe('run directories', () => {
   });
 
   it('overwrite moves the old run aside intact and starts afresh', async () => {
-    const out = tempDir('moekit-train-');
+    const out = path.join(tempDir('moekit-train-'), 'run'); // the old run goes beside it, inside the temp dir
     await train({ ...quick, out });
     const before = snapshot(out);
     const warnings: string[] = [];
