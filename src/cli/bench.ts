@@ -1,7 +1,8 @@
 // moekit bench paper: the reproduction benchmark of the clustered-experts paper (docs/PAPER_RESULTS.md).
 import type { Command } from 'commander';
 import { PAPER_PRESETS, paperBench, type PaperResult } from '../eval/paper.js';
-import { checkWritableFile, fsErrorWords } from '../io/outputs.js';
+import os from 'node:os';
+import { checkWritableDir, checkWritableFile, fsErrorWords } from '../io/outputs.js';
 import { getBackend, setBackend } from '../tensor/engine.js';
 import { intOption } from './args.js';
 import { paperHtml } from './report.js';
@@ -134,6 +135,8 @@ export function registerBench(program: Command): void {
       const offloadBudget = o.offloadBudget === undefined ? undefined : intOption('offload-budget', o.offloadBudget, 1, 1);
       // a report that cannot be written fails now, not after the run
       if (o.html) checkWritableFile(o.html, '--html');
+      // the tokenizer cache and the clustered model's offload file (written after training) go to the temp directory
+      checkWritableDir(os.tmpdir(), 'bench paper: temporary directory (TMPDIR)');
       await setBackend(process.env.MOEKIT_BACKEND || 'wasm');
       const log = (s: string): void => void console.error(s);
       log(`backend ${getBackend().name}`);
