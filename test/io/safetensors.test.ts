@@ -157,6 +157,9 @@ describe('non-finite values', () => {
     expect(nonFinite(bytes(Float32Array.of(3.4028234e38, -3.4028234e38, 1e-45)), 'F32')).toEqual({ count: 0, first: -1 });
     expect(nonFinite(bytes(Float64Array.of(Number.MAX_VALUE, -Number.MAX_VALUE)), 'F64')).toEqual({ count: 0, first: -1 });
     expect(nonFinite(bytes(Uint16Array.of(f32ToF16(65504), f32ToF16(70000))), 'F16')).toEqual({ count: 1, first: 1 });
+    expect(nonFinite(bytes(Uint16Array.of(0, 0x7c00, 1, 0xfe00, 0x3c00)), 'F16')).toEqual({ count: 2, first: 1 }); // odd count: one value at a time
+    expect(nonFinite(bytes(Uint16Array.of(0, 0x7c00, 1, 0xffc0, 0x7f80)), 'BF16')).toEqual({ count: 2, first: 3 });
+    expect(nonFinite(bytes(Uint16Array.of(0xff80, 0, 0, 0x7fc0)), 'BF16')).toEqual({ count: 2, first: 0 });
     expect(nonFinite(Uint8Array.of(0xff, 0xff, 0x7f, 0x80), 'U8')).toBeNull();
     expect(nonFinite(Uint8Array.of(0xff, 0xff, 0xff, 0xff), 'I32')).toBeNull();
     // unaligned views are read correctly
