@@ -245,6 +245,15 @@ export class WasmRuntime {
     if (Atomics.load(I, CTRL.ERROR)) throw new Error(`wasm kernel ${kernel} failed in a worker thread`);
   }
 
+  /**
+   * Makes one worker sleep `ms` milliseconds at its next wake-up, as if the OS had descheduled it (for tests of the
+   * pool under contention: the chunked pool finishes ops without it, the static one waits).
+   */
+  stallWorkers(ms: number): void {
+    this.check();
+    Atomics.store(this.ctrlI32, CTRL.STALL_MS, Math.max(0, Math.floor(ms)));
+  }
+
   /** Per-thread packing scratch for the GEMM kernels: threads × scratchStride bytes, allocated once. */
   scratch(): { ptr: number; stride: number } {
     const stride = this.exports.scratchBytes();
@@ -268,6 +277,7 @@ export class WasmRuntime {
     if (this.disposed) return;
     this.disposed = true;
     Atomics.store(this.ctrlI32, CTRL.QUIT, 1);
+    Atomics.notify(this.ctrlI32, CTRL.QUIT);
     Atomics.add(this.ctrlI32, CTRL.GEN, 1);
     Atomics.notify(this.ctrlI32, CTRL.GEN);
     for (const w of this.workers) void w.terminate();

@@ -6,9 +6,10 @@
  * (odd while the main thread writes it, 2·gen once complete); KERNEL: index into the name list; NARGS; NCHUNKS;
  * QUIT: workers exit; ERROR: a worker's kernel threw; DONE: chunks finished (chunked) or workers acknowledged
  * (static); TICKET: (gen tag << CHUNK_BITS) | next unclaimed chunk; MODE: 0 chunked, 1 static; SLEEPERS: workers in
- * Atomics.wait; NTHREADS: threads taking part (static).
+ * Atomics.wait; NTHREADS: threads taking part (static); STALL_MS: workers sleep this long at their next wake-up (a
+ * descheduled worker, simulated for tests; WasmRuntime.stallWorkers).
  */
-export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NCHUNKS: 4, QUIT: 5, ERROR: 6, SEQ: 7, TICKET: 8, MODE: 9, SLEEPERS: 10, NTHREADS: 11 } as const;
+export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NCHUNKS: 4, QUIT: 5, ERROR: 6, SEQ: 7, TICKET: 8, MODE: 9, SLEEPERS: 10, NTHREADS: 11, STALL_MS: 12 } as const;
 export const ARGS_OFFSET = 64;
 export const MAX_ARGS = 32;
 export const CTRL_BYTES = ARGS_OFFSET + MAX_ARGS * 8;
@@ -62,6 +63,8 @@ function moekitStart(d, post) {
     }
     gen = Atomics.load(I, ${CTRL.GEN});
     if (Atomics.load(I, ${CTRL.QUIT})) return;
+    const stall = Atomics.exchange(I, ${CTRL.STALL_MS}, 0);
+    if (stall > 0) Atomics.wait(I, ${CTRL.QUIT}, 0, stall);
     if (Atomics.load(I, ${CTRL.MODE}) === 1) {
       const nt = I[${CTRL.NTHREADS}];
       if (tid < nt) {
