@@ -31,6 +31,12 @@ export interface WasmRuntimeOptions {
 
 export type PoolMode = 'chunked' | 'static';
 
+/**
+ * WebAssembly.Memory where the compiler knows WebAssembly (lib "DOM" or "WebWorker"), else the members moekit's
+ * callers use: so the published declarations also compile for a Node project with lib "ES2022" alone.
+ */
+export type WasmMemory = typeof globalThis extends { WebAssembly: { Memory: { prototype: infer M } } } ? M : { readonly buffer: ArrayBufferLike; grow(delta: number): number };
+
 function envPool(): PoolMode {
   const v = isNode ? process.env.MOEKIT_POOL : undefined;
   if (v === undefined || v === '' || v === 'chunked') return 'chunked';
@@ -73,7 +79,7 @@ async function defaultThreads(): Promise<number> {
 }
 
 export class WasmRuntime {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   readonly threads: number;
   /** How threads share an op's chunks (see WasmRuntimeOptions.pool). */
   readonly pool: PoolMode;
@@ -94,7 +100,7 @@ export class WasmRuntime {
   /** dispatch counter (30 bits: SEQ holds 2·gen) */
   private gen = 0;
 
-  private constructor(memory: WebAssembly.Memory, instance: WebAssembly.Instance, relaxed: boolean, threads: number, pool: PoolMode) {
+  private constructor(memory: WebAssembly.Memory & WasmMemory, instance: WebAssembly.Instance, relaxed: boolean, threads: number, pool: PoolMode) {
     this.memory = memory;
     this.pool = pool;
     this.relaxed = relaxed;

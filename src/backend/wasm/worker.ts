@@ -50,17 +50,33 @@ function moekitStart(d, post) {
   const TAG = ${(1 << (32 - CHUNK_BITS)) - 1}, CB = ${CHUNK_BITS}, CM = ${MAX_CHUNKS};
   let gen = Atomics.load(I, ${CTRL.GEN});
   const args = [];
+  // Adaptive spin: a spinning worker that the OS preempts is competing for a core with another runnable thread -
+  // maybe the main thread, whose serial work it then slows. Each preemption seen while spinning (1024 polls taking over
+  // 0.25 ms) halves the budget, down to 4096 polls (some µs) before sleeping until woken; each spin that ran
+  // undisturbed lets it grow back towards spin.
+  // (The static pool keeps a fixed spin, as it always had.)
+  const now = () => performance.now();
+  const adaptive = Atomics.load(I, ${CTRL.MODE}) === 0, floor = Math.min(4096, spin);
+  let budget = spin;
   post('ready');
   for (;;) {
     let s = 0;
+    let last = now();
     while (Atomics.load(I, ${CTRL.GEN}) === gen) {
-      if (++s > spin) {
+      if ((++s & 1023) === 0) {
+        const t = now();
+        if (adaptive && t - last > 0.25) budget = Math.max(floor, budget >> 1);
+        last = t;
+      }
+      if (s > budget) {
         Atomics.add(I, ${CTRL.SLEEPERS}, 1);
         Atomics.wait(I, ${CTRL.GEN}, gen);
         Atomics.sub(I, ${CTRL.SLEEPERS}, 1);
         s = 0;
+        last = now();
       }
     }
+    if (s > 1024 && now() - last <= 0.25) budget = Math.min(spin, budget + (budget >> 3) + 1024);
     gen = Atomics.load(I, ${CTRL.GEN});
     if (Atomics.load(I, ${CTRL.QUIT})) return;
     const stall = Atomics.exchange(I, ${CTRL.STALL_MS}, 0);
