@@ -18,14 +18,22 @@ export function scratchBytes(): i32 {
 
 /**
  * The chunk grid of a (M, N) product split into at most `nchunks` tiles: nb column blocks (8-aligned) by mb row
- * blocks (MR-aligned), shaped so tiles are about square in work. A function of (M, N, nchunks) only, so a chunk
+ * blocks (MR-aligned), nb a divisor of nchunks, shaped so tiles are about square in work. A function of (M, N, nchunks) only, so a chunk
  * computes the same numbers whichever thread runs it and however many threads there are.
  */
 function gridCols(M: i32, N: i32, nchunks: i32): i32 {
   const maxNb = max(1, (N + 7) / 8);
   if (M <= MR) return min(nchunks, maxNb);
-  const want = <i32>Math.round(Math.sqrt(<f64>nchunks * <f64>N / <f64>M));
-  return max(1, min(min(want, nchunks), maxNb));
+  // the divisor of nchunks nearest (in ratio) to the square-tile column count, so every chunk is a tile
+  const want = Math.sqrt(<f64>nchunks * <f64>N / <f64>M);
+  let best = 1;
+  let bestErr = Infinity;
+  for (let d = 1; d <= min(nchunks, maxNb); d++) {
+    if (nchunks % d != 0) continue;
+    const err = Math.abs(Math.log(<f64>d / want));
+    if (err < bestErr) { best = d; bestErr = err; }
+  }
+  return best;
 }
 
 /** Chunk `chunk` of `nchunks` of C (M, N) = op(A)·op(B): one tile of the grid above (nothing when past the grid). */
