@@ -5,6 +5,7 @@ import { gemm } from './gemm';
 import { qgemm } from './quant';
 export * from './nn';
 export * from './moe';
+export * from './gemm_packed';
 
 /** First byte above the module's static data; the JS allocator starts above it. */
 export function heapBase(): usize {

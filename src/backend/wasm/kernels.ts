@@ -70,8 +70,8 @@ export interface QMatmulParams {
 
 /** Flops (or equivalent work) below which dispatching to workers costs more than it saves. */
 const MIN_PARALLEL_WORK = 1 << 18;
-/** Flops a chunk of a larger product gets at least (a 2-D tile: its packing stays a few % of its work). */
-const MIN_CHUNK_WORK = 1 << 20;
+/** Flops a chunk of a larger product gets at least (claiming a chunk and its tile edges stay a few % of its work). */
+const MIN_CHUNK_WORK = 1 << 21;
 
 function pickChunks(work: number, requested: number | undefined): number {
   if (requested !== undefined) return chunksFor(requested, 1);
@@ -92,6 +92,19 @@ export function matmul(rt: WasmRuntime, p: MatmulParams): void {
   const sA = p.strideA ?? p.M * p.K, sB = p.strideB ?? p.K * p.N, sC = p.strideC ?? p.M * p.N;
   const nc = pickChunks(2 * p.M * p.N * Math.max(p.K, 1) * batch, p.chunks);
   const s = rt.scratch();
+  // products that take the packed path (not a GEMV, not a thin product; the same test as gemm() in assembly/gemm.ts),
+  // cut into chunks: pack both operands once, then compute tiles from the shared panels
+  if (nc > 1 && batch === 1 && p.M > 1 && p.K > 0 && !(!p.transA && !p.transB && (p.K <= 16 || p.N <= 8))) {
+    const pa = rt.alloc(rt.call1('packedABytes', [p.M, p.K])), pb = rt.alloc(rt.call1('packedBBytes', [p.N, p.K]));
+    try {
+      rt.parallel('gemm_pack', [p.a, p.transA ? p.M : p.K, p.transA ? 1 : 0, p.b, p.transB ? p.K : p.N, p.transB ? 1 : 0, p.M, p.N, p.K, pa, pb], nc);
+      rt.parallel('gemm_tiles', [pa, pb, p.c, p.bias ?? 0, p.M, p.N, p.K, p.accumulate ? 1 : 0, s.ptr, s.stride], nc);
+    } finally {
+      rt.free(pa);
+      rt.free(pb);
+    }
+    return;
+  }
   rt.parallel('matmul', [p.a, p.b, p.c, p.bias ?? 0, p.M, p.N, p.K, p.transA ? 1 : 0, p.transB ? 1 : 0,
     p.accumulate ? 1 : 0, batch, sA, sB, sC, s.ptr, s.stride], nc);
 }

@@ -178,6 +178,12 @@ export class WasmRuntime {
     this.fn(kernel)(...args, 0, 1);
   }
 
+  /** The number exports[name](...args) returns (size queries such as packedABytes). */
+  call1(name: string, args: readonly number[]): number {
+    this.check();
+    return (this.fn(name) as unknown as (...a: number[]) => number)(...args);
+  }
+
   private fn(kernel: string): KernelFn {
     const f = this.exports[kernel];
     if (typeof f !== 'function' || !this.index.has(kernel)) throw new Error(`wasm kernel ${kernel} does not exist`);
