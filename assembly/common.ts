@@ -35,6 +35,15 @@ export const SCRATCH_BYTES: i32 = <i32>(OFF_BIAS + 64);
   return f32x4.extract_lane(t, 0);
 }
 
+/**
+ * This instance's thread slot (0 = the main thread, w = worker w), set once by setSlot when a worker starts. Work is
+ * split into chunks by (chunk, nchunks) arguments whatever thread runs them; per-thread scratch is indexed by slot.
+ */
+let threadSlot: i32 = 0;
+export function setSlot(s: i32): void { threadSlot = s; }
+// @ts-ignore: decorator
+@inline export function slot(): usize { return <usize>threadSlot; }
+
 /** Balanced range [lo, hi) of `chunks` chunks of `q` elements for thread tid, clipped to n. */
 // @ts-ignore: decorator
 @inline export function rangeLo(n: i32, q: i32, tid: i32, nthreads: i32): i32 {

@@ -1,9 +1,11 @@
-// Kernel entry points exported to JS: each splits its work by (tid, nthreads), the last two arguments.
-import { MR, SCRATCH_BYTES, rangeLo } from './common';
+// Kernel entry points exported to JS: each does chunk `chunk` of `nchunks` (the last two arguments) of its work.
+import { MR, SCRATCH_BYTES, rangeLo, slot } from './common';
+export { setSlot } from './common';
 import { gemm } from './gemm';
 import { qgemm } from './quant';
 export * from './nn';
 export * from './moe';
+export * from './gemm_packed';
 
 /** First byte above the module's static data; the JS allocator starts above it. */
 export function heapBase(): usize {
@@ -15,27 +17,44 @@ export function scratchBytes(): i32 {
   return SCRATCH_BYTES;
 }
 
-/** One thread's share of C (M, N) = op(A)·op(B): split over N (8-aligned) when wide enough, else over M. */
-function gemmShare(a: usize, lda: i32, transA: bool, b: usize, ldb: i32, transB: bool, c: usize, ldc: i32,
-  bias: usize, M: i32, N: i32, K: i32, accumulate: bool, scratch: usize, tid: i32, nthreads: i32): void {
-  if (nthreads <= 1) {
+/**
+ * The chunk grid of a (M, N) product split into at most `nchunks` tiles: nb column blocks (8-aligned) by mb row
+ * blocks (MR-aligned), nb a divisor of nchunks, shaped so tiles are about square in work. A function of (M, N, nchunks) only, so a chunk
+ * computes the same numbers whichever thread runs it and however many threads there are.
+ */
+function gridCols(M: i32, N: i32, nchunks: i32): i32 {
+  const maxNb = max(1, (N + 7) / 8);
+  if (M <= MR) return min(nchunks, maxNb);
+  // the divisor of nchunks nearest (in ratio) to the square-tile column count, so every chunk is a tile
+  const want = Math.sqrt(<f64>nchunks * <f64>N / <f64>M);
+  let best = 1;
+  let bestErr = Infinity;
+  for (let d = 1; d <= min(nchunks, maxNb); d++) {
+    if (nchunks % d != 0) continue;
+    const err = Math.abs(Math.log(<f64>d / want));
+    if (err < bestErr) { best = d; bestErr = err; }
+  }
+  return best;
+}
+
+/** Chunk `chunk` of `nchunks` of C (M, N) = op(A)·op(B): one tile of the grid above (nothing when past the grid). */
+function gemmChunk(a: usize, lda: i32, transA: bool, b: usize, ldb: i32, transB: bool, c: usize, ldc: i32,
+  bias: usize, M: i32, N: i32, K: i32, accumulate: bool, scratch: usize, chunk: i32, nchunks: i32): void {
+  if (nchunks <= 1) {
     gemm(a, lda, transA, b, ldb, transB, c, ldc, bias, M, N, K, accumulate, scratch);
     return;
   }
-  if (N >= 16 * nthreads || M < 2 * MR * nthreads) {
-    const q = N >= 8 * nthreads ? 8 : 1;
-    const n0 = rangeLo(N, q, tid, nthreads), n1 = rangeLo(N, q, tid + 1, nthreads);
-    if (n1 <= n0) return;
-    const boff = transB ? <usize>n0 * <usize>ldb : <usize>n0;
-    gemm(a, lda, transA, b + (boff << 2), ldb, transB, c + (<usize>n0 << 2), ldc, bias ? bias + (<usize>n0 << 2) : 0,
-      M, n1 - n0, K, accumulate, scratch);
-  } else {
-    const m0 = rangeLo(M, MR, tid, nthreads), m1 = rangeLo(M, MR, tid + 1, nthreads);
-    if (m1 <= m0) return;
-    const aoff = transA ? <usize>m0 : <usize>m0 * <usize>lda;
-    gemm(a + (aoff << 2), lda, transA, b, ldb, transB, c + <usize>m0 * (<usize>ldc << 2), ldc, bias,
-      m1 - m0, N, K, accumulate, scratch);
-  }
+  const nb = gridCols(M, N, nchunks);
+  const mb = min(nchunks / nb, max(1, (M + MR - 1) / MR));
+  if (chunk >= mb * nb) return;
+  const bi = chunk / nb, bj = chunk % nb;
+  const m0 = rangeLo(M, MR, bi, mb), m1 = rangeLo(M, MR, bi + 1, mb);
+  const n0 = rangeLo(N, 8, bj, nb), n1 = rangeLo(N, 8, bj + 1, nb);
+  if (m1 <= m0 || n1 <= n0) return;
+  const aoff = transA ? <usize>m0 : <usize>m0 * <usize>lda;
+  const boff = transB ? <usize>n0 * <usize>ldb : <usize>n0;
+  gemm(a + (aoff << 2), lda, transA, b + (boff << 2), ldb, transB, c + <usize>m0 * (<usize>ldc << 2) + (<usize>n0 << 2), ldc,
+    bias ? bias + (<usize>n0 << 2) : 0, m1 - m0, n1 - n0, K, accumulate, scratch);
 }
 
 /**
@@ -44,12 +63,12 @@ function gemmShare(a: usize, lda: i32, transA: bool, b: usize, ldb: i32, transB:
  */
 export function matmul(a: usize, b: usize, c: usize, bias: usize, M: i32, N: i32, K: i32, transA: i32, transB: i32,
   accumulate: i32, batch: i32, strideA: i32, strideB: i32, strideC: i32, scratch: usize, scratchStride: i32,
-  tid: i32, nthreads: i32): void {
-  const sc = scratch + <usize>tid * <usize>scratchStride;
+  chunk: i32, nchunks: i32): void {
+  const sc = scratch + slot() * <usize>scratchStride;
   const lda = transA ? M : K, ldb = transB ? K : N;
   const ta = transA != 0, tb = transB != 0, acc = accumulate != 0;
-  if (nthreads > 1 && batch >= nthreads && (batch % nthreads == 0 || batch >= 4 * nthreads)) {
-    const b0 = rangeLo(batch, 1, tid, nthreads), b1 = rangeLo(batch, 1, tid + 1, nthreads);
+  if (nchunks > 1 && batch >= nchunks) {
+    const b0 = rangeLo(batch, 1, chunk, nchunks), b1 = rangeLo(batch, 1, chunk + 1, nchunks);
     for (let i = b0; i < b1; i++) {
       gemm(a + <usize>i * <usize>strideA * 4, lda, ta, b + <usize>i * <usize>strideB * 4, ldb, tb,
         c + <usize>i * <usize>strideC * 4, N, bias, M, N, K, acc, sc);
@@ -57,44 +76,45 @@ export function matmul(a: usize, b: usize, c: usize, bias: usize, M: i32, N: i32
     return;
   }
   for (let i = 0; i < batch; i++) {
-    gemmShare(a + <usize>i * <usize>strideA * 4, lda, ta, b + <usize>i * <usize>strideB * 4, ldb, tb,
-      c + <usize>i * <usize>strideC * 4, N, bias, M, N, K, acc, sc, tid, nthreads);
+    gemmChunk(a + <usize>i * <usize>strideA * 4, lda, ta, b + <usize>i * <usize>strideB * 4, ldb, tb,
+      c + <usize>i * <usize>strideC * 4, N, bias, M, N, K, acc, sc, chunk, nchunks);
   }
 }
 
+
 /**
  * MoE grouped matmul: rows offsets[e]..offsets[e+1] of y (T, N) = those rows of x (T, K) · W_e,
- * W (E, K, N), or (E, N, K) when transW. Every expert's columns are split across threads (balanced by rows×N).
+ * W (E, K, N), or (E, N, K) when transW. Every expert's product is split into the same number of chunks.
  */
 export function groupedMatmul(x: usize, w: usize, y: usize, offsets: usize, E: i32, K: i32, N: i32, transW: i32,
-  scratch: usize, scratchStride: i32, tid: i32, nthreads: i32): void {
-  const sc = scratch + <usize>tid * <usize>scratchStride;
+  scratch: usize, scratchStride: i32, chunk: i32, nchunks: i32): void {
+  const sc = scratch + slot() * <usize>scratchStride;
   const wsz = <usize>K * <usize>N * 4;
   for (let e = 0; e < E; e++) {
     const r0 = load<i32>(offsets + (<usize>e << 2)), r1 = load<i32>(offsets + (<usize>(e + 1) << 2));
     if (r1 <= r0) continue;
-    gemmShare(x + <usize>r0 * <usize>K * 4, K, false, w + <usize>e * wsz, transW ? K : N, transW != 0,
-      y + <usize>r0 * <usize>N * 4, N, 0, r1 - r0, N, K, false, sc, tid, nthreads);
+    gemmChunk(x + <usize>r0 * <usize>K * 4, K, false, w + <usize>e * wsz, transW ? K : N, transW != 0,
+      y + <usize>r0 * <usize>N * 4, N, 0, r1 - r0, N, K, false, sc, chunk, nchunks);
   }
 }
 
 /** dW_e (K, N) = x_eᵀ (K, T_e) · dy_e (T_e, N) per segment; dW (E, K, N); empty segments give zeros. */
 export function groupedMatmulWeightGrad(x: usize, dy: usize, dw: usize, offsets: usize, E: i32, K: i32, N: i32,
-  scratch: usize, scratchStride: i32, tid: i32, nthreads: i32): void {
-  const sc = scratch + <usize>tid * <usize>scratchStride;
+  scratch: usize, scratchStride: i32, chunk: i32, nchunks: i32): void {
+  const sc = scratch + slot() * <usize>scratchStride;
   const wsz = <usize>K * <usize>N * 4;
   for (let e = 0; e < E; e++) {
     const r0 = load<i32>(offsets + (<usize>e << 2)), r1 = load<i32>(offsets + (<usize>(e + 1) << 2));
-    gemmShare(x + <usize>r0 * <usize>K * 4, K, true, dy + <usize>r0 * <usize>N * 4, N, false,
-      dw + <usize>e * wsz, N, 0, K, N, max(0, r1 - r0), false, sc, tid, nthreads);
+    gemmChunk(x + <usize>r0 * <usize>K * 4, K, true, dy + <usize>r0 * <usize>N * 4, N, false,
+      dw + <usize>e * wsz, N, 0, K, N, max(0, r1 - r0), false, sc, chunk, nchunks);
   }
 }
 
 /** y (M, N) = x (M, K) · Wᵀ, W (N, K) quantised (format 0 int8, 1 int4, 2 f16, 3 bf16), split over N. */
 export function qmatmul(x: usize, w: usize, scales: usize, y: usize, M: i32, N: i32, K: i32, format: i32, groupSize: i32,
-  scratch: usize, scratchStride: i32, tid: i32, nthreads: i32): void {
-  const sc = scratch + <usize>tid * <usize>scratchStride;
-  const q = N >= 8 * nthreads ? 8 : 1;
-  qgemm(x, w, scales, y, M, N, K, format, groupSize, rangeLo(N, q, tid, nthreads), rangeLo(N, q, tid + 1, nthreads), sc);
+  scratch: usize, scratchStride: i32, chunk: i32, nchunks: i32): void {
+  const sc = scratch + slot() * <usize>scratchStride;
+  const q = N >= 8 * nchunks ? 8 : 1;
+  qgemm(x, w, scales, y, M, N, K, format, groupSize, rangeLo(N, q, chunk, nchunks), rangeLo(N, q, chunk + 1, nchunks), sc);
 }
 export * from './nn';

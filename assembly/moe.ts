@@ -1,7 +1,7 @@
 // Token-at-a-time fused MoE FFNs for decode-sized batches: every expert product of a token is a GEMV straight from the
 // weights, with no gathers, no temporaries outside the thread's workspace and one call for the whole layer. Threads
 // split the tokens (each writes its own output rows). Larger batches use the grouped-GEMM chain (src/backend/wasm/moe.ts).
-import { fma } from './common';
+import { fma, slot } from './common';
 import { gemvN } from './gemm';
 import { at, lo, sp, vexp } from './nn_math';
 import { F16C, f16tof32, f16x4c } from './quant';
@@ -183,12 +183,12 @@ export function widen_f16(src: usize, dst: usize, n: i32, tid: i32, nthreads: i3
 
 /**
  * y (T, H) = Σ_k wts[t, k]·(silu(x·gate_e)⊙(x·up_e))·down_e, e = ids[t, k]; gate/up (E, H, I), down (E, I, H).
- * Workspace per thread: 2·I floats (rounded), at work + tid·workStride.
+ * Workspace per thread slot: 2·I floats (rounded), at work + slot·workStride.
  */
 export function moe_ffn_tokens(x: usize, ids: usize, wts: usize, gate: usize, up: usize, down: usize, y: usize,
   T: i32, K: i32, H: i32, I: i32, work: usize, workStride: i32, tid: i32, nthreads: i32): void {
   const t0 = lo(T, 1, tid, nthreads), t1 = lo(T, 1, tid + 1, nthreads);
-  const g = work + <usize>tid * <usize>workStride, u = g + vb(I);
+  const g = work + slot() * <usize>workStride, u = g + vb(I);
   const wsz = <usize>H * <usize>I * 4;
   for (let t = t0; t < t1; t++) {
     const xr = x + <usize>t * <usize>H * 4, yr = y + <usize>t * <usize>H * 4;
@@ -216,7 +216,7 @@ export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize
   work: usize, workStride: i32, tid: i32, nthreads: i32): void {
   const half = h16 != 0;
   const t0 = lo(T, 1, tid, nthreads), t1 = lo(T, 1, tid + 1, nthreads);
-  const baseG = work + <usize>tid * <usize>workStride, baseU = baseG + vb(I), hs = baseU + vb(I);
+  const baseG = work + slot() * <usize>workStride, baseU = baseG + vb(I), hs = baseU + vb(I);
   const g = hs + vb(I), u = g + vb(I), lr = u + vb(I);
   const bsz = <usize>H * <usize>I * (half ? 2 : 4), asz = <usize>H * <usize>R * 4, fsz = <usize>R * <usize>I * 4;
   const dasz = <usize>I * <usize>R * 4, dbsz = <usize>R * <usize>H * 4;
@@ -259,12 +259,12 @@ export function clustered_ffn_tokens(x: usize, ids: usize, wts: usize, bg: usize
 /**
  * Low-rank expert rows: out[n] = (base ? base[baseIdx[n]] : 0) + (x[n]·A_e)·B_e with e = rowExpert[n], A (E, din, R),
  * B (E, R, dout); split over rows. Both factors of an expert fit in L1, so a row-at-a-time GEMV pair beats a thin
- * GEMM. Workspace per thread: R floats (rounded) at work + tid·workStride.
+ * GEMM. Workspace per thread slot: R floats (rounded) at work + slot·workStride.
  */
 export function lowrank_rows(x: usize, A: usize, B: usize, base: usize, baseIdx: usize, out: usize, rowExpert: usize,
   n: i32, din: i32, R: i32, dout: i32, work: usize, workStride: i32, tid: i32, nthreads: i32): void {
   const r0 = lo(n, 1, tid, nthreads), r1 = lo(n, 1, tid + 1, nthreads);
-  const lr = work + <usize>tid * <usize>workStride;
+  const lr = work + slot() * <usize>workStride;
   const asz = <usize>din * <usize>R * 4, bsz = <usize>R * <usize>dout * 4;
   const ob = <usize>dout * 4;
   for (let r = r0; r < r1; r++) {

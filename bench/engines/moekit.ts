@@ -36,7 +36,7 @@ export class MoekitWasm implements GemmEngine {
     const a = this.upload(p.a), b = this.upload(p.b), c = rt.alloc(p.M * p.N * 4);
     const params = {
       a, b, c, bias: 0, M: p.M, N: p.N, K: p.K, transA: false, transB: false, accumulate: false,
-      batch: 1, strideA: 0, strideB: 0, strideC: 0, threads: this.threads,
+      batch: 1, strideA: 0, strideB: 0, strideC: 0,
     };
     const run = (): void => matmul(rt, params);
     return Promise.resolve({
@@ -50,7 +50,7 @@ export class MoekitWasm implements GemmEngine {
   prepareGrouped(g: GroupedProblem): Prepared {
     const { rt } = this;
     const x = this.upload(g.x), w = this.upload(g.w), offsets = this.upload(g.offsets), y = rt.alloc(g.T * g.N * 4);
-    const params = { x, w, y, offsets, E: g.E, K: g.K, N: g.N, transW: false, threads: this.threads };
+    const params = { x, w, y, offsets, E: g.E, K: g.K, N: g.N, transW: false };
     const run = (): void => groupedMatmul(rt, params);
     return {
       run,

@@ -27,7 +27,7 @@ program
       console.log(JSON.stringify(r));
     } else {
       console.log(`moekit selfcheck on ${r.machine.cpu} (${r.machine.cores} cores), Node ${r.machine.node}`);
-      console.log(`wasm backend: ${r.wasm.threads} threads, ${r.wasm.relaxedSimd ? 'relaxed SIMD (FMA)' : 'SIMD128'}\n`);
+      console.log(`wasm backend: ${r.wasm.threads} threads (${r.wasm.pool} pool; MOEKIT_THREADS, MOEKIT_POOL), ${r.wasm.relaxedSimd ? 'relaxed SIMD (FMA)' : 'SIMD128'}\n`);
       console.log('op (wasm vs js reference)        max relative diff');
       for (const o of r.ops) console.log(`  ${o.op.padEnd(30)} ${o.maxRelDiff.toExponential(2).padStart(9)}  ${o.ok ? 'ok' : 'FAIL'}`);
       console.log('\nGEMM 512x512x1024 (M x K x N)     GFLOP/s');

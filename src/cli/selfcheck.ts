@@ -3,13 +3,13 @@ import os from 'node:os';
 import { JsBackend } from '../backend/js/index.js';
 import { WasmBackend } from '../backend/wasm/index.js';
 import * as T from '../tensor/api.js';
-import { tidy, useBackend } from '../tensor/engine.js';
+import { envThreads, tidy, useBackend } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface SelfcheckResult {
   machine: { cpu: string; cores: number; node: string };
-  wasm: { threads: number; relaxedSimd: boolean };
+  wasm: { threads: number; pool: 'chunked' | 'static'; relaxedSimd: boolean };
   ops: { op: string; maxRelDiff: number; ok: boolean }[];
   gemm: { engine: string; shape: [number, number, number]; threads: number; gflops: number }[];
 }
@@ -60,7 +60,7 @@ function gflops(M: number, K: number, N: number, minSeconds: number): number {
 export async function selfcheck(opts: { seconds?: number } = {}): Promise<SelfcheckResult> {
   const seconds = opts.seconds ?? 0.5;
   const js = new JsBackend();
-  const wasm = await WasmBackend.create();
+  const wasm = await WasmBackend.create(envThreads()); // MOEKIT_THREADS, else every core
   const ops: SelfcheckResult['ops'] = [];
   for (const [name, build] of probes()) {
     useBackend(js);
@@ -82,7 +82,7 @@ export async function selfcheck(opts: { seconds?: number } = {}): Promise<Selfch
   }
   const result: SelfcheckResult = {
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), node: process.version },
-    wasm: { threads: wasm.threads, relaxedSimd: wasm.relaxedSimd },
+    wasm: { threads: wasm.threads, pool: wasm.pool, relaxedSimd: wasm.relaxedSimd },
     ops,
     gemm,
   };

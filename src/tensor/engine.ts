@@ -48,7 +48,7 @@ class Engine {
 export const ENGINE = new Engine();
 
 /** MOEKIT_THREADS, validated: the wasm worker pool size (default: available cores). */
-function envThreads(): { threads?: number } {
+export function envThreads(): { threads?: number } {
   const env = typeof process !== 'undefined' ? process.env?.MOEKIT_THREADS : undefined;
   if (!env) return {};
   const threads = Number(env);

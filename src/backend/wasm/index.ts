@@ -51,6 +51,11 @@ export class WasmBackend implements Backend {
     return this.rt.threads;
   }
 
+  /** 'chunked' or 'static' (WasmRuntimeOptions.pool). */
+  get pool(): 'chunked' | 'static' {
+    return this.rt.pool;
+  }
+
   get relaxedSimd(): boolean {
     return this.rt.relaxed;
   }

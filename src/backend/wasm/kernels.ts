@@ -1,4 +1,5 @@
-// Typed wrappers for the GEMM-family wasm kernels: validate arguments, pick a thread count, dispatch.
+// Typed wrappers for the GEMM-family wasm kernels: validate arguments, pick a chunk count, dispatch.
+import { chunksFor } from './chunks.js';
 import type { WasmRuntime } from './runtime.js';
 
 /** Pointers are byte offsets into the runtime's memory; sizes and strides are in elements. */
@@ -19,8 +20,8 @@ export interface MatmulParams {
   strideA?: number;
   strideB?: number;
   strideC?: number;
-  /** Thread count override (default: by problem size). */
-  threads?: number;
+  /** Chunk count override (default: by problem size; never by thread count, so results do not depend on it). */
+  chunks?: number;
 }
 
 export interface GroupedMatmulParams {
@@ -32,7 +33,8 @@ export interface GroupedMatmulParams {
   K: number;
   N: number;
   transW?: boolean;
-  threads?: number;
+  /** Chunk count override (default: by problem size). */
+  chunks?: number;
 }
 
 export interface GroupedMatmulWeightGradParams {
@@ -43,7 +45,8 @@ export interface GroupedMatmulWeightGradParams {
   E: number;
   K: number;
   N: number;
-  threads?: number;
+  /** Chunk count override (default: by problem size). */
+  chunks?: number;
 }
 
 /** Quantised weight formats: int8 / int4 with f16 group scales, or plain f16 / bf16 bits. */
@@ -61,15 +64,18 @@ export interface QMatmulParams {
   format: QFormat;
   /** Elements per scale group for int8/int4 (default 32; must divide K; even for int4). */
   groupSize?: number;
-  threads?: number;
+  /** Chunk count override (default: by problem size). */
+  chunks?: number;
 }
 
 /** Flops (or equivalent work) below which dispatching to workers costs more than it saves. */
 const MIN_PARALLEL_WORK = 1 << 18;
+/** Flops a chunk of a larger product gets at least (claiming a chunk and its tile edges stay a few % of its work). */
+const MIN_CHUNK_WORK = 1 << 21;
 
-function pickThreads(rt: WasmRuntime, work: number, requested: number | undefined): number {
-  if (requested !== undefined) return Math.max(1, Math.min(rt.threads, Math.floor(requested)));
-  return work < MIN_PARALLEL_WORK ? 1 : rt.threads;
+function pickChunks(work: number, requested: number | undefined): number {
+  if (requested !== undefined) return chunksFor(requested, 1);
+  return work < MIN_PARALLEL_WORK ? 1 : Math.max(2, chunksFor(work, MIN_CHUNK_WORK));
 }
 
 function checkDims(op: string, dims: Record<string, number>): void {
@@ -84,10 +90,23 @@ export function matmul(rt: WasmRuntime, p: MatmulParams): void {
   checkDims('matmul', { M: p.M, N: p.N, K: p.K, batch });
   if (p.M === 0 || p.N === 0 || batch === 0) return;
   const sA = p.strideA ?? p.M * p.K, sB = p.strideB ?? p.K * p.N, sC = p.strideC ?? p.M * p.N;
-  const nt = pickThreads(rt, 2 * p.M * p.N * Math.max(p.K, 1) * batch, p.threads);
+  const nc = pickChunks(2 * p.M * p.N * Math.max(p.K, 1) * batch, p.chunks);
   const s = rt.scratch();
+  // products that take the packed path (not a GEMV, not a thin product; the same test as gemm() in assembly/gemm.ts),
+  // cut into chunks: pack both operands once, then compute tiles from the shared panels
+  if (nc > 1 && batch === 1 && p.M > 1 && p.K > 0 && !(!p.transA && !p.transB && (p.K <= 16 || p.N <= 8))) {
+    const pa = rt.alloc(rt.call1('packedABytes', [p.M, p.K])), pb = rt.alloc(rt.call1('packedBBytes', [p.N, p.K]));
+    try {
+      rt.parallel('gemm_pack', [p.a, p.transA ? p.M : p.K, p.transA ? 1 : 0, p.b, p.transB ? p.K : p.N, p.transB ? 1 : 0, p.M, p.N, p.K, pa, pb], nc);
+      rt.parallel('gemm_tiles', [pa, pb, p.c, p.bias ?? 0, p.M, p.N, p.K, p.accumulate ? 1 : 0, s.ptr, s.stride], nc);
+    } finally {
+      rt.free(pa);
+      rt.free(pb);
+    }
+    return;
+  }
   rt.parallel('matmul', [p.a, p.b, p.c, p.bias ?? 0, p.M, p.N, p.K, p.transA ? 1 : 0, p.transB ? 1 : 0,
-    p.accumulate ? 1 : 0, batch, sA, sB, sC, s.ptr, s.stride], nt);
+    p.accumulate ? 1 : 0, batch, sA, sB, sC, s.ptr, s.stride], nc);
 }
 
 /** y rows of expert e = x rows of expert e · W_e, for every expert segment. */
@@ -95,9 +114,9 @@ export function groupedMatmul(rt: WasmRuntime, p: GroupedMatmulParams): void {
   checkDims('groupedMatmul', { E: p.E, K: p.K, N: p.N });
   if (p.E === 0 || p.N === 0) return;
   const T = rt.i32(p.offsets, p.E + 1)[p.E]!;
-  const nt = pickThreads(rt, 2 * T * p.N * Math.max(p.K, 1), p.threads);
+  const nc = pickChunks(2 * T * p.N * Math.max(p.K, 1), p.chunks);
   const s = rt.scratch();
-  rt.parallel('groupedMatmul', [p.x, p.w, p.y, p.offsets, p.E, p.K, p.N, p.transW ? 1 : 0, s.ptr, s.stride], nt);
+  rt.parallel('groupedMatmul', [p.x, p.w, p.y, p.offsets, p.E, p.K, p.N, p.transW ? 1 : 0, s.ptr, s.stride], nc);
 }
 
 /** dW_e (K, N) = x_eᵀ · dy_e for every expert segment (zeros for empty segments). */
@@ -105,9 +124,9 @@ export function groupedMatmulWeightGrad(rt: WasmRuntime, p: GroupedMatmulWeightG
   checkDims('groupedMatmulWeightGrad', { E: p.E, K: p.K, N: p.N });
   if (p.E === 0 || p.K === 0 || p.N === 0) return;
   const T = rt.i32(p.offsets, p.E + 1)[p.E]!;
-  const nt = pickThreads(rt, 2 * Math.max(T, 1) * p.N * p.K, p.threads);
+  const nc = pickChunks(2 * Math.max(T, 1) * p.N * p.K, p.chunks);
   const s = rt.scratch();
-  rt.parallel('groupedMatmulWeightGrad', [p.x, p.dy, p.dw, p.offsets, p.E, p.K, p.N, s.ptr, s.stride], nt);
+  rt.parallel('groupedMatmulWeightGrad', [p.x, p.dy, p.dw, p.offsets, p.E, p.K, p.N, s.ptr, s.stride], nc);
 }
 
 /** y (M, N) = x (M, K) · Wᵀ with W (N, K) dequantised on the fly. */
@@ -122,7 +141,7 @@ export function qmatmul(rt: WasmRuntime, p: QMatmulParams): void {
     if (!p.scales) throw new RangeError(`qmatmul: ${p.format} needs scales`);
   }
   if (p.M === 0 || p.N === 0) return;
-  const nt = pickThreads(rt, 2 * p.M * p.N * Math.max(p.K, 1), p.threads);
+  const nc = pickChunks(2 * p.M * p.N * Math.max(p.K, 1), p.chunks);
   const s = rt.scratch();
-  rt.parallel('qmatmul', [p.x, p.w, p.scales ?? 0, p.y, p.M, p.N, p.K, code, gs, s.ptr, s.stride], nt);
+  rt.parallel('qmatmul', [p.x, p.w, p.scales ?? 0, p.y, p.M, p.N, p.K, code, gs, s.ptr, s.stride], nc);
 }

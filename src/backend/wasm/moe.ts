@@ -2,13 +2,14 @@
 // chain of SIMD kernels (row gathers, grouped GEMMs, the weighted SwiGLU, scatter-adds) runs on temporaries in wasm
 // memory. No tensors are created between the steps, which is what makes decode-sized batches fast.
 import type { Op } from '../../tensor/ops.js';
+import { chunksFor } from './chunks.js';
 import type { WasmRuntime } from './runtime.js';
 import type { WasmKernel, WasmView } from './table.js';
 import * as K from './kernels.js';
 
-/** Elements (rows × width) one thread of a row kernel should get at least: waking workers costs more below. */
-const MIN_ELEMENTS_PER_THREAD = 1 << 16;
-const rowThreads = (rt: WasmRuntime, rows: number, width: number): number => Math.max(1, Math.min(rt.threads, rows, Math.floor((rows * width) / MIN_ELEMENTS_PER_THREAD)));
+/** Elements (rows × width) one chunk of a row kernel should get at least: waking workers costs more below. */
+const MIN_ELEMENTS_PER_CHUNK = 1 << 16;
+const rowChunks = (_rt: WasmRuntime, rows: number, width: number): number => chunksFor(rows * width, MIN_ELEMENTS_PER_CHUNK, rows);
 
 /** Slots (t·K + k) sorted by expert, stable: offsets (E + 1), order and token row of each slot. */
 function binSlots(op: Op, ids: Int32Array, E: number, Kk: number): { offsets: Int32Array; order: Int32Array; tokens: Int32Array } {
@@ -51,13 +52,13 @@ function checkIds(op: string, ids: Int32Array, E: number, Kk: number): void {
   }
 }
 
-/** Runs a token-path kernel with `floats` of per-thread workspace; threads split the T tokens. */
+/** Runs a token-path kernel with `floats` of workspace per thread slot; chunks split the T tokens. */
 function tokenPath(rt: WasmRuntime, kernel: string, args: number[], T: number, floats: number, macsPerToken: number): void {
-  const nt = Math.max(1, Math.min(rt.threads, T, Math.floor((T * macsPerToken) / (1 << 17))));
+  const nc = chunksFor(T * macsPerToken, 1 << 17, T);
   const stride = Math.ceil((floats * 4 + 64) / 64) * 64;
-  const work = rt.alloc(stride * nt);
+  const work = rt.alloc(stride * rt.threads);
   try {
-    rt.parallel(kernel, [...args, work, stride], nt);
+    rt.parallel(kernel, [...args, work, stride], nc);
   } finally {
     rt.free(work);
   }
@@ -87,12 +88,12 @@ export const moeFfn: WasmKernel<Op.MoeFfn> = (rt, ins, _p, outs) => {
     rt.i32(p.off, E + 1).set(b.offsets);
     rt.i32(p.tok, N).set(b.tokens);
     rt.f32(p.w, N).set(w);
-    rt.parallel('nn_gather_rows', [x.ptr, p.tok, p.xs, N, H], rowThreads(rt, N, H));
+    rt.parallel('nn_gather_rows', [x.ptr, p.tok, p.xs, N, H], rowChunks(rt, N, H));
     gmm(rt, p.xs, gate.ptr, p.g, p.off, E, H, I);
     gmm(rt, p.xs, up.ptr, p.u, p.off, E, H, I);
-    rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowThreads(rt, N, I));
+    rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowChunks(rt, N, I));
     gmm(rt, p.g, down.ptr, p.ys, p.off, E, I, H);
-    rt.parallel('nn_scatter_add_rows', [p.ys, p.tok, y.ptr, N, T, H], rowThreads(rt, N, H));
+    rt.parallel('nn_scatter_add_rows', [p.ys, p.tok, y.ptr, N, T, H], rowChunks(rt, N, H));
   } finally {
     tm.free();
   }
@@ -169,9 +170,9 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
     gOff: G + 1, cat: P + N, slotPair: N, rowExpert: N, w: N,
     xg: P * H, xs: N * H, gb: P * I, ub: P * I, g: N * I, u: N * I, hs: P * I, ycat: (P + N) * H,
   });
-  const lrThreads = rowThreads(rt, N, R * (H + I));
+  const lrChunks = rowChunks(rt, N, R * (H + I));
   const lrStride = Math.ceil((R * 4 + 64) / 64) * 64;
-  const lrWork = rt.alloc(lrStride * lrThreads);
+  const lrWork = rt.alloc(lrStride * rt.threads);
   try {
     const p = tm.ptr;
     rt.i32(p.gOff, G + 1).set(gOff);
@@ -181,25 +182,25 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
     rt.f32(p.w, N).set(w);
     const slotTok = p.cat + P * 4;
     const widen = (src: number, dst: number, n: number): number => {
-      rt.parallel('widen_f16', [src, dst, n], rowThreads(rt, n, 1));
+      rt.parallel('widen_f16', [src, dst, n], rowChunks(rt, n, 1));
       return dst;
     };
     const [bgp, bup, bdp] = half ? [widen(bg.ptr, p.baseG, G * H * I), widen(bu.ptr, p.baseU, G * H * I), widen(bd.ptr, p.baseD, G * I * H)] : [bg.ptr, bu.ptr, bd.ptr];
     const lowRank = (xp: number, A: number, B: number, base: number, out: number, din: number, dout: number): void =>
-      rt.parallel('lowrank_rows', [xp, A, B, base, p.slotPair, out, p.rowExpert, N, din, R, dout, lrWork, lrStride], lrThreads);
-    rt.parallel('nn_gather_rows', [x.ptr, p.cat, p.xg, P, H], rowThreads(rt, P, H));
-    rt.parallel('nn_gather_rows', [x.ptr, slotTok, p.xs, N, H], rowThreads(rt, N, H));
+      rt.parallel('lowrank_rows', [xp, A, B, base, p.slotPair, out, p.rowExpert, N, din, R, dout, lrWork, lrStride], lrChunks);
+    rt.parallel('nn_gather_rows', [x.ptr, p.cat, p.xg, P, H], rowChunks(rt, P, H));
+    rt.parallel('nn_gather_rows', [x.ptr, slotTok, p.xs, N, H], rowChunks(rt, N, H));
     // gate and up: x·base once per (token, group) pair as a grouped GEMM, plus (x·A_e)·B_e per slot
     gmm(rt, p.xg, bgp, p.gb, p.gOff, G, H, I);
     gmm(rt, p.xg, bup, p.ub, p.gOff, G, H, I);
     lowRank(p.xs, ga.ptr, gb.ptr, p.gb, p.g, H, I);
     lowRank(p.xs, ua.ptr, ub.ptr, p.ub, p.u, H, I);
-    rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowThreads(rt, N, I));
+    rt.parallel('nn_swiglu_rows', [p.g, p.u, p.w, p.g, N, I], rowChunks(rt, N, I));
     // down: the base once per pair on Σ_slots h, the low-rank terms per slot
-    rt.parallel('nn_scatter_add_rows', [p.g, p.slotPair, p.hs, N, P, I], rowThreads(rt, N, I));
+    rt.parallel('nn_scatter_add_rows', [p.g, p.slotPair, p.hs, N, P, I], rowChunks(rt, N, I));
     gmm(rt, p.hs, bdp, p.ycat, p.gOff, G, I, H);
     lowRank(p.g, da.ptr, db.ptr, 0, p.ycat + P * H * 4, I, H);
-    rt.parallel('nn_scatter_add_rows', [p.ycat, p.cat, y.ptr, P + N, T, H], rowThreads(rt, P + N, H));
+    rt.parallel('nn_scatter_add_rows', [p.ycat, p.cat, y.ptr, P + N, T, H], rowChunks(rt, P + N, H));
   } finally {
     tm.free();
     rt.free(lrWork);

@@ -1,21 +1,17 @@
 // Typed wrappers for the SIMD nn kernels (assembly/nn*.ts): elementwise, softmax family, RMSNorm, cross-entropy,
-// attention. Each picks a thread count from the problem size and falls back to the js kernel for the cases the
+// attention. Each cuts its work into chunks by the problem size and falls back to the js kernel for the cases the
 // wasm kernels do not take (non-f32 dtypes, unusual broadcasts, reductions along a non-last axis).
 import { JS_KERNELS } from '../js/kernels/index.js';
 import type { View } from '../js/view.js';
 import { Op, type OpParams } from '../../tensor/ops.js';
 import { normAxis, splitAxis } from '../../tensor/shape.js';
+import { chunksFor } from './chunks.js';
 import type { WasmRuntime } from './runtime.js';
 import type { WasmKernel, WasmView } from './table.js';
 
-/** Runs a kernel export on `nthreads` threads (1 = the calling thread only). */
-function par(rt: WasmRuntime, name: string, args: number[], nthreads: number): void {
-  rt.parallel(name, args, nthreads);
-}
-
-/** Threads for `work` units when one thread should get at least `minPerThread` of them. */
-function threadsFor(rt: WasmRuntime, work: number, minPerThread: number): number {
-  return Math.max(1, Math.min(rt.threads, Math.floor(work / minPerThread)));
+/** Runs a kernel export as `nchunks` chunks on the worker pool (1 = one call on the calling thread). */
+function par(rt: WasmRuntime, name: string, args: number[], nchunks: number): void {
+  rt.parallel(name, args, nchunks);
 }
 
 function js<O extends Op>(op: O, ins: readonly WasmView[], p: OpParams[O], outs: readonly WasmView[]): void {
@@ -57,13 +53,13 @@ export function binary<O extends BinaryOp>(op: O): WasmKernel<O> {
     if (n === 0) return;
     const la = a.size;
     const lb = b.size;
-    const nt = threadsFor(rt, n, 1 << 15);
+    const nt = chunksFor(n, 1 << 15);
     if (la === n && lb === n) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 0], nt);
     else if (la === n && lb === 1) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 1], nt);
     else if (lb === n && la === 1) par(rt, 'nn_binary', [code, a.ptr, b.ptr, o.ptr, n, 2], nt);
-    else if (la === n && lb > 0 && isRowScalar(b.shape, o.shape)) par(rt, 'nn_binary_rowscalar', [code, a.ptr, b.ptr, o.ptr, lb, n / lb], threadsFor(rt, n, 1 << 15));
-    else if (la === n && lb > 0 && isTrailing(b.shape, o.shape)) par(rt, 'nn_binary_rows', [code, a.ptr, b.ptr, o.ptr, n / lb, lb, 0], threadsFor(rt, n, 1 << 15));
-    else if (lb === n && la > 0 && isTrailing(a.shape, o.shape)) par(rt, 'nn_binary_rows', [code, a.ptr, b.ptr, o.ptr, n / la, la, 1], threadsFor(rt, n, 1 << 15));
+    else if (la === n && lb > 0 && isRowScalar(b.shape, o.shape)) par(rt, 'nn_binary_rowscalar', [code, a.ptr, b.ptr, o.ptr, lb, n / lb], chunksFor(n, 1 << 15));
+    else if (la === n && lb > 0 && isTrailing(b.shape, o.shape)) par(rt, 'nn_binary_rows', [code, a.ptr, b.ptr, o.ptr, n / lb, lb, 0], chunksFor(n, 1 << 15));
+    else if (lb === n && la > 0 && isTrailing(a.shape, o.shape)) par(rt, 'nn_binary_rows', [code, a.ptr, b.ptr, o.ptr, n / la, la, 1], chunksFor(n, 1 << 15));
     else js(op, ins, p, outs);
   };
 }
@@ -83,7 +79,7 @@ export function unary<O extends UnaryOp>(op: O): WasmKernel<O> {
     if (!allF32([x, o])) return js(op, ins, p, outs);
     const n = o.size;
     if (n === 0) return;
-    par(rt, 'nn_unary', [code, x.ptr, o.ptr, n], threadsFor(rt, n, minPer));
+    par(rt, 'nn_unary', [code, x.ptr, o.ptr, n], chunksFor(n, minPer));
   };
 }
 
@@ -93,7 +89,7 @@ export const gelu: WasmKernel<Op.Gelu> = (rt, ins, p, outs) => {
   if (!allF32([x, o])) return js(Op.Gelu, ins, p, outs);
   const n = o.size;
   if (n === 0) return;
-  par(rt, 'nn_unary', [p.approximate === 'tanh' ? 10 : 9, x.ptr, o.ptr, n], threadsFor(rt, n, 1 << 12));
+  par(rt, 'nn_unary', [p.approximate === 'tanh' ? 10 : 9, x.ptr, o.ptr, n], chunksFor(n, 1 << 12));
 };
 
 export const geluGrad: WasmKernel<Op.GeluGrad> = (rt, ins, p, outs) => {
@@ -102,7 +98,7 @@ export const geluGrad: WasmKernel<Op.GeluGrad> = (rt, ins, p, outs) => {
   const n = o.size;
   if (!allF32([x, dy, o]) || x.size !== n || dy.size !== n) return js(Op.GeluGrad, ins, p, outs);
   if (n === 0) return;
-  par(rt, 'nn_gelu_grad', [x.ptr, dy.ptr, o.ptr, n, p.approximate === 'tanh' ? 1 : 0], threadsFor(rt, n, 1 << 12));
+  par(rt, 'nn_gelu_grad', [x.ptr, dy.ptr, o.ptr, n, p.approximate === 'tanh' ? 1 : 0], chunksFor(n, 1 << 12));
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -122,7 +118,7 @@ function rowKernel<O extends Op.Softmax | Op.LogSoftmax | Op.LogSumExp>(op: O, n
     if (!rn) return js(op, ins, p, outs);
     const [rows, n] = rn;
     if (rows === 0 || o.size === 0) return;
-    par(rt, name, [x.ptr, o.ptr, rows, n], Math.min(threadsFor(rt, rows * n, 1 << 13), rows));
+    par(rt, name, [x.ptr, o.ptr, rows, n], Math.min(chunksFor(rows * n, 1 << 13), rows));
   };
 }
 
@@ -137,7 +133,7 @@ export const rmsNorm: WasmKernel<Op.RMSNorm> = (rt, ins, p, outs) => {
   const H = w.size;
   if (H === 0 || o.size === 0) return;
   const rows = x.size / H;
-  par(rt, 'nn_rmsnorm', [x.ptr, w.ptr, o.ptr, rows, H, p.eps], Math.min(threadsFor(rt, rows * H, 1 << 14), rows));
+  par(rt, 'nn_rmsnorm', [x.ptr, w.ptr, o.ptr, rows, H, p.eps], Math.min(chunksFor(rows * H, 1 << 14), rows));
 };
 
 export const rmsNormGrad: WasmKernel<Op.RMSNormGrad> = (rt, ins, p, outs) => {
@@ -147,12 +143,12 @@ export const rmsNormGrad: WasmKernel<Op.RMSNormGrad> = (rt, ins, p, outs) => {
   const H = w.size;
   if (H === 0) return;
   const rows = x.size / H;
-  const nt = Math.max(1, Math.min(threadsFor(rt, rows * H, 1 << 14), rows));
+  const nt = chunksFor(rows * H, 1 << 14, rows);
   if (nt === 1) {
     par(rt, 'nn_rmsnorm_grad', [x.ptr, w.ptr, dy.ptr, dx.ptr, dw.ptr, rows, H, p.eps], 1);
     return;
   }
-  // per-thread partial dw rows, summed afterwards
+  // per-chunk partial dw rows, summed afterwards in chunk order
   const parts = rt.alloc(nt * H * 4);
   try {
     par(rt, 'nn_rmsnorm_grad', [x.ptr, w.ptr, dy.ptr, dx.ptr, parts, rows, H, p.eps], nt);
@@ -179,7 +175,7 @@ export const crossEntropy: WasmKernel<Op.CrossEntropy> = (rt, ins, p, outs) => {
   // the js kernel throws the range error for a bad target
   if (!allF32([logits, loss, lse]) || tg.dtype !== 'i32' || !targetsValid(tg, V, p.ignoreIndex)) return js(Op.CrossEntropy, ins, p, outs);
   if (N === 0) return;
-  par(rt, 'nn_cross_entropy', [logits.ptr, tg.ptr, loss.ptr, lse.ptr, N, V, p.ignoreIndex], Math.min(threadsFor(rt, N * V, 1 << 13), N));
+  par(rt, 'nn_cross_entropy', [logits.ptr, tg.ptr, loss.ptr, lse.ptr, N, V, p.ignoreIndex], Math.min(chunksFor(N * V, 1 << 13), N));
 };
 
 export const crossEntropyGrad: WasmKernel<Op.CrossEntropyGrad> = (rt, ins, p, outs) => {
@@ -188,7 +184,7 @@ export const crossEntropyGrad: WasmKernel<Op.CrossEntropyGrad> = (rt, ins, p, ou
   const [N, V] = logits.shape as [number, number];
   if (!allF32([logits, lse, dl, g]) || tg.dtype !== 'i32' || !targetsValid(tg, V, p.ignoreIndex)) return js(Op.CrossEntropyGrad, ins, p, outs);
   if (N === 0 || V === 0) return;
-  par(rt, 'nn_cross_entropy_grad', [logits.ptr, tg.ptr, lse.ptr, dl.ptr, g.ptr, N, V, p.ignoreIndex], Math.min(threadsFor(rt, N * V, 1 << 13), N));
+  par(rt, 'nn_cross_entropy_grad', [logits.ptr, tg.ptr, lse.ptr, dl.ptr, g.ptr, N, V, p.ignoreIndex], Math.min(chunksFor(N * V, 1 << 13), N));
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -200,7 +196,7 @@ function attnDims(q: WasmView, k: WasmView, v: WasmView): [number, number, numbe
   return [B, T, S, Hq, Hkv, D, v.shape[3]!];
 }
 
-/** Multiply-adds of a (causal or not) attention pass, to size the thread count. */
+/** Multiply-adds of a (causal or not) attention pass, to size the chunk count. */
 function attnWork(B: number, T: number, S: number, Hq: number, D: number, Dv: number, causal: boolean): number {
   return B * Hq * T * (causal ? Math.min(S, S - T + (T + 1) / 2) : S) * (D + Dv);
 }
@@ -211,7 +207,7 @@ export const attention: WasmKernel<Op.Attention> = (rt, ins, p, outs) => {
   if (!allF32([q, k, v, o, lse])) return js(Op.Attention, ins, p, outs);
   const [B, T, S, Hq, Hkv, D, Dv] = attnDims(q, k, v);
   if (B * T * Hq === 0) return;
-  const nt = Math.min(threadsFor(rt, attnWork(B, T, S, Hq, D, Dv, p.causal), 1 << 16), B * Hq * T);
+  const nt = Math.min(chunksFor(attnWork(B, T, S, Hq, D, Dv, p.causal), 1 << 16), B * Hq * T);
   par(rt, 'nn_attention', [q.ptr, k.ptr, v.ptr, o.ptr, lse.ptr, B, T, S, Hq, Hkv, D, Dv, p.scale, p.causal ? 1 : 0, p.window], nt);
 };
 
@@ -221,8 +217,8 @@ export const attentionGrad: WasmKernel<Op.AttentionGrad> = (rt, ins, p, outs) =>
   if (!allF32([q, k, v, o, lse, dO, dq, dk, dv])) return js(Op.AttentionGrad, ins, p, outs);
   const [B, T, S, Hq, Hkv, D, Dv] = attnDims(q, k, v);
   if (B * Hkv === 0) return;
-  // threads own (batch, kv head) pairs: their dk/dv rows and the dq rows of the heads in the group
-  const nt = Math.min(threadsFor(rt, attnWork(B, T, S, Hq, D, Dv, p.causal), 1 << 16), B * Hkv);
+  // chunks own (batch, kv head) pairs: their dk/dv rows and the dq rows of the heads in the group
+  const nt = Math.min(chunksFor(attnWork(B, T, S, Hq, D, Dv, p.causal), 1 << 16), B * Hkv);
   par(rt, 'nn_attention_grad', [q.ptr, k.ptr, v.ptr, o.ptr, lse.ptr, dO.ptr, dq.ptr, dk.ptr, dv.ptr, B, T, S, Hq, Hkv, D, Dv, p.scale, p.causal ? 1 : 0, p.window], nt);
 };
 
@@ -243,7 +239,7 @@ export const gather: WasmKernel<Op.Gather> = (rt, ins, p, outs) => {
     const r = ix[i]!;
     if (r < 0 || r >= rows) throw new RangeError(`${Op.Gather}: index ${r} at position ${i} is out of range [0, ${rows})`);
   }
-  par(rt, 'nn_gather_rows', [table.ptr, idx.ptr, o.ptr, n, width], threadsFor(rt, n * width, 1 << 14));
+  par(rt, 'nn_gather_rows', [table.ptr, idx.ptr, o.ptr, n, width], chunksFor(n * width, 1 << 14));
 };
 
 export const scatterAdd: WasmKernel<Op.ScatterAdd> = (rt, ins, p, outs) => {
@@ -258,5 +254,5 @@ export const scatterAdd: WasmKernel<Op.ScatterAdd> = (rt, ins, p, outs) => {
     const r = ix[i]!;
     if (r < 0 || r >= p.rows) throw new RangeError(`${Op.ScatterAdd}: index ${r} at position ${i} is out of range [0, ${p.rows})`);
   }
-  par(rt, 'nn_scatter_add_rows', [src.ptr, idx.ptr, o.ptr, n, p.rows, width], Math.min(threadsFor(rt, n * width, 1 << 14), Math.max(1, width >> 2)));
+  par(rt, 'nn_scatter_add_rows', [src.ptr, idx.ptr, o.ptr, n, p.rows, width], Math.min(chunksFor(n * width, 1 << 14), Math.max(1, width >> 2)));
 };

@@ -1,7 +1,7 @@
 // WebAssembly runtime: one shared memory, the kernel module on the main thread + workers, synchronous dispatch.
 import { Allocator } from './alloc.js';
 import { KERNELS_PLAIN_B64, KERNELS_RELAXED_B64 } from './gen/kernels.js';
-import { ARGS_OFFSET, CTRL, CTRL_BYTES, MAX_ARGS, WORKER_SOURCE, type WorkerInit } from './worker.js';
+import { ARGS_OFFSET, CHUNK_BITS, CTRL, CTRL_BYTES, MAX_ARGS, MAX_CHUNKS, WORKER_SOURCE, type WorkerInit } from './worker.js';
 
 /**
  * A kernel export of the module (its own args followed by (tid, nthreads)): the GEMM family named here, or any
@@ -20,6 +20,28 @@ export interface WasmRuntimeOptions {
    * futex wake-up per op, which on a virtual machine can exceed the op itself.
    */
   spin?: number;
+  /**
+   * 'chunked' (default): the threads that run claim an op's chunks from a shared counter, so a descheduled worker
+   * stalls nothing. 'static': thread t runs chunks t, t + n, ... and every op waits for every worker (the pool
+   * before chunking; kept for comparison, e.g. bench:contention). Results are the same bits either way.
+   * Default: MOEKIT_POOL in Node, else 'chunked'.
+   */
+  pool?: PoolMode;
+}
+
+export type PoolMode = 'chunked' | 'static';
+
+/**
+ * WebAssembly.Memory where the compiler knows WebAssembly (lib "DOM" or "WebWorker"), else the members moekit's
+ * callers use: so the published declarations also compile for a Node project with lib "ES2022" alone.
+ */
+export type WasmMemory = typeof globalThis extends { WebAssembly: { Memory: { prototype: infer M } } } ? M : { readonly buffer: ArrayBufferLike; grow(delta: number): number };
+
+function envPool(): PoolMode {
+  const v = isNode ? process.env.MOEKIT_POOL : undefined;
+  if (v === undefined || v === '' || v === 'chunked') return 'chunked';
+  if (v === 'static') return 'static';
+  throw new Error(`MOEKIT_POOL must be "chunked" or "static", got "${v}"`);
 }
 
 type KernelFn = (...args: number[]) => void;
@@ -57,8 +79,10 @@ async function defaultThreads(): Promise<number> {
 }
 
 export class WasmRuntime {
-  readonly memory: WebAssembly.Memory;
+  readonly memory: WasmMemory;
   readonly threads: number;
+  /** How threads share an op's chunks (see WasmRuntimeOptions.pool). */
+  readonly pool: PoolMode;
   /** Whether the relaxed-SIMD build runs. */
   readonly relaxed: boolean;
   private readonly exports: KernelExports & Record<string, KernelFn | undefined>;
@@ -73,9 +97,12 @@ export class WasmRuntime {
   private readonly canWait: boolean;
   private scratchPtr = 0;
   private disposed = false;
+  /** dispatch counter (30 bits: SEQ holds 2·gen) */
+  private gen = 0;
 
-  private constructor(memory: WebAssembly.Memory, instance: WebAssembly.Instance, relaxed: boolean, threads: number) {
+  private constructor(memory: WebAssembly.Memory & WasmMemory, instance: WebAssembly.Instance, relaxed: boolean, threads: number, pool: PoolMode) {
     this.memory = memory;
+    this.pool = pool;
     this.relaxed = relaxed;
     this.threads = threads;
     this.exports = instance.exports as unknown as KernelExports & Record<string, KernelFn | undefined>;
@@ -86,6 +113,7 @@ export class WasmRuntime {
     this.ctrlI32 = new Int32Array(memory.buffer, this.ctrl, ARGS_OFFSET / 4);
     this.ctrlF64 = new Float64Array(memory.buffer, this.ctrl + ARGS_OFFSET, MAX_ARGS);
     this.ctrlI32.fill(0);
+    this.ctrlI32[CTRL.MODE] = pool === 'static' ? 1 : 0;
     this.workers = [];
     // Atomics.wait is forbidden on a browser main thread; Node's main thread and workers allow it.
     this.canWait = isNode || typeof (globalThis as { document?: unknown }).document === 'undefined';
@@ -105,7 +133,9 @@ export class WasmRuntime {
     const module = await WebAssembly.compile(decodeBase64(relaxed ? KERNELS_RELAXED_B64 : KERNELS_PLAIN_B64) as Uint8Array<ArrayBuffer>);
     const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
-    const rt = new WasmRuntime(memory, instance, relaxed, threads);
+    const pool = opts.pool ?? envPool();
+    if (pool !== 'chunked' && pool !== 'static') throw new Error(`WasmRuntime: pool must be "chunked" or "static", got "${String(pool)}"`);
+    const rt = new WasmRuntime(memory, instance, relaxed, threads, pool);
     try {
       await rt.startWorkers(module, opts.spin ?? 200000);
     } catch (e) {
@@ -142,10 +172,16 @@ export class WasmRuntime {
     await Promise.all(ready);
   }
 
-  /** Runs exports[kernel](...args, 0, 1) on the calling thread. */
+  /** Runs exports[kernel](...args, 0, 1) on the calling thread (one chunk). */
   call(kernel: KernelName, args: readonly number[]): void {
     this.check();
     this.fn(kernel)(...args, 0, 1);
+  }
+
+  /** The number exports[name](...args) returns (size queries such as packedABytes). */
+  call1(name: string, args: readonly number[]): number {
+    this.check();
+    return (this.fn(name) as unknown as (...a: number[]) => number)(...args);
   }
 
   private fn(kernel: string): KernelFn {
@@ -154,30 +190,63 @@ export class WasmRuntime {
     return f;
   }
 
-  /** Runs exports[kernel](...args, tid, nthreads) on nthreads threads (main thread is tid 0); synchronous. */
-  parallel(kernel: KernelName, args: readonly number[], nthreads: number = this.threads): void {
+  /**
+   * Runs exports[kernel](...args, c, nchunks) for every chunk c < nchunks, on as many threads as take part (the main
+   * thread always does); synchronous. The chunk layout is the caller's, from the problem's shape alone, so the
+   * numbers do not depend on the thread count or on which thread ran which chunk.
+   */
+  parallel(kernel: KernelName, args: readonly number[], nchunks: number): void {
     this.check();
-    const nt = Math.max(1, Math.min(this.threads, Math.floor(nthreads)));
-    const fn = this.fn(kernel);
-    if (nt === 1) { fn(...args, 0, 1); return; }
+    const n = Math.floor(nchunks);
+    if (!(n >= 1 && n <= MAX_CHUNKS)) throw new RangeError(`parallel: nchunks must be in [1, ${MAX_CHUNKS}], got ${nchunks}`);
     if (args.length > MAX_ARGS) throw new RangeError(`parallel: at most ${MAX_ARGS} args`);
+    const fn = this.fn(kernel);
+    if (n === 1 || this.workers.length === 0) {
+      for (let c = 0; c < n; c++) fn(...args, c, n);
+      return;
+    }
     const I = this.ctrlI32;
     const F = this.ctrlF64;
+    const gen = (this.gen = (this.gen + 1) & 0x3fffffff);
+    const chunked = this.pool === 'chunked';
+    Atomics.store(I, CTRL.SEQ, 2 * gen - 1);
     for (let i = 0; i < args.length; i++) F[i] = args[i]!;
     I[CTRL.KERNEL] = this.index.get(kernel)!;
     I[CTRL.NARGS] = args.length;
+    I[CTRL.NCHUNKS] = n;
+    const nt = Math.min(this.threads, n);
     I[CTRL.NTHREADS] = nt;
     I[CTRL.ERROR] = 0;
     Atomics.store(I, CTRL.DONE, 0);
-    Atomics.add(I, CTRL.GEN, 1);
-    Atomics.notify(I, CTRL.GEN);
+    const tag = gen & ((1 << (32 - CHUNK_BITS)) - 1);
+    Atomics.store(I, CTRL.TICKET, (tag << CHUNK_BITS) | 0);
+    Atomics.store(I, CTRL.SEQ, 2 * gen);
+    Atomics.store(I, CTRL.GEN, gen);
+    if (!chunked || Atomics.load(I, CTRL.SLEEPERS) > 0) Atomics.notify(I, CTRL.GEN);
     let mainError: unknown;
-    try {
-      fn(...args, 0, nt);
-    } catch (e) {
-      mainError = e;
+    const run = (c: number): void => {
+      try {
+        fn(...args, c, n);
+      } catch (e) {
+        mainError ??= e;
+      }
+    };
+    let target: number;
+    if (chunked) {
+      // claim chunks until none is left; workers that run claim the rest
+      for (;;) {
+        const t = Atomics.load(I, CTRL.TICKET);
+        const c = t & MAX_CHUNKS;
+        if (c >= n) break;
+        if (Atomics.compareExchange(I, CTRL.TICKET, t, t + 1) !== t) continue;
+        run(c);
+        Atomics.add(I, CTRL.DONE, 1);
+      }
+      target = n;
+    } else {
+      for (let c = 0; c < n; c += nt) run(c);
+      target = this.workers.length; // every worker acknowledges, see worker.ts
     }
-    const target = this.workers.length; // all workers acknowledge, see worker.ts
     let spins = 0;
     for (;;) {
       const done = Atomics.load(I, CTRL.DONE);
@@ -186,6 +255,15 @@ export class WasmRuntime {
     }
     if (mainError !== undefined) throw mainError;
     if (Atomics.load(I, CTRL.ERROR)) throw new Error(`wasm kernel ${kernel} failed in a worker thread`);
+  }
+
+  /**
+   * Makes one worker sleep `ms` milliseconds at its next wake-up, as if the OS had descheduled it (for tests of the
+   * pool under contention: the chunked pool finishes ops without it, the static one waits).
+   */
+  stallWorkers(ms: number): void {
+    this.check();
+    Atomics.store(this.ctrlI32, CTRL.STALL_MS, Math.max(0, Math.floor(ms)));
   }
 
   /** Per-thread packing scratch for the GEMM kernels: threads × scratchStride bytes, allocated once. */
@@ -211,6 +289,7 @@ export class WasmRuntime {
     if (this.disposed) return;
     this.disposed = true;
     Atomics.store(this.ctrlI32, CTRL.QUIT, 1);
+    Atomics.notify(this.ctrlI32, CTRL.QUIT);
     Atomics.add(this.ctrlI32, CTRL.GEN, 1);
     Atomics.notify(this.ctrlI32, CTRL.GEN);
     for (const w of this.workers) void w.terminate();

@@ -2,13 +2,20 @@
 
 /**
  * Control block layout (Int32 slots at ctrl, Float64 args at ctrl + ARGS_OFFSET); shared with runtime.ts.
- * GEN: bumped by the main thread for each dispatch; DONE: workers finished; KERNEL: index into the name list;
- * NARGS, NTHREADS; QUIT: workers exit; ERROR: a worker's kernel threw.
+ * GEN: bumped by the main thread for each dispatch (workers wake on it); SEQ: seqlock over the dispatch description
+ * (odd while the main thread writes it, 2·gen once complete); KERNEL: index into the name list; NARGS; NCHUNKS;
+ * QUIT: workers exit; ERROR: a worker's kernel threw; DONE: chunks finished (chunked) or workers acknowledged
+ * (static); TICKET: (gen tag << CHUNK_BITS) | next unclaimed chunk; MODE: 0 chunked, 1 static; SLEEPERS: workers in
+ * Atomics.wait; NTHREADS: threads taking part (static); STALL_MS: workers sleep this long at their next wake-up (a
+ * descheduled worker, simulated for tests; WasmRuntime.stallWorkers).
  */
-export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NTHREADS: 4, QUIT: 5, ERROR: 6 } as const;
+export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NCHUNKS: 4, QUIT: 5, ERROR: 6, SEQ: 7, TICKET: 8, MODE: 9, SLEEPERS: 10, NTHREADS: 11, STALL_MS: 12 } as const;
 export const ARGS_OFFSET = 64;
 export const MAX_ARGS = 32;
 export const CTRL_BYTES = ARGS_OFFSET + MAX_ARGS * 8;
+/** Low bits of TICKET: the next chunk to claim; the high bits tag the dispatch it belongs to. */
+export const CHUNK_BITS = 10;
+export const MAX_CHUNKS = (1 << CHUNK_BITS) - 1;
 
 /** What the worker receives: module, shared memory, control block pointer, its thread id, kernel names. */
 export interface WorkerInit {
@@ -21,35 +28,97 @@ export interface WorkerInit {
   spin: number;
 }
 
+/*
+ * Chunked dispatch: the main thread writes the dispatch (seqlock SEQ), sets TICKET to (tag << CHUNK_BITS) | 0 and
+ * bumps GEN. Every thread that runs - the main thread included - claims chunks by compare-and-swap on TICKET, runs
+ * them and counts them in DONE; the main thread returns when DONE reaches NCHUNKS. A descheduled worker claims
+ * nothing and stalls nothing; one that wakes late finds the dispatch's chunks all claimed, or its tag outdated.
+ * The main thread rewrites the dispatch only once every chunk is done, so a worker holding a claim always holds the
+ * arguments it read under the seqlock. (A false claim would need a worker to stall between reading the arguments
+ * and its compare-and-swap for a multiple of 2^22 dispatches.)
+ * Static dispatch (MOEKIT_POOL=static, the pool as it was): thread tid runs chunks tid, tid + n, ... and every
+ * worker acknowledges every dispatch in DONE, so one descheduled worker stalls the op.
+ */
 export const WORKER_SOURCE = `'use strict';
 function moekitStart(d, post) {
   const ex = new WebAssembly.Instance(d.module, { env: { memory: d.memory } }).exports;
+  ex.setSlot(d.tid);
   const fns = d.names.map((n) => ex[n]);
   const I = new Int32Array(d.memory.buffer, d.ctrl, ${ARGS_OFFSET / 4});
   const F = new Float64Array(d.memory.buffer, d.ctrl + ${ARGS_OFFSET}, ${MAX_ARGS});
   const tid = d.tid, spin = d.spin;
+  const TAG = ${(1 << (32 - CHUNK_BITS)) - 1}, CB = ${CHUNK_BITS}, CM = ${MAX_CHUNKS};
   let gen = Atomics.load(I, ${CTRL.GEN});
   const args = [];
+  // Adaptive spin: a spinning worker that the OS preempts is competing for a core with another runnable thread -
+  // maybe the main thread, whose serial work it then slows. Each preemption seen while spinning (1024 polls taking over
+  // 0.25 ms) halves the budget, down to 4096 polls (some µs) before sleeping until woken; each spin that ran
+  // undisturbed lets it grow back towards spin.
+  // (The static pool keeps a fixed spin, as it always had.)
+  const now = () => performance.now();
+  const adaptive = Atomics.load(I, ${CTRL.MODE}) === 0, floor = Math.min(4096, spin);
+  let budget = spin;
   post('ready');
   for (;;) {
     let s = 0;
+    let last = now();
     while (Atomics.load(I, ${CTRL.GEN}) === gen) {
-      if (++s > spin) { Atomics.wait(I, ${CTRL.GEN}, gen); s = 0; }
+      if ((++s & 1023) === 0) {
+        const t = now();
+        if (adaptive && t - last > 0.25) budget = Math.max(floor, budget >> 1);
+        last = t;
+      }
+      if (s > budget) {
+        Atomics.add(I, ${CTRL.SLEEPERS}, 1);
+        Atomics.wait(I, ${CTRL.GEN}, gen);
+        Atomics.sub(I, ${CTRL.SLEEPERS}, 1);
+        s = 0;
+        last = now();
+      }
     }
+    if (s > 1024 && now() - last <= 0.25) budget = Math.min(spin, budget + (budget >> 3) + 1024);
     gen = Atomics.load(I, ${CTRL.GEN});
     if (Atomics.load(I, ${CTRL.QUIT})) return;
-    const nt = I[${CTRL.NTHREADS}];
-    if (tid < nt) {
-      const n = I[${CTRL.NARGS}];
-      args.length = n + 2;
-      for (let i = 0; i < n; i++) args[i] = F[i];
-      args[n] = tid; args[n + 1] = nt;
-      try { fns[I[${CTRL.KERNEL}]].apply(null, args); } catch (e) { Atomics.store(I, ${CTRL.ERROR}, 1); }
+    const stall = Atomics.exchange(I, ${CTRL.STALL_MS}, 0);
+    if (stall > 0) Atomics.wait(I, ${CTRL.QUIT}, 0, stall);
+    if (Atomics.load(I, ${CTRL.MODE}) === 1) {
+      const nt = I[${CTRL.NTHREADS}];
+      if (tid < nt) {
+        const n = I[${CTRL.NARGS}], nc = I[${CTRL.NCHUNKS}];
+        const fn = fns[I[${CTRL.KERNEL}]];
+        args.length = n + 2;
+        for (let i = 0; i < n; i++) args[i] = F[i];
+        args[n + 1] = nc;
+        for (let c = tid; c < nc; c += nt) {
+          args[n] = c;
+          try { fn.apply(null, args); } catch (e) { Atomics.store(I, ${CTRL.ERROR}, 1); }
+        }
+      }
+      // every worker acknowledges every static dispatch, so the block is never rewritten while one may read it
+      Atomics.add(I, ${CTRL.DONE}, 1);
+      Atomics.notify(I, ${CTRL.DONE});
+      continue;
     }
-    // Every worker acknowledges every dispatch (idle ones at once), so the control block is never rewritten
-    // while a worker may still read it.
-    Atomics.add(I, ${CTRL.DONE}, 1);
-    Atomics.notify(I, ${CTRL.DONE});
+    const seq = Atomics.load(I, ${CTRL.SEQ});
+    if (seq & 1) continue;
+    const n = I[${CTRL.NARGS}], nc = I[${CTRL.NCHUNKS}];
+    const k = I[${CTRL.KERNEL}];
+    args.length = n + 2;
+    for (let i = 0; i < n; i++) args[i] = F[i];
+    args[n + 1] = nc;
+    if (Atomics.load(I, ${CTRL.SEQ}) !== seq) continue;
+    const tag = (seq >>> 1) & TAG;
+    const fn = fns[k];
+    for (;;) {
+      const t = Atomics.load(I, ${CTRL.TICKET});
+      if ((t >>> CB) !== tag) break;
+      const c = t & CM;
+      if (c >= nc) break;
+      if (Atomics.compareExchange(I, ${CTRL.TICKET}, t, t + 1) !== t) continue;
+      args[n] = c;
+      try { fn.apply(null, args); } catch (e) { Atomics.store(I, ${CTRL.ERROR}, 1); }
+      if (Atomics.add(I, ${CTRL.DONE}, 1) + 1 === nc) Atomics.notify(I, ${CTRL.DONE});
+    }
   }
 }
 if (typeof require === 'function' && typeof process !== 'undefined' && process.versions && process.versions.node) {

@@ -59,7 +59,7 @@ function fill(n: number, r: () => number): Float32Array {
 }
 
 describe('matmul', () => {
-  it('matches the reference for all sizes in {1,3,17,129}³, all transposes, threads 1 and 2, both builds', () => {
+  it('matches the reference for all sizes in {1,3,17,129}³, all transposes, 1, 2 and 7 chunks, both builds', () => {
     const r = rng(1);
     let cases = 0;
     for (const M of SIZES) for (const N of SIZES) for (const Kd of SIZES) {
@@ -67,19 +67,19 @@ describe('matmul', () => {
       for (const tA of [false, true]) for (const tB of [false, true]) {
         const withExtras = (M + N + Kd + (tA ? 1 : 0) + (tB ? 2 : 0)) % 3 === 0;
         const ref = refMatmul(A, B, M, N, Kd, tA, tB, withExtras ? bias : undefined, withExtras ? C0 : undefined);
-        for (const { name, rt } of builds) for (const threads of [1, 2]) {
+        for (const { name, rt } of builds) for (const chunks of [1, 2, 7]) {
           const a = put(rt, A), b = put(rt, B), c = put(rt, withExtras ? C0 : fill(M * N, r));
           const bi = withExtras ? put(rt, bias) : 0;
-          K.matmul(rt, { a, b, c, bias: bi, M, N, K: Kd, transA: tA, transB: tB, accumulate: withExtras, threads });
+          K.matmul(rt, { a, b, c, bias: bi, M, N, K: Kd, transA: tA, transB: tB, accumulate: withExtras, chunks });
           const err = relErr(rt.f32(c, M * N), ref);
-          if (!(err <= TOL)) throw new Error(`${name} t${threads} M${M} N${N} K${Kd} tA${tA} tB${tB}: err ${err}`);
+          if (!(err <= TOL)) throw new Error(`${name} c${chunks} M${M} N${N} K${Kd} tA${tA} tB${tB}: err ${err}`);
           for (const p of [a, b, c]) rt.free(p);
           if (bi) rt.free(bi);
           cases++;
         }
       }
     }
-    expect(cases).toBe(64 * 4 * 4);
+    expect(cases).toBe(64 * 4 * 6);
   });
 
   it('handles larger blocked shapes (several K, N, M blocks)', () => {
@@ -99,7 +99,7 @@ describe('matmul', () => {
     }
   });
 
-  it('runs batches with broadcast strides, threads 1 and 2', () => {
+  it('runs batches with broadcast strides, 1, 2 and 7 chunks', () => {
     const r = rng(3);
     const M = 17, N = 33, Kd = 9;
     for (const batch of [1, 2, 3, 8]) for (const bcast of ['none', 'A', 'B'] as const) {
@@ -111,12 +111,12 @@ describe('matmul', () => {
         const Bi = B.subarray(bcast === 'B' ? 0 : i * Kd * N, (bcast === 'B' ? 1 : i + 1) * Kd * N);
         ref.set(refMatmul(Ai, Bi, M, N, Kd, false, true, bias), i * M * N);
       }
-      for (const { name, rt } of builds) for (const threads of [1, 2]) {
+      for (const { name, rt } of builds) for (const chunks of [1, 2, 7]) {
         const a = put(rt, A), b = put(rt, B), c = rt.alloc(batch * M * N * 4), bi = put(rt, bias);
-        K.matmul(rt, { a, b, c, bias: bi, M, N, K: Kd, transB: true, batch, threads,
+        K.matmul(rt, { a, b, c, bias: bi, M, N, K: Kd, transB: true, batch, chunks,
           strideA: bcast === 'A' ? 0 : M * Kd, strideB: bcast === 'B' ? 0 : Kd * N, strideC: M * N });
         const err = relErr(rt.f32(c, batch * M * N), ref);
-        if (!(err <= TOL)) throw new Error(`${name} t${threads} batch ${batch} bcast ${bcast}: err ${err}`);
+        if (!(err <= TOL)) throw new Error(`${name} c${chunks} batch ${batch} bcast ${bcast}: err ${err}`);
         for (const p of [a, b, c, bi]) rt.free(p);
       }
     }
@@ -141,7 +141,7 @@ function offsetsFor(sizes: number[]): Int32Array {
 const GROUPINGS: number[][] = [[0, 5, 0, 12, 0], [17], [0, 0, 17, 0], [1, 1, 1, 14], [130, 0, 3]];
 
 describe('groupedMatmul', () => {
-  it('matches per-segment matmuls (empty groups, one group, skew), transW, threads 1 and 2, both builds', () => {
+  it('matches per-segment matmuls (empty groups, one group, skew), transW, 1, 2 and 7 chunks, both builds', () => {
     const r = rng(4);
     for (const sizes of GROUPINGS) for (const Kd of [1, 3, 17, 129]) for (const N of [1, 3, 17, 129]) {
       const E = sizes.length, off = offsetsFor(sizes), T = off[E]!;
@@ -153,12 +153,12 @@ describe('groupedMatmul', () => {
           if (r1 === r0) continue;
           ref.set(refMatmul(X.subarray(r0 * Kd, r1 * Kd), W.subarray(e * Kd * N, (e + 1) * Kd * N), r1 - r0, N, Kd, false, transW), r0 * N);
         }
-        for (const { name, rt } of builds) for (const threads of [1, 2]) {
+        for (const { name, rt } of builds) for (const chunks of [1, 2, 7]) {
           const x = put(rt, X), w = put(rt, W), y = put(rt, fill(T * N, r)), o = rt.alloc(4 * (E + 1));
           rt.i32(o, E + 1).set(off);
-          K.groupedMatmul(rt, { x, w, y, offsets: o, E, K: Kd, N, transW, threads });
+          K.groupedMatmul(rt, { x, w, y, offsets: o, E, K: Kd, N, transW, chunks });
           const err = relErr(rt.f32(y, T * N), ref);
-          if (!(err <= TOL)) throw new Error(`${name} t${threads} sizes ${sizes} K${Kd} N${N} transW ${transW}: err ${err}`);
+          if (!(err <= TOL)) throw new Error(`${name} c${chunks} sizes ${sizes} K${Kd} N${N} transW ${transW}: err ${err}`);
           for (const p of [x, w, y, o]) rt.free(p);
         }
       }
@@ -167,7 +167,7 @@ describe('groupedMatmul', () => {
 });
 
 describe('groupedMatmulWeightGrad', () => {
-  it('dW_e = x_eᵀ dy_e with zeros for empty segments, threads 1 and 2, both builds', () => {
+  it('dW_e = x_eᵀ dy_e with zeros for empty segments, 1, 2 and 7 chunks, both builds', () => {
     const r = rng(5);
     for (const sizes of GROUPINGS) for (const Kd of [1, 3, 17, 129]) for (const N of [1, 17, 129]) {
       const E = sizes.length, off = offsetsFor(sizes), T = off[E]!;
@@ -177,12 +177,12 @@ describe('groupedMatmulWeightGrad', () => {
         const r0 = off[e]!, r1 = off[e + 1]!;
         ref.set(refMatmul(X.subarray(r0 * Kd, r1 * Kd), DY.subarray(r0 * N, r1 * N), Kd, N, r1 - r0, true, false), e * Kd * N);
       }
-      for (const { name, rt } of builds) for (const threads of [1, 2]) {
+      for (const { name, rt } of builds) for (const chunks of [1, 2, 7]) {
         const x = put(rt, X), dy = put(rt, DY), dw = put(rt, fill(E * Kd * N, r)), o = rt.alloc(4 * (E + 1));
         rt.i32(o, E + 1).set(off);
-        K.groupedMatmulWeightGrad(rt, { x, dy, dw, offsets: o, E, K: Kd, N, threads });
+        K.groupedMatmulWeightGrad(rt, { x, dy, dw, offsets: o, E, K: Kd, N, chunks });
         const err = relErr(rt.f32(dw, E * Kd * N), ref);
-        if (!(err <= TOL)) throw new Error(`${name} t${threads} sizes ${sizes} K${Kd} N${N}: err ${err}`);
+        if (!(err <= TOL)) throw new Error(`${name} c${chunks} sizes ${sizes} K${Kd} N${N}: err ${err}`);
         for (const p of [x, dy, dw, o]) rt.free(p);
       }
     }
@@ -263,11 +263,11 @@ describe('qmatmul', () => {
             for (let k = 0; k < Kd; k++) s += X[m * Kd + k]! * q.deq[n * Kd + k]!;
             ref[m * N + n] = s;
           }
-          for (const { name, rt } of builds) for (const threads of [1, 2]) {
+          for (const { name, rt } of builds) for (const chunks of [1, 2, 7]) {
             const x = put(rt, X), w = putBytes(rt, q.w), sc = q.scales ? putBytes(rt, q.scales) : 0, y = rt.alloc(M * N * 4);
-            K.qmatmul(rt, { x, w, scales: sc, y, M, N, K: Kd, format, groupSize: gs, threads });
+            K.qmatmul(rt, { x, w, scales: sc, y, M, N, K: Kd, format, groupSize: gs, chunks });
             const err = relErr(rt.f32(y, M * N), ref);
-            if (!(err <= TOL)) throw new Error(`${name} t${threads} ${format} gs${gs} M${M} N${N} K${Kd}: err ${err}`);
+            if (!(err <= TOL)) throw new Error(`${name} c${chunks} ${format} gs${gs} M${M} N${N} K${Kd}: err ${err}`);
             for (const p of [x, w, y]) rt.free(p);
             if (sc) rt.free(sc);
           }

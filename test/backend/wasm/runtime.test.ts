@@ -39,7 +39,7 @@ describe('WasmRuntime', () => {
     rt.f32(b, Kd * N).fill(2);
     for (let it = 0; it < 2000; it++) {
       rt.f32(c, M * N).fill(-1);
-      K.matmul(rt, { a, b, c, M, N, K: Kd, threads: 2 });
+      K.matmul(rt, { a, b, c, M, N, K: Kd, chunks: 2 });
       const C = rt.f32(c, M * N);
       if (C.some((v) => v !== 10)) throw new Error(`iteration ${it}: wrong result`);
     }
@@ -53,7 +53,7 @@ describe('WasmRuntime', () => {
     rt.f32(a, M * Kd).fill(1);
     for (let it = 0; it < 600; it++) {
       rt.f32(b, Kd * N).fill(it);
-      K.matmul(rt, { a, b, c, M, N, K: Kd, threads: 1 + (it % 3) });
+      K.matmul(rt, { a, b, c, M, N, K: Kd, chunks: 1 + (it % 3) });
       if (rt.f32(c, M * N).some((v) => v !== 3 * it)) throw new Error(`iteration ${it}: wrong result`);
     }
   });
@@ -75,10 +75,10 @@ describe('WasmRuntime', () => {
 
   it('reports unknown kernels, worker traps and use after dispose', async () => {
     const rt = await make(2);
-    expect(() => rt.parallel('nope', [])).toThrow(/does not exist/);
+    expect(() => rt.parallel('nope', [], 1)).toThrow(/does not exist/);
     // Out-of-bounds pointers trap on both threads; the error surfaces and the pool keeps working.
     const bad = 0xfffffff0;
-    expect(() => K.matmul(rt, { a: bad, b: bad, c: bad, M: 64, N: 64, K: 64, threads: 2 })).toThrow();
+    expect(() => K.matmul(rt, { a: bad, b: bad, c: bad, M: 64, N: 64, K: 64, chunks: 2 })).toThrow();
     const a = rt.alloc(64), c = rt.alloc(64);
     rt.f32(a, 1)[0] = 3;
     K.matmul(rt, { a, b: a, c, M: 1, N: 1, K: 1 });
@@ -86,7 +86,7 @@ describe('WasmRuntime', () => {
     const rt2 = await WasmRuntime.create({ threads: 2 });
     rt2.dispose();
     expect(() => rt2.alloc(4)).toThrow(/disposed/);
-    expect(() => rt2.parallel('matmul', [])).toThrow(/disposed/);
+    expect(() => rt2.parallel('matmul', [], 1)).toThrow(/disposed/);
   });
 });
 
