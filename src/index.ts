@@ -13,7 +13,7 @@ export type { Backend, DataId } from './backend/backend.js';
 export { JsBackend } from './backend/js/index.js';
 export { JS_KERNELS } from './backend/js/kernels/index.js';
 export { WasmBackend } from './backend/wasm/index.js';
-export { WebGpuBackend, type WebGpuOptions } from './backend/webgpu/index.js';
+export { WebGpuBackend, type WebGpuOptions, type GpuDevice, type GpuBuffer, type GpuComputePipeline } from './backend/webgpu/index.js';
 export * from './nn/index.js';
 export * from './moe/index.js';
 export * from './cluster/index.js';
@@ -22,7 +22,8 @@ export { calibrate, compressBaseline, clusteredExpertParams, layerExperts, setLa
 export { toClustered, type ToClusteredOptions, type ToClusteredResult } from './compress/convert.js';
 export { HF_ARCHS, HfConfigError, fromHfConfig, toHfConfig, type HfArch, type HfModelConfig } from './models/hf/config.js';
 export { loadHfWeights, hfTensors, HfWeightsError, type TensorSource, type ExpertLayout, type HfTensor } from './models/hf/weights.js';
-export { generate, generateStream, generateAsync, generateStreamAsync, type GenerateOptions, type GenerateResult, type StopReason } from './serve/generate.js';
+export { generate, generateStream, generateAsync, generateStreamAsync, checkGenerate, checkLogits, NonFiniteLogitsError, type GenerateOptions, type GenerateResult, type StopReason } from './serve/generate.js';
+export { sizeProblem, allocationProblem, MAX_TENSOR_ELEMENTS, MAX_MODEL_PARAMS } from './models/sizes.js';
 export { globalBalanceLoss } from './models/moe-lm.js';
 export { ModelConfigSchema, parseConfig, denseBaseline, denseWidthOf, clusterGroupsOf, PRESETS, type ModelConfig, type ModelConfigInput, type PresetName } from './models/config.js';
 export { MoELM, DecoderLayer, DecoderModel, moeConfigOf, clusteredConfigOf, type LMForwardOptions, type LMOutput, type LMLoss, type LayerStats, type ModelStats, type ParamCounts } from './models/moe-lm.js';
@@ -30,5 +31,5 @@ export * from './eval/index.js';
 export { AdamW, clipGradNorm, clipGradNormAsync, type AdamWOptions } from './train/optim.js';
 export { cosineLr, type CosineSchedule } from './train/schedule.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
-export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, decodeF32, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';
+export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, decodeF32, nonFinite, checkFinite, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';
 

@@ -140,6 +140,8 @@ beforeAll(() => {
   }
   // tsc's default libraries for es2022 (DOM included) and Node's types; the second project adds WebGPU's types
   runs.set('plain', tsc(project('consumer', { types: ['node'] }, WITHOUT_TYPES)));
+  // a Node project without the DOM library: WebAssembly, GPU and browser types must not be needed either
+  runs.set('no-dom', tsc(project('consumer-no-dom', { types: ['node'], lib: ['es2022'] }, WITHOUT_TYPES)));
   runs.set('webgpu-types', tsc(project('consumer-webgpu-types', { types: ['node', '@webgpu/types'] }, WITH_TYPES, ['@webgpu/types'])));
 }, 60_000);
 
@@ -157,6 +159,13 @@ describe('published declarations', () => {
 
   it('type-check under strict, skipLibCheck false, without webgpu or @webgpu/types', async () => {
     const r = await runs.get('plain')!;
+    if (r.status !== 0) console.error(r.output);
+    expect(r.output).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('type-check in a Node project with lib ["es2022"] alone (no DOM)', async () => {
+    const r = await runs.get('no-dom')!;
     if (r.status !== 0) console.error(r.output);
     expect(r.output).toBe('');
     expect(r.status).toBe(0);

@@ -68,6 +68,7 @@ export function checkWritableDir(dir: string, what: string): void {
 export function checkWritableFile(file: string, what: string): void {
   if (existsSync(file) && statSync(file).isDirectory()) throw new Error(`${what} ${file}: expected a file path, found a directory`);
   const dir = path.dirname(path.resolve(file));
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new Error(`${what} ${file}: cannot write there (${WORDS.ENOTDIR} (ENOTDIR) at ${dir})`);
   try {
     checkWritableDir(dir, what);
   } catch (e) {

@@ -1,5 +1,6 @@
 // WebAssembly runtime: one shared memory, the kernel module on the main thread + workers, synchronous dispatch.
 import { Allocator } from './alloc.js';
+import { loadavgProbe, PROBE_MS, type ContentionProbe } from './contention.js';
 import { KERNELS_PLAIN_B64, KERNELS_RELAXED_B64 } from './gen/kernels.js';
 import { ARGS_OFFSET, CHUNK_BITS, CTRL, CTRL_BYTES, MAX_ARGS, MAX_CHUNKS, WORKER_SOURCE, type WorkerInit } from './worker.js';
 
@@ -99,6 +100,9 @@ export class WasmRuntime {
   private disposed = false;
   /** dispatch counter (30 bits: SEQ holds 2·gen) */
   private gen = 0;
+  /** chunked pool: whether the machine has a core to spare for spinning workers (null: always spin) */
+  private probe: ContentionProbe | null = null;
+  private nextProbe = 0;
 
   private constructor(memory: WebAssembly.Memory & WasmMemory, instance: WebAssembly.Instance, relaxed: boolean, threads: number, pool: PoolMode) {
     this.memory = memory;
@@ -138,6 +142,7 @@ export class WasmRuntime {
     const rt = new WasmRuntime(memory, instance, relaxed, threads, pool);
     try {
       await rt.startWorkers(module, opts.spin ?? 200000);
+      if (pool === 'chunked' && threads > 1) rt.probe = await loadavgProbe(await defaultThreads());
     } catch (e) {
       rt.dispose();
       throw e;
@@ -209,6 +214,13 @@ export class WasmRuntime {
     const F = this.ctrlF64;
     const gen = (this.gen = (this.gen + 1) & 0x3fffffff);
     const chunked = this.pool === 'chunked';
+    if (this.probe) {
+      const now = performance.now();
+      if (now >= this.nextProbe) {
+        this.nextProbe = now + PROBE_MS;
+        I[CTRL.CALM] = this.probe.update(Atomics.load(I, CTRL.SLEEPERS)) ? 1 : 0;
+      }
+    }
     Atomics.store(I, CTRL.SEQ, 2 * gen - 1);
     for (let i = 0; i < args.length; i++) F[i] = args[i]!;
     I[CTRL.KERNEL] = this.index.get(kernel)!;
@@ -251,10 +263,16 @@ export class WasmRuntime {
     for (;;) {
       const done = Atomics.load(I, CTRL.DONE);
       if (done >= target) break;
-      if (this.canWait && ++spins > 100000) Atomics.wait(I, CTRL.DONE, done, 1);
+      // a worker is finishing a chunk; when the machine is busy, yield the core it may need instead of spinning
+      if (this.canWait && ++spins > (I[CTRL.CALM] ? 1000 : 100000)) Atomics.wait(I, CTRL.DONE, done, 1);
     }
     if (mainError !== undefined) throw mainError;
     if (Atomics.load(I, CTRL.ERROR)) throw new Error(`wasm kernel ${kernel} failed in a worker thread`);
+  }
+
+  /** Whether idle workers sleep at once (the machine has no core to spare) rather than spin; see contention.ts. */
+  get calm(): boolean {
+    return this.ctrlI32[CTRL.CALM] === 1;
   }
 
   /**

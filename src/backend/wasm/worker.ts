@@ -7,9 +7,10 @@
  * QUIT: workers exit; ERROR: a worker's kernel threw; DONE: chunks finished (chunked) or workers acknowledged
  * (static); TICKET: (gen tag << CHUNK_BITS) | next unclaimed chunk; MODE: 0 chunked, 1 static; SLEEPERS: workers in
  * Atomics.wait; NTHREADS: threads taking part (static); STALL_MS: workers sleep this long at their next wake-up (a
- * descheduled worker, simulated for tests; WasmRuntime.stallWorkers).
+ * descheduled worker, simulated for tests; WasmRuntime.stallWorkers); CALM: 1 while workers should not spin (the
+ * machine has no core to spare; see WasmRuntime).
  */
-export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NCHUNKS: 4, QUIT: 5, ERROR: 6, SEQ: 7, TICKET: 8, MODE: 9, SLEEPERS: 10, NTHREADS: 11, STALL_MS: 12 } as const;
+export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NCHUNKS: 4, QUIT: 5, ERROR: 6, SEQ: 7, TICKET: 8, MODE: 9, SLEEPERS: 10, NTHREADS: 11, STALL_MS: 12, CALM: 13 } as const;
 export const ARGS_OFFSET = 64;
 export const MAX_ARGS = 32;
 export const CTRL_BYTES = ARGS_OFFSET + MAX_ARGS * 8;
@@ -50,33 +51,19 @@ function moekitStart(d, post) {
   const TAG = ${(1 << (32 - CHUNK_BITS)) - 1}, CB = ${CHUNK_BITS}, CM = ${MAX_CHUNKS};
   let gen = Atomics.load(I, ${CTRL.GEN});
   const args = [];
-  // Adaptive spin: a spinning worker that the OS preempts is competing for a core with another runnable thread -
-  // maybe the main thread, whose serial work it then slows. Each preemption seen while spinning (1024 polls taking over
-  // 0.25 ms) halves the budget, down to 4096 polls (some µs) before sleeping until woken; each spin that ran
-  // undisturbed lets it grow back towards spin.
-  // (The static pool keeps a fixed spin, as it always had.)
-  const now = () => performance.now();
-  const adaptive = Atomics.load(I, ${CTRL.MODE}) === 0, floor = Math.min(4096, spin);
-  let budget = spin;
   post('ready');
   for (;;) {
+    // CALM (set by the main thread when the machine has no core to spare): sleep right after a job, woken per op
+    const budget = Atomics.load(I, ${CTRL.CALM}) ? 0 : spin;
     let s = 0;
-    let last = now();
     while (Atomics.load(I, ${CTRL.GEN}) === gen) {
-      if ((++s & 1023) === 0) {
-        const t = now();
-        if (adaptive && t - last > 0.25) budget = Math.max(floor, budget >> 1);
-        last = t;
-      }
-      if (s > budget) {
+      if (++s > budget) {
         Atomics.add(I, ${CTRL.SLEEPERS}, 1);
         Atomics.wait(I, ${CTRL.GEN}, gen);
         Atomics.sub(I, ${CTRL.SLEEPERS}, 1);
         s = 0;
-        last = now();
       }
     }
-    if (s > 1024 && now() - last <= 0.25) budget = Math.min(spin, budget + (budget >> 3) + 1024);
     gen = Atomics.load(I, ${CTRL.GEN});
     if (Atomics.load(I, ${CTRL.QUIT})) return;
     const stall = Atomics.exchange(I, ${CTRL.STALL_MS}, 0);
