@@ -32,6 +32,9 @@ export interface WasmRuntimeOptions {
 
 export type PoolMode = 'chunked' | 'static';
 
+/** While workers are calm (the machine is busy), ops of fewer chunks do not wake a sleeping worker. */
+export const CALM_WAKE_CHUNKS = 8;
+
 /**
  * WebAssembly.Memory where the compiler knows WebAssembly (lib "DOM" or "WebWorker"), else the members moekit's
  * callers use: so the published declarations also compile for a Node project with lib "ES2022" alone.
@@ -234,7 +237,9 @@ export class WasmRuntime {
     Atomics.store(I, CTRL.TICKET, (tag << CHUNK_BITS) | 0);
     Atomics.store(I, CTRL.SEQ, 2 * gen);
     Atomics.store(I, CTRL.GEN, gen);
-    if (!chunked || Atomics.load(I, CTRL.SLEEPERS) > 0) Atomics.notify(I, CTRL.GEN);
+    // a sleeping worker is woken for every static op; for a chunked one only when it pays: while the machine is busy
+    // a wake-up that finds no core free stalls the op's last chunk, so small ops stay on this thread
+    if (!chunked || (Atomics.load(I, CTRL.SLEEPERS) > 0 && (I[CTRL.CALM] === 0 || n >= CALM_WAKE_CHUNKS))) Atomics.notify(I, CTRL.GEN);
     let mainError: unknown;
     const run = (c: number): void => {
       try {
