@@ -1,21 +1,25 @@
-// Whether the machine has a core to spare for spinning pool workers, from Linux's count of runnable threads.
+// How many pool threads the machine has cores for, from Linux's count of runnable threads.
 
-/** Decides, probe by probe, whether idle workers should sleep right away instead of spinning. */
+/** Decides, probe by probe, how many of the pool's threads should take part. */
 export interface ContentionProbe {
-  /** true: calm (no spinning). `sleepers`: workers asleep now, which would be runnable if they spun. */
-  update(sleepers: number): boolean;
+  /**
+   * Threads to keep active (1..threads). `idle`: the pool's threads that are not runnable now (asleep or parked);
+   * the others (the main thread, spinning or working workers) count as the pool's own runnable threads.
+   */
+  update(threads: number, idle: number): number;
 }
 
-/** Probes that must see a spare core in a row before workers spin again (at PROBE_MS each). */
+/** Probes that must see more spare cores in a row before more threads take part again (at PROBE_MS each). */
 const CLEAR_AFTER = 3;
 /** Milliseconds between probes. */
 export const PROBE_MS = 50;
 
 /**
  * A probe over /proc/loadavg, whose fourth field counts the threads runnable right now (running or waiting for a
- * CPU, this process's included). Spinning workers are runnable threads; when they and everything else that wants a
- * CPU outnumber the cores, a spinning worker takes CPU from a thread with work to do - often this process's own main
- * thread. Null where the file is not readable (not Linux, a browser): workers then always spin.
+ * CPU), this process's included. What is runnable beyond the pool's own threads belongs to others; the cores they
+ * leave are what the pool can use. A pool thread beyond them only takes CPU from a thread with work to do - often
+ * this process's own main thread - and, worse, may be descheduled holding a chunk the op waits for. Null where the
+ * file is not readable (not Linux, a browser): every thread then always takes part.
  */
 export async function loadavgProbe(cores: number): Promise<ContentionProbe | null> {
   let read: () => string;
@@ -31,23 +35,28 @@ export async function loadavgProbe(cores: number): Promise<ContentionProbe | nul
 
 /** The decision over any source of /proc/loadavg text (a test can feed it lines). */
 export function runnableProbe(read: () => string, cores: number): ContentionProbe {
-  let calm = false;
-  let clear = 0;
+  let active = Number.POSITIVE_INFINITY;
+  let more = 0;
   return {
-    update(sleepers: number): boolean {
+    update(threads: number, idle: number): number {
       let runnable: number;
       try {
         runnable = parseRunnable(read());
       } catch {
-        return calm;
+        return Math.min(active, threads);
       }
-      if (runnable + sleepers > cores) {
-        calm = true;
-        clear = 0;
-      } else if (calm && ++clear >= CLEAR_AFTER) {
-        calm = false;
+      const others = Math.max(0, runnable - Math.max(1, threads - idle));
+      const target = Math.max(1, Math.min(threads, cores - others));
+      if (target < active) {
+        active = target;
+        more = 0;
+      } else if (target > active && ++more >= CLEAR_AFTER) {
+        active = target;
+        more = 0;
+      } else if (target === active) {
+        more = 0;
       }
-      return calm;
+      return Math.min(active, threads);
     },
   };
 }

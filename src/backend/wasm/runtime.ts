@@ -32,8 +32,7 @@ export interface WasmRuntimeOptions {
 
 export type PoolMode = 'chunked' | 'static';
 
-/** While workers are calm (the machine is busy), ops of fewer chunks do not wake a sleeping worker. */
-export const CALM_WAKE_CHUNKS = 8;
+
 
 /**
  * WebAssembly.Memory where the compiler knows WebAssembly (lib "DOM" or "WebWorker"), else the members moekit's
@@ -103,7 +102,7 @@ export class WasmRuntime {
   private disposed = false;
   /** dispatch counter (30 bits: SEQ holds 2·gen) */
   private gen = 0;
-  /** chunked pool: whether the machine has a core to spare for spinning workers (null: always spin) */
+  /** chunked pool: how many threads the machine has cores for (null: all, always) */
   private probe: ContentionProbe | null = null;
   private nextProbe = 0;
 
@@ -121,6 +120,7 @@ export class WasmRuntime {
     this.ctrlF64 = new Float64Array(memory.buffer, this.ctrl + ARGS_OFFSET, MAX_ARGS);
     this.ctrlI32.fill(0);
     this.ctrlI32[CTRL.MODE] = pool === 'static' ? 1 : 0;
+    this.ctrlI32[CTRL.ACTIVE] = threads;
     this.workers = [];
     // Atomics.wait is forbidden on a browser main thread; Node's main thread and workers allow it.
     this.canWait = isNode || typeof (globalThis as { document?: unknown }).document === 'undefined';
@@ -221,7 +221,15 @@ export class WasmRuntime {
       const now = performance.now();
       if (now >= this.nextProbe) {
         this.nextProbe = now + PROBE_MS;
-        I[CTRL.CALM] = this.probe.update(Atomics.load(I, CTRL.SLEEPERS)) ? 1 : 0;
+        const active = this.probe.update(this.threads, Atomics.load(I, CTRL.SLEEPERS) + Atomics.load(I, CTRL.PARKED));
+        const was = I[CTRL.ACTIVE]!;
+        if (active !== was) {
+          Atomics.store(I, CTRL.ACTIVE, active);
+          if (active > was) {
+            Atomics.add(I, CTRL.PARK, 1);
+            Atomics.notify(I, CTRL.PARK);
+          }
+        }
       }
     }
     Atomics.store(I, CTRL.SEQ, 2 * gen - 1);
@@ -237,9 +245,7 @@ export class WasmRuntime {
     Atomics.store(I, CTRL.TICKET, (tag << CHUNK_BITS) | 0);
     Atomics.store(I, CTRL.SEQ, 2 * gen);
     Atomics.store(I, CTRL.GEN, gen);
-    // a sleeping worker is woken for every static op; for a chunked one only when it pays: while the machine is busy
-    // a wake-up that finds no core free stalls the op's last chunk, so small ops stay on this thread
-    if (!chunked || (Atomics.load(I, CTRL.SLEEPERS) > 0 && (I[CTRL.CALM] === 0 || n >= CALM_WAKE_CHUNKS))) Atomics.notify(I, CTRL.GEN);
+    if (!chunked || Atomics.load(I, CTRL.SLEEPERS) > 0) Atomics.notify(I, CTRL.GEN);
     let mainError: unknown;
     const run = (c: number): void => {
       try {
@@ -269,15 +275,15 @@ export class WasmRuntime {
       const done = Atomics.load(I, CTRL.DONE);
       if (done >= target) break;
       // a worker is finishing a chunk; when the machine is busy, yield the core it may need instead of spinning
-      if (this.canWait && ++spins > (I[CTRL.CALM] ? 1000 : 100000)) Atomics.wait(I, CTRL.DONE, done, 1);
+      if (this.canWait && ++spins > (I[CTRL.ACTIVE]! < this.threads ? 1000 : 100000)) Atomics.wait(I, CTRL.DONE, done, 1);
     }
     if (mainError !== undefined) throw mainError;
     if (Atomics.load(I, CTRL.ERROR)) throw new Error(`wasm kernel ${kernel} failed in a worker thread`);
   }
 
-  /** Whether idle workers sleep at once (the machine has no core to spare) rather than spin; see contention.ts. */
-  get calm(): boolean {
-    return this.ctrlI32[CTRL.CALM] === 1;
+  /** Threads taking part now (chunked pool): all, or fewer while the machine has fewer cores to spare; see contention.ts. */
+  get active(): number {
+    return this.ctrlI32[CTRL.ACTIVE]!;
   }
 
   /**
@@ -313,6 +319,8 @@ export class WasmRuntime {
     this.disposed = true;
     Atomics.store(this.ctrlI32, CTRL.QUIT, 1);
     Atomics.notify(this.ctrlI32, CTRL.QUIT);
+    Atomics.add(this.ctrlI32, CTRL.PARK, 1);
+    Atomics.notify(this.ctrlI32, CTRL.PARK);
     Atomics.add(this.ctrlI32, CTRL.GEN, 1);
     Atomics.notify(this.ctrlI32, CTRL.GEN);
     for (const w of this.workers) void w.terminate();

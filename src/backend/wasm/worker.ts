@@ -7,10 +7,11 @@
  * QUIT: workers exit; ERROR: a worker's kernel threw; DONE: chunks finished (chunked) or workers acknowledged
  * (static); TICKET: (gen tag << CHUNK_BITS) | next unclaimed chunk; MODE: 0 chunked, 1 static; SLEEPERS: workers in
  * Atomics.wait; NTHREADS: threads taking part (static); STALL_MS: workers sleep this long at their next wake-up (a
- * descheduled worker, simulated for tests; WasmRuntime.stallWorkers); CALM: 1 while workers should not spin (the
- * machine has no core to spare; see WasmRuntime).
+ * descheduled worker, simulated for tests; WasmRuntime.stallWorkers); ACTIVE: threads that take part (chunked pool;
+ * the main thread sets it from the cores the machine has to spare), PARK: bumped to wake parked workers, PARKED: how
+ * many are parked.
  */
-export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NCHUNKS: 4, QUIT: 5, ERROR: 6, SEQ: 7, TICKET: 8, MODE: 9, SLEEPERS: 10, NTHREADS: 11, STALL_MS: 12, CALM: 13 } as const;
+export const CTRL = { GEN: 0, DONE: 1, KERNEL: 2, NARGS: 3, NCHUNKS: 4, QUIT: 5, ERROR: 6, SEQ: 7, TICKET: 8, MODE: 9, SLEEPERS: 10, NTHREADS: 11, STALL_MS: 12, ACTIVE: 13, PARK: 14, PARKED: 15 } as const;
 export const ARGS_OFFSET = 64;
 export const MAX_ARGS = 32;
 export const CTRL_BYTES = ARGS_OFFSET + MAX_ARGS * 8;
@@ -51,13 +52,24 @@ function moekitStart(d, post) {
   const TAG = ${(1 << (32 - CHUNK_BITS)) - 1}, CB = ${CHUNK_BITS}, CM = ${MAX_CHUNKS};
   let gen = Atomics.load(I, ${CTRL.GEN});
   const args = [];
+  const chunked = Atomics.load(I, ${CTRL.MODE}) === 0;
   post('ready');
   for (;;) {
-    // CALM (set by the main thread when the machine has no core to spare): sleep right after a job, woken per op
-    const budget = Atomics.load(I, ${CTRL.CALM}) ? 0 : spin;
+    // ACTIVE (chunked pool; set by the main thread from the cores the machine has to spare): a worker whose slot is
+    // not below it parks - neither spins nor is woken per op - until ACTIVE rises (PARK bumped) or the pool quits
+    if (chunked) {
+      const park = Atomics.load(I, ${CTRL.PARK});
+      if (tid >= Atomics.load(I, ${CTRL.ACTIVE}) && !Atomics.load(I, ${CTRL.QUIT})) {
+        Atomics.add(I, ${CTRL.PARKED}, 1);
+        Atomics.wait(I, ${CTRL.PARK}, park);
+        Atomics.sub(I, ${CTRL.PARKED}, 1);
+        gen = Atomics.load(I, ${CTRL.GEN});
+        continue;
+      }
+    }
     let s = 0;
     while (Atomics.load(I, ${CTRL.GEN}) === gen) {
-      if (++s > budget) {
+      if (++s > spin) {
         Atomics.add(I, ${CTRL.SLEEPERS}, 1);
         Atomics.wait(I, ${CTRL.GEN}, gen);
         Atomics.sub(I, ${CTRL.SLEEPERS}, 1);

@@ -11,30 +11,37 @@ describe('parseRunnable', () => {
 });
 
 describe('runnableProbe', () => {
-  it('calm at once when runnable threads and sleeping workers outnumber the cores; spinning again after 3 clear probes', () => {
+  it('keeps as many threads as the cores others leave: fewer at once, more after 3 probes that see the spare cores', () => {
     let runnable = 2;
     const p = runnableProbe(() => `1.0 1.0 1.0 ${runnable}/300 42`, 2);
-    expect(p.update(0)).toBe(false); // main + spinning worker on 2 cores
+    expect(p.update(2, 0)).toBe(2); // main + spinning worker on 2 cores: nobody else
     runnable = 3; // a competitor
-    expect(p.update(0)).toBe(true);
-    runnable = 2; // main + competitor; the worker now sleeps but would want a core
-    expect(p.update(1)).toBe(true);
+    expect(p.update(2, 0)).toBe(1);
+    runnable = 2; // main + competitor; the worker is parked (idle)
+    expect(p.update(2, 1)).toBe(1);
     runnable = 1; // the competitor is gone
-    expect([p.update(1), p.update(1), p.update(1)]).toEqual([true, true, false]);
+    expect([p.update(2, 1), p.update(2, 1), p.update(2, 1)]).toEqual([1, 1, 2]);
+  });
+
+  it('on many cores one competitor costs one thread, not all; never below 1 nor above the pool', () => {
+    const p = runnableProbe(() => '9.0 9.0 9.0 17/900 42', 16);
+    expect(p.update(16, 0)).toBe(15);
+    const q = runnableProbe(() => '40.0 40.0 40.0 60/900 42', 16);
+    expect(q.update(16, 0)).toBe(1);
+    const r = runnableProbe(() => '0.0 0.0 0.0 1/900 42', 64);
+    expect(r.update(4, 3)).toBe(4);
   });
 });
 
 describe('loadavgProbe', () => {
-  it('on Linux: calm at once when runnable threads and sleeping workers outnumber the cores, spinning again after 3 clear probes', async () => {
+  it('on Linux: reads the live count (this thread is runnable, so one core and an idle worker leave one thread)', async () => {
     const probe = await loadavgProbe(1);
     if (!probe) {
-      console.log('loadavgProbe: /proc/loadavg is not readable here (not Linux): workers always spin; case skipped');
+      console.log('loadavgProbe: /proc/loadavg is not readable here (not Linux): every thread always takes part; case skipped');
       return;
     }
-    // one core: this thread is runnable, so one sleeping worker makes two contenders
-    expect(probe.update(1)).toBe(true);
-    // a huge core count is never contended; calm ends only after CLEAR_AFTER clear probes in a row
+    expect(probe.update(2, 1)).toBe(1);
     const roomy = await loadavgProbe(1 << 20);
-    expect(roomy!.update(0)).toBe(false);
+    expect(roomy!.update(2, 1)).toBe(2);
   });
 });
