@@ -9,8 +9,8 @@ export interface ContentionProbe {
   update(threads: number, idle: number): number;
 }
 
-/** Probes that must see more spare cores in a row before more threads take part again (at PROBE_MS each). */
-const CLEAR_AFTER = 3;
+/** Probes (PROBE_MS apart) that must all see others' threads runnable before fewer pool threads take part. */
+export const WINDOW = 3;
 /** Milliseconds between probes. */
 export const PROBE_MS = 50;
 
@@ -35,8 +35,9 @@ export async function loadavgProbe(cores: number): Promise<ContentionProbe | nul
 
 /** The decision over any source of /proc/loadavg text (a test can feed it lines). */
 export function runnableProbe(read: () => string, cores: number): ContentionProbe {
+  /** others' runnable threads at the last WINDOW probes */
+  const seen: number[] = [];
   let active = Number.POSITIVE_INFINITY;
-  let more = 0;
   return {
     update(threads: number, idle: number): number {
       let runnable: number;
@@ -45,18 +46,12 @@ export function runnableProbe(read: () => string, cores: number): ContentionProb
       } catch {
         return Math.min(active, threads);
       }
-      const others = Math.max(0, runnable - Math.max(1, threads - idle));
-      const target = Math.max(1, Math.min(threads, cores - others));
-      if (target < active) {
-        active = target;
-        more = 0;
-      } else if (target > active && ++more >= CLEAR_AFTER) {
-        active = target;
-        more = 0;
-      } else if (target === active) {
-        more = 0;
-      }
-      return Math.min(active, threads);
+      seen.push(Math.max(0, runnable - Math.max(1, threads - idle)));
+      if (seen.length > WINDOW) seen.shift();
+      // the fewest others over the window: a busy process is runnable at every probe, a short burst (another
+      // process's moment of work, a GC thread) is not
+      active = seen.length < WINDOW ? threads : Math.max(1, Math.min(threads, cores - Math.min(...seen)));
+      return active;
     },
   };
 }
