@@ -1,5 +1,6 @@
 // Typed wrappers for the GEMM-family wasm kernels: validate arguments, pick a chunk count, dispatch.
 import { chunksFor } from './chunks.js';
+import { segmentedGemm, type GemmSegment } from './segmented.js';
 import type { WasmRuntime } from './runtime.js';
 
 /** Pointers are byte offsets into the runtime's memory; sizes and strides are in elements. */
@@ -71,7 +72,7 @@ export interface QMatmulParams {
 /** Flops (or equivalent work) below which dispatching to workers costs more than it saves. */
 const MIN_PARALLEL_WORK = 1 << 18;
 /** Flops a chunk of a larger product gets at least (claiming a chunk and its tile edges stay a few % of its work). */
-const MIN_CHUNK_WORK = 1 << 21;
+const MIN_CHUNK_WORK = 1 << 22;
 
 function pickChunks(work: number, requested: number | undefined): number {
   if (requested !== undefined) return chunksFor(requested, 1);
@@ -95,14 +96,8 @@ export function matmul(rt: WasmRuntime, p: MatmulParams): void {
   // products that take the packed path (not a GEMV, not a thin product; the same test as gemm() in assembly/gemm.ts),
   // cut into chunks: pack both operands once, then compute tiles from the shared panels
   if (nc > 1 && batch === 1 && p.M > 1 && p.K > 0 && !(!p.transA && !p.transB && (p.K <= 16 || p.N <= 8))) {
-    const pa = rt.alloc(rt.call1('packedABytes', [p.M, p.K])), pb = rt.alloc(rt.call1('packedBBytes', [p.N, p.K]));
-    try {
-      rt.parallel('gemm_pack', [p.a, p.transA ? p.M : p.K, p.transA ? 1 : 0, p.b, p.transB ? p.K : p.N, p.transB ? 1 : 0, p.M, p.N, p.K, pa, pb], nc);
-      rt.parallel('gemm_tiles', [pa, pb, p.c, p.bias ?? 0, p.M, p.N, p.K, p.accumulate ? 1 : 0, s.ptr, s.stride], nc);
-    } finally {
-      rt.free(pa);
-      rt.free(pb);
-    }
+    segmentedGemm(rt, [{ a: p.a, lda: p.transA ? p.M : p.K, transA: !!p.transA, b: p.b, ldb: p.transB ? p.K : p.N, transB: !!p.transB, c: p.c, M: p.M, R: p.K }],
+      p.N, nc, { bias: p.bias ?? 0, accumulate: !!p.accumulate });
     return;
   }
   rt.parallel('matmul', [p.a, p.b, p.c, p.bias ?? 0, p.M, p.N, p.K, p.transA ? 1 : 0, p.transB ? 1 : 0,
@@ -115,6 +110,17 @@ export function groupedMatmul(rt: WasmRuntime, p: GroupedMatmulParams): void {
   if (p.E === 0 || p.N === 0) return;
   const T = rt.i32(p.offsets, p.E + 1)[p.E]!;
   const nc = pickChunks(2 * T * p.N * Math.max(p.K, 1), p.chunks);
+  if (nc > 1 && p.K > 0) {
+    // cut into chunks: every expert's weight and every row panel packed once, then tiles
+    const off = rt.i32(p.offsets, p.E + 1);
+    const segs: GemmSegment[] = [];
+    for (let e = 0; e < p.E; e++) {
+      const r0 = off[e]!, r1 = off[e + 1]!;
+      if (r1 > r0) segs.push({ a: p.x + r0 * p.K * 4, lda: p.K, transA: false, b: p.w + e * p.K * p.N * 4, ldb: p.transW ? p.K : p.N, transB: !!p.transW, c: p.y + r0 * p.N * 4, M: r1 - r0, R: p.K });
+    }
+    segmentedGemm(rt, segs, p.N, nc);
+    return;
+  }
   const s = rt.scratch();
   rt.parallel('groupedMatmul', [p.x, p.w, p.y, p.offsets, p.E, p.K, p.N, p.transW ? 1 : 0, s.ptr, s.stride], nc);
 }
@@ -125,6 +131,17 @@ export function groupedMatmulWeightGrad(rt: WasmRuntime, p: GroupedMatmulWeightG
   if (p.E === 0 || p.K === 0 || p.N === 0) return;
   const T = rt.i32(p.offsets, p.E + 1)[p.E]!;
   const nc = pickChunks(2 * Math.max(T, 1) * p.N * p.K, p.chunks);
+  if (nc > 1) {
+    // cut into chunks: dW_e (K, N) = x_eᵀ · dy_e per expert, every panel packed once, then tiles (empty experts: zeros)
+    const off = rt.i32(p.offsets, p.E + 1);
+    const segs: GemmSegment[] = [];
+    for (let e = 0; e < p.E; e++) {
+      const r0 = off[e]!, r1 = off[e + 1]!;
+      segs.push({ a: p.x + r0 * p.K * 4, lda: p.K, transA: true, b: p.dy + r0 * p.N * 4, ldb: p.N, transB: false, c: p.dw + e * p.K * p.N * 4, M: p.K, R: Math.max(0, r1 - r0) });
+    }
+    segmentedGemm(rt, segs, p.N, nc);
+    return;
+  }
   const s = rt.scratch();
   rt.parallel('groupedMatmulWeightGrad', [p.x, p.dy, p.dw, p.offsets, p.E, p.K, p.N, s.ptr, s.stride], nc);
 }
