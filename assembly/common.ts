@@ -44,6 +44,21 @@ export function setSlot(s: i32): void { threadSlot = s; }
 // @ts-ignore: decorator
 @inline export function slot(): usize { return <usize>threadSlot; }
 
+/**
+ * Column blocks of a chunk grid: the divisor of nchunks at most maxNb nearest (in ratio) to `want` (the count that
+ * makes tiles square in work), so every chunk is a tile.
+ */
+export function gridColumns(nchunks: i32, want: f64, maxNb: i32): i32 {
+  let best = 1;
+  let bestErr = Infinity;
+  for (let d = 1; d <= min(nchunks, maxNb); d++) {
+    if (nchunks % d != 0) continue;
+    const err = Math.abs(Math.log(<f64>d / want));
+    if (err < bestErr) { best = d; bestErr = err; }
+  }
+  return best;
+}
+
 /** Balanced range [lo, hi) of `chunks` chunks of `q` elements for thread tid, clipped to n. */
 // @ts-ignore: decorator
 @inline export function rangeLo(n: i32, q: i32, tid: i32, nthreads: i32): i32 {

@@ -109,6 +109,26 @@ export function packA(src: usize, lda: i32, transA: bool, kc: i32, mc: i32, dst:
 }
 
 /**
+ * One (mr <= MR, nr <= NR) block of C at cp (row stride ldcb bytes) = [C if loadC] + [bias] + A panel · B panel over
+ * kc; a partial block goes through the (MR, NR) `tile` buffer.
+ */
+export function tileKernel(apan: usize, bpan: usize, kc: i32, cp: usize, ldcb: usize, mr: i32, nr: i32, loadC: bool, bb: usize, tile: usize): void {
+  if (mr == MR && nr == NR) {
+    kernel(apan, bpan, kc, cp, ldcb, loadC, bb);
+    return;
+  }
+  if (loadC) {
+    for (let i = 0; i < MR; i++) for (let j = 0; j < NR; j++) {
+      store<f32>(tile + <usize>(i * NR + j) * 4, i < mr && j < nr ? load<f32>(cp + <usize>i * ldcb + (<usize>j << 2)) : 0);
+    }
+  }
+  kernel(apan, bpan, kc, tile, <usize>NR << 2, loadC, bb);
+  for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) {
+    store<f32>(cp + <usize>i * ldcb + (<usize>j << 2), load<f32>(tile + <usize>(i * NR + j) * 4));
+  }
+}
+
+/**
  * Multiplies packed A panels of an (M, kc) slice of A (packed here, MC rows at a time) by a packed
  * B block bp (ceil(nc/NR), kc, NR) into C (M, nc) (row stride ldc): C = [C if loadC] + [bias] + A·B.
  */
@@ -134,20 +154,7 @@ export function macroKernel(a: usize, lda: i32, transA: bool, kc: i32, M: i32, b
           for (let j = 0; j < NR; j++) store<f32>(bb + (<usize>j << 2), j < nr ? load<f32>(bias + (<usize>(jr + j) << 2)) : 0);
         }
       }
-        const cp = c + <usize>(ic + ir) * ldcb + (<usize>jr << 2);
-        if (mr == MR && nr == NR) {
-          kernel(apan, bpan, kc, cp, ldcb, loadC, bb);
-        } else {
-          if (loadC) {
-            for (let i = 0; i < MR; i++) for (let j = 0; j < NR; j++) {
-              store<f32>(tile + <usize>(i * NR + j) * 4, i < mr && j < nr ? load<f32>(cp + <usize>i * ldcb + (<usize>j << 2)) : 0);
-            }
-          }
-          kernel(apan, bpan, kc, tile, <usize>NR << 2, loadC, bb);
-          for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) {
-            store<f32>(cp + <usize>i * ldcb + (<usize>j << 2), load<f32>(tile + <usize>(i * NR + j) * 4));
-          }
-        }
+        tileKernel(apan, bpan, kc, c + <usize>(ic + ir) * ldcb + (<usize>jr << 2), ldcb, mr, nr, loadC, bb, tile);
       }
     }
   }

@@ -2,9 +2,8 @@
 // every operand panel packed once into shared memory (phase 1, chunked over panels), then tiles of the outputs
 // computed from those panels (phase 2, chunked over a 2-D grid). Cutting the work into many chunks - so idle threads
 // can take them - then repacks nothing, and a chunk computes the same numbers whichever thread runs it.
-import { KC, MR, NR, OFF_BIAS, OFF_TILE, rangeLo, slot } from './common';
-import { packA, packBPanel } from './gemm';
-import { kernel2x16, kernel3x12 } from './microkernel';
+import { KC, MR, NR, OFF_BIAS, OFF_TILE, gridColumns, rangeLo, slot } from './common';
+import { packA, packBPanel, tileKernel } from './gemm';
 
 /**
  * Segment s: C_s (M_s, N) (row stride N) = op(A_s) (M_s, R_s) · op(B_s) (R_s, N), described by SEG_WORDS u32 at
@@ -52,24 +51,9 @@ export function gemm_pack(segs: usize, panels: usize, P: i32, bsegs: usize, S2: 
   }
 }
 
-/** Column blocks of the tile grid: the divisor of nchunks nearest (in ratio) to square tiles, at most one per panel. */
+/** Column blocks of the tile grid (NR-aligned, square tiles in work). */
 function tileCols(rows: i32, N: i32, nchunks: i32): i32 {
-  const maxNb = max(1, (N + NR - 1) / NR);
-  const want = Math.sqrt(<f64>nchunks * <f64>N / <f64>max(rows, 1));
-  let best = 1;
-  let bestErr = Infinity;
-  for (let d = 1; d <= min(nchunks, maxNb); d++) {
-    if (nchunks % d != 0) continue;
-    const err = Math.abs(Math.log(<f64>d / want));
-    if (err < bestErr) { best = d; bestErr = err; }
-  }
-  return best;
-}
-
-// @ts-ignore: decorator
-@inline function kernel(ap: usize, bp: usize, kc: i32, c: usize, ldcb: usize, loadC: bool, bias: usize): void {
-  if (ASC_FEATURE_RELAXED_SIMD) kernel3x12(ap, bp, kc, c, ldcb, loadC, bias);
-  else kernel2x16(ap, bp, kc, c, ldcb, loadC, bias);
+  return gridColumns(nchunks, Math.sqrt(<f64>nchunks * <f64>N / <f64>max(rows, 1)), max(1, (N + NR - 1) / NR));
 }
 
 /**
@@ -123,20 +107,7 @@ export function gemm_tiles(segs: usize, panels: usize, P: i32, N: i32, pa: usize
             for (let j = 0; j < NR; j++) store<f32>(bb + (<usize>j << 2), j < nr ? load<f32>(bias + (<usize>(jr + j) << 2)) : 0);
           }
         }
-        const cp = crow + (<usize>jr << 2);
-        if (mr == MR && nr == NR) {
-          kernel(apan, bpan, kc, cp, ldcb, loadC, bb);
-        } else {
-          if (loadC) {
-            for (let i = 0; i < MR; i++) for (let j = 0; j < NR; j++) {
-              store<f32>(tile + <usize>(i * NR + j) * 4, i < mr && j < nr ? load<f32>(cp + <usize>i * ldcb + (<usize>j << 2)) : 0);
-            }
-          }
-          kernel(apan, bpan, kc, tile, <usize>NR << 2, loadC, bb);
-          for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) {
-            store<f32>(cp + <usize>i * ldcb + (<usize>j << 2), load<f32>(tile + <usize>(i * NR + j) * 4));
-          }
-        }
+        tileKernel(apan, bpan, kc, crow + (<usize>jr << 2), ldcb, mr, nr, loadC, bb, tile);
       }
     }
   }

@@ -1,5 +1,5 @@
 // Kernel entry points exported to JS: each does chunk `chunk` of `nchunks` (the last two arguments) of its work.
-import { MR, SCRATCH_BYTES, rangeLo, slot } from './common';
+import { MR, SCRATCH_BYTES, gridColumns, rangeLo, slot } from './common';
 export { setSlot } from './common';
 import { gemm } from './gemm';
 import { qgemm } from './quant';
@@ -25,16 +25,7 @@ export function scratchBytes(): i32 {
 function gridCols(M: i32, N: i32, nchunks: i32): i32 {
   const maxNb = max(1, (N + 7) / 8);
   if (M <= MR) return min(nchunks, maxNb);
-  // the divisor of nchunks nearest (in ratio) to the square-tile column count, so every chunk is a tile
-  const want = Math.sqrt(<f64>nchunks * <f64>N / <f64>M);
-  let best = 1;
-  let bestErr = Infinity;
-  for (let d = 1; d <= min(nchunks, maxNb); d++) {
-    if (nchunks % d != 0) continue;
-    const err = Math.abs(Math.log(<f64>d / want));
-    if (err < bestErr) { best = d; bestErr = err; }
-  }
-  return best;
+  return gridColumns(nchunks, Math.sqrt(<f64>nchunks * <f64>N / <f64>M), maxNb);
 }
 
 /** Chunk `chunk` of `nchunks` of C (M, N) = op(A)·op(B): one tile of the grid above (nothing when past the grid). */

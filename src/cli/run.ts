@@ -1,7 +1,7 @@
 // moekit logits / moekit generate: run a model directory (Hugging Face checkpoint or moekit model) on token ids or text.
 import type { Command } from 'commander';
 import { loadModelDir } from '../models/dir.js';
-import { checkGenerate, generateStreamAsync, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
+import { checkGenerate, countNonFinite, generateStreamAsync, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
 import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { setBackend } from '../tensor/engine.js';
@@ -18,13 +18,7 @@ export function parseIds(v: string, vocab: number, flag = '--ids'): number[] {
 
 /** Errors when logits (P positions × V) hold NaN or ±Infinity, naming how many and the first position and token id. */
 function checkFiniteLogits(flat: Float32Array, V: number): void {
-  let count = 0;
-  let first = -1;
-  for (let i = 0; i < flat.length; i++) {
-    if (!Number.isFinite(flat[i]!)) {
-      if (count++ === 0) first = i;
-    }
-  }
+  const { count, first } = countNonFinite(flat);
   if (count === 0) return;
   throw new Error(
     `logits: the model produced non-finite logits: ${count} of ${flat.length} values are NaN or ±Infinity, the first at position ${Math.floor(first / V)}, token id ${first % V} (${flat[first]}); ` +

@@ -126,15 +126,21 @@ export class NonFiniteLogitsError extends Error {
   override name = 'NonFiniteLogitsError';
 }
 
-/** Throws NonFiniteLogitsError naming the step and position when a row of logits holds NaN or ±Infinity. */
-export function checkLogits(logits: Float32Array, step: number, position: number): void {
+/** How many values are NaN or ±Infinity, and the index of the first (-1 when none). */
+export function countNonFinite(values: Float32Array): { count: number; first: number } {
   let count = 0;
   let first = -1;
-  for (let i = 0; i < logits.length; i++) {
-    if (!Number.isFinite(logits[i]!)) {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) {
       if (count++ === 0) first = i;
     }
   }
+  return { count, first };
+}
+
+/** Throws NonFiniteLogitsError naming the step and position when a row of logits holds NaN or ±Infinity. */
+export function checkLogits(logits: Float32Array, step: number, position: number): void {
+  const { count, first } = countNonFinite(logits);
   if (count === 0) return;
   throw new NonFiniteLogitsError(
     `generate: the model produced non-finite logits at step ${step} (position ${position}): ${count} of ${logits.length} are NaN or ±Infinity, the first for token id ${first} (${logits[first]}); ` +

@@ -1,11 +1,12 @@
 // moekit train end to end on the embedded corpus: the tiny preset lowers the loss by >= 20% within its steps; runs
 // never overwrite each other silently, resumes are checked, bad flags and unwritable outputs fail before any work.
-import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
+import { mountReadOnly, unmount } from '../helpers/readonly.js';
 
 /** Runs the CLI (asynchronously, so the test worker stays responsive) and returns exit status, stdout and stderr. */
 const run = (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number; stdout: string; stderr: string }> => new Promise((resolve) => {
@@ -167,17 +168,8 @@ describe('moekit train: run directories', () => {
 describe('moekit train: unwritable --out fails before any work', () => {
   const root = tempDir('moekit-cli-train-ro-');
   const ro = path.join(root, 'ro');
-  mkdirSync(ro);
-  let roSkip: string | null = null;
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro], { stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    roSkip = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim() || 'mount failed';
-    console.warn(`test/cli/train: read-only --out case skipped: cannot mount a read-only tmpfs (${roSkip})`);
-  }
-  afterAll(() => {
-    if (roSkip === null) execFileSync('umount', [ro]);
-  });
+  const roSkip = mountReadOnly(ro, 'test/cli/train');
+  afterAll(() => unmount(ro, roSkip));
 
   it('--out below a regular file (ENOTDIR)', async () => {
     const file = path.join(root, 'plain.txt');

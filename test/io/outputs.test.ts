@@ -1,11 +1,11 @@
 // Output checks before long work: checkWritableDir/checkWritableFile on missing, file-vs-directory, ENOTDIR and
 // read-only destinations (a read-only tmpfs where mount is permitted), and fsErrorWords.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkWritableDir, checkWritableFile, fsErrorWords } from '../../src/io/outputs.js';
+import { mountReadOnly, unmount } from '../helpers/readonly.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'moekit-outputs-'));
 const file = path.join(tmp, 'plain.txt');
@@ -13,17 +13,10 @@ writeFileSync(file, 'x');
 
 /** A read-only tmpfs at tmp/ro, or the reason there is none (mount needs root with CAP_SYS_ADMIN). */
 const ro = path.join(tmp, 'ro');
-mkdirSync(ro);
-let roSkip: string | null = null;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro], { stdio: ['ignore', 'pipe', 'pipe'] });
-} catch (e) {
-  roSkip = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim() || 'mount failed';
-  console.warn(`test/io/outputs: read-only directory cases skipped: cannot mount a read-only tmpfs (${roSkip})`);
-}
+const roSkip = mountReadOnly(ro, 'test/io/outputs');
 
 afterAll(() => {
-  if (roSkip === null) execFileSync('umount', [ro]);
+  unmount(ro, roSkip);
   rmSync(tmp, { recursive: true, force: true });
 });
 
