@@ -220,7 +220,8 @@ export function nn_attention_grad(q: usize, k: usize, v: usize, o: usize, lse: u
   const scv = sp(scale);
   const Db = <usize>D << 2, Dvb = <usize>Dv << 2;
   for (let pr = p0; pr < p1; pr++) {
-    const b = pr / Hkv, kh = pr % Hkv;
+    // batch-fastest order: chunks that run at the same time write rows far apart, not neighbouring heads' lines
+    const b = pr % B, kh = pr / B;
     const kb = k + <usize>(b * S * Hkv + kh) * Db, vb = v + <usize>(b * S * Hkv + kh) * Dvb;
     const dkb = dk + <usize>(b * S * Hkv + kh) * Db, dvb = dv + <usize>(b * S * Hkv + kh) * Dvb;
     for (let j = 0; j < S; j++) {
