@@ -186,6 +186,21 @@ export class WasmRuntime {
     this.fn(kernel)(...args, 0, 1);
   }
 
+  /** Every PROBE_MS: how many threads the machine has cores for; parks workers beyond it, unparks them when it rises. */
+  private probeCores(I: Int32Array): void {
+    const now = performance.now();
+    if (now < this.nextProbe) return;
+    this.nextProbe = now + PROBE_MS;
+    const active = this.probe!.update(this.threads, Atomics.load(I, CTRL.SLEEPERS) + Atomics.load(I, CTRL.PARKED));
+    const was = I[CTRL.ACTIVE]!;
+    if (active === was) return;
+    Atomics.store(I, CTRL.ACTIVE, active);
+    if (active > was) {
+      Atomics.add(I, CTRL.PARK, 1);
+      Atomics.notify(I, CTRL.PARK);
+    }
+  }
+
   /** The number exports[name](...args) returns (size queries such as packedABytes). */
   call1(name: string, args: readonly number[]): number {
     this.check();
@@ -209,29 +224,16 @@ export class WasmRuntime {
     if (!(n >= 1 && n <= MAX_CHUNKS)) throw new RangeError(`parallel: nchunks must be in [1, ${MAX_CHUNKS}], got ${nchunks}`);
     if (args.length > MAX_ARGS) throw new RangeError(`parallel: at most ${MAX_ARGS} args`);
     const fn = this.fn(kernel);
-    if (n === 1 || this.workers.length === 0) {
+    const I = this.ctrlI32;
+    if (n > 1 && this.probe) this.probeCores(I);
+    // one chunk, no workers, or (chunked) none taking part while the machine is busy: the calling thread alone
+    if (n === 1 || this.workers.length === 0 || (this.pool === 'chunked' && I[CTRL.ACTIVE] === 1)) {
       for (let c = 0; c < n; c++) fn(...args, c, n);
       return;
     }
-    const I = this.ctrlI32;
     const F = this.ctrlF64;
     const gen = (this.gen = (this.gen + 1) & 0x3fffffff);
     const chunked = this.pool === 'chunked';
-    if (this.probe) {
-      const now = performance.now();
-      if (now >= this.nextProbe) {
-        this.nextProbe = now + PROBE_MS;
-        const active = this.probe.update(this.threads, Atomics.load(I, CTRL.SLEEPERS) + Atomics.load(I, CTRL.PARKED));
-        const was = I[CTRL.ACTIVE]!;
-        if (active !== was) {
-          Atomics.store(I, CTRL.ACTIVE, active);
-          if (active > was) {
-            Atomics.add(I, CTRL.PARK, 1);
-            Atomics.notify(I, CTRL.PARK);
-          }
-        }
-      }
-    }
     Atomics.store(I, CTRL.SEQ, 2 * gen - 1);
     for (let i = 0; i < args.length; i++) F[i] = args[i]!;
     I[CTRL.KERNEL] = this.index.get(kernel)!;
