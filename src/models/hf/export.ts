@@ -7,6 +7,7 @@ import { writeFileAtomic, writeSafetensors, type StTensorIn } from '../../io/saf
 import { f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
 import type { MoELM } from '../moe-lm.js';
 import { toHfConfig, type HfArch } from './config.js';
+import { hfConfigJson } from './json.js';
 import { hfTensors, type ExpertLayout, type HfTensor } from './weights.js';
 
 export interface ExportHfOptions {
@@ -71,7 +72,7 @@ export async function exportHf(model: MoELM, arch: HfArch, outDir: string, o: Ex
     written.push(index);
   }
   const cfgFile = path.join(outDir, 'config.json');
-  await writeFileAtomic(cfgFile, `${JSON.stringify(config, null, 2)}\n`);
+  await writeFileAtomic(cfgFile, hfConfigJson(config));
   written.push(cfgFile);
   if (o.copyFrom && path.resolve(o.copyFrom) !== path.resolve(outDir)) {
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json']) {
