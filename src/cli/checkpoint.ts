@@ -1,14 +1,11 @@
-// moekit compress / moekit export: compress a model directory (clustered, D², merging) into a moekit model
-// directory; materialise a model back into a Hugging Face architecture's layout.
+// moekit compress: compress a model directory (clustered, D², merging) into a moekit model directory.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { calibrate, clusteredExpertParams, compressBaseline, type BaselineMethod } from '../compress/baselines.js';
 import { toClustered } from '../compress/convert.js';
 import { loadBrown, splitBrown } from '../io/brown.js';
-import { loadModelDir, materialize, saveModelDir, type LoadedModel } from '../models/dir.js';
-import { exportHf } from '../models/hf/export.js';
-import { HF_ARCHS, type HfArch } from '../models/hf/config.js';
+import { loadModelDir, saveModelDir, type LoadedModel } from '../models/dir.js';
 import { MoEBlock } from '../moe/block.js';
 import { setBackend } from '../tensor/engine.js';
 import { encodeTexts } from '../train/corpus.js';
@@ -65,12 +62,12 @@ export function checkCompressShape(cfg: { experts: number; hidden: number; exper
 }
 
 /** The Hugging Face config.json a model came from (its own for a Hugging Face directory). */
-function sourceConfig(m: LoadedModel): Record<string, unknown> {
+export function sourceConfig(m: LoadedModel): Record<string, unknown> {
   return m.kind === 'hf' ? m.info : ((m.info.source as { config?: Record<string, unknown> } | undefined)?.config ?? {});
 }
 
 /** --out: writable (checked with a probe file before loading anything), and not the model directory itself. */
-function checkOut(dir: string, out: string): void {
+export function checkOut(dir: string, out: string): void {
   if (path.resolve(out) === path.resolve(dir)) throw new Error(`--out ${out} is the model directory itself; expected a new directory (the source would be overwritten)`);
   checkWritableDir(out, '--out');
 }
@@ -130,7 +127,7 @@ export function registerCheckpoint(program: Command): void {
         provenance = { method: bm, budget_per_layer: budget, layers: res.layers, stored: 'materialised experts (standard MoE layout)' };
       }
       Object.assign(provenance, { source: dir, calibration: calTok ? { source: calTok.source, tokens: calTok.ids.length } : null, expert_params_before: before, expert_params_after: after });
-      const save: Parameters<typeof saveModelDir>[2] = { provenance, bosTokenId: m.bosTokenId, eosTokenIds: m.eosTokenIds, copyFrom: dir };
+      const save: Parameters<typeof saveModelDir>[2] = { provenance, bosTokenId: m.bosTokenId, eosTokenIds: m.eosTokenIds, copyFrom: m.assetsDir };
       if (m.arch) save.source = { arch: m.arch, config: sourceConfig(m), dir };
       let writeError: string | null = null;
       try {
@@ -152,37 +149,5 @@ export function registerCheckpoint(program: Command): void {
         console.error(`moekit: ${writeError}`);
         process.exitCode = 1;
       }
-    });
-
-  program
-    .command('export')
-    .description('write a model directory in a Hugging Face architecture\'s layout (clustered experts are materialised)')
-    .argument('<model>', 'moekit or Hugging Face model directory')
-    .requiredOption('--out <dir>', 'output directory')
-    .option('--format <name>', 'hf', 'hf')
-    .option('--arch <name>', `target architecture (${HF_ARCHS.join(' | ')}); default: the model's source architecture`)
-    .option('--layout <name>', 'legacy (per-expert tensors, what save_pretrained writes) | fused (transformers 5 gate_up_proj)', 'legacy')
-    .option('--dtype <name>', 'F32 | F16 | BF16', 'F32')
-    .option('--backend <name>', 'js | wasm', 'wasm')
-    .action(async (dir: string, o: { out: string; format: string; arch?: string; layout: string; dtype: string; backend: string }) => {
-      if (o.format !== 'hf') throw new Error(`--format must be "hf", got "${o.format}"`);
-      if (o.layout !== 'legacy' && o.layout !== 'fused') throw new Error(`--layout must be legacy or fused, got "${o.layout}"`);
-      if (!['F32', 'F16', 'BF16'].includes(o.dtype)) throw new Error(`--dtype must be F32, F16 or BF16, got "${o.dtype}"`);
-      if (o.arch !== undefined && !HF_ARCHS.includes(o.arch as HfArch)) throw new Error(`--arch must be one of ${HF_ARCHS.join(', ')}, got "${o.arch}"`);
-      checkOut(dir, o.out);
-      await setBackend(o.backend);
-      const m = await loadModelDir(dir);
-      const arch = (o.arch as HfArch | undefined) ?? m.arch;
-      if (!arch) throw new Error(`export: ${dir} does not say which architecture it came from; pass --arch (${HF_ARCHS.join(', ')})`);
-      const model = materialize(m.model);
-      const base = sourceConfig(m);
-      let files: string[];
-      try {
-        files = await exportHf(model, arch, o.out, { layout: o.layout, dtype: o.dtype as 'F32' | 'F16' | 'BF16', baseConfig: base, copyFrom: dir });
-      } catch (e) {
-        if (!(e as NodeJS.ErrnoException).code) throw e;
-        throw new Error(`export: --out ${o.out}: could not write the model (${fsErrorWords(e)})`);
-      }
-      console.log(`wrote ${o.out}: ${arch} (${o.layout} experts, ${o.dtype}${model !== m.model ? ', clustered experts materialised' : ''}): ${files.map((f) => f.split('/').pop()).join(', ')}`);
     });
 }

@@ -2,9 +2,11 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { SafetensorsFile } from '../io/safetensors.js';
+import { SafetensorsFile, type StTensorInfo } from '../io/safetensors.js';
 import { parseConfig, type ModelConfig } from '../models/config.js';
 import { HF_ARCHS } from '../models/hf/config.js';
+import { quantRole } from '../models/hf/quant.js';
+import { findRunCheckpoint, type RunCheckpoint } from '../models/run.js';
 
 export interface CheckpointInfo {
   /** the step-N directory that was read */
@@ -43,17 +45,14 @@ export function resolveCheckpoint(p: string): string {
   if (!existsSync(p)) throw new Error(`info: ${p} does not exist (expected a checkpoint directory with latest.json, or a step-N directory)`);
   if (!statSync(p).isDirectory()) throw new Error(`info: ${p} is not a directory (expected a checkpoint directory with latest.json, or a step-N directory)`);
   if (existsSync(path.join(p, 'model.safetensors'))) return p;
-  const latest = path.join(p, 'latest.json');
-  if (existsSync(latest)) {
-    const j = readJson(latest, 'latest.json') as { checkpoint?: unknown } | null;
-    if (!j || typeof j !== 'object' || typeof j.checkpoint !== 'string') throw new Error(`info: ${latest} has no "checkpoint" name (expected {"checkpoint": "step-N", ...})`);
-    const dir = path.join(p, j.checkpoint);
-    if (!existsSync(path.join(dir, 'model.safetensors'))) throw new Error(`info: ${latest} points at ${dir}, which has no model.safetensors`);
-    return dir;
+  let rc: RunCheckpoint | null;
+  try {
+    rc = findRunCheckpoint(p);
+  } catch (e) {
+    throw new Error(`info: ${(e as Error).message}`);
   }
-  // a training output directory holds its checkpoints under checkpoints/
-  if (existsSync(path.join(p, 'checkpoints', 'latest.json'))) return resolveCheckpoint(path.join(p, 'checkpoints'));
-  throw new Error(`info: ${p} is not a checkpoint: it has neither latest.json nor model.safetensors`);
+  if (!rc) throw new Error(`info: ${p} is not a checkpoint: it has neither latest.json nor model.safetensors`);
+  return rc.checkpoint;
 }
 
 export async function checkpointInfo(p: string): Promise<CheckpointInfo> {
@@ -113,8 +112,10 @@ export interface ModelDirInfo {
   supported: boolean;
   config: { layers: number | null; hidden: number | null; experts: number | null; top_k: number | null; expert_width: number | null; vocab: number | null; heads: number | null; kv_heads: number | null; ffn?: string };
   params: { total: number; expert: number; active: number | null };
-  /** parameters per element type on disk */
+  /** parameters per element type on disk (MXFP4 blocks count two parameters per byte; MXFP4 and FP8 scales none) */
   dtypes: Record<string, number>;
+  /** config.json quantization_config.quant_method (e.g. "mxfp4", "fp8"), null when not quantised */
+  quantization: string | null;
   tensors: number;
   /** bytes of the safetensors files */
   weight_bytes: number;
@@ -177,22 +178,26 @@ export async function modelDirInfo(dir: string): Promise<ModelDirInfo> {
   let tensors = 0;
   let weightBytes = 0;
   const dtypes: Record<string, number> = {};
+  const stored: StTensorInfo[] = [];
   for (const f of weightFiles(dir)) {
     const st = await SafetensorsFile.open(f);
-    try {
-      for (const t of st.tensors.values()) {
-        tensors++;
-        if (isBuffer(t.name)) continue;
-        const n = t.shape.reduce((a, d) => a * d, 1);
-        total += n;
-        if (isExpert(t.name)) expert += n;
-        dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + n;
-      }
-    } finally {
-      await st.close();
-    }
+    stored.push(...st.tensors.values());
+    await st.close();
     weightBytes += statSync(f).size;
   }
+  const names = new Set(stored.map((t) => t.name));
+  for (const t of stored) {
+    tensors++;
+    const role = quantRole(t.name, (n) => names.has(n)); // quantisation scales are not parameters
+    if (isBuffer(t.name) || role === 'skip') continue;
+    const n = t.shape.reduce((a, d) => a * d, 1) * (role === 'mxfp4' ? 2 : 1);
+    total += n;
+    if (isExpert(t.name)) expert += n;
+    const dt = role === 'mxfp4' ? 'MXFP4' : t.dtype;
+    dtypes[dt] = (dtypes[dt] ?? 0) + n;
+  }
+  const qc = kind === 'hf' ? (raw.quantization_config as { quant_method?: unknown } | null | undefined) : undefined;
+  const quantization = qc && typeof qc === 'object' && typeof qc.quant_method === 'string' ? qc.quant_method : null;
   const { experts: E, top_k: K } = config;
   const active = E && K ? total - expert + (expert * K) / E : E === 0 ? total : null;
   const files = readdirSync(dir)
@@ -201,7 +206,7 @@ export async function modelDirInfo(dir: string): Promise<ModelDirInfo> {
     .map((name) => ({ name, bytes: statSync(path.join(dir, name)).size }));
   return {
     kind, dir, architecture, model_type: modelType, supported: kind === 'moekit' || HF_ARCHS.includes(modelType as (typeof HF_ARCHS)[number]),
-    config, params: { total, expert, active }, dtypes, tensors, weight_bytes: weightBytes, bytes: files.reduce((a, f) => a + f.bytes, 0), files,
+    config, params: { total, expert, active }, dtypes, quantization, tensors, weight_bytes: weightBytes, bytes: files.reduce((a, f) => a + f.bytes, 0), files,
   };
 }
 
@@ -256,7 +261,7 @@ function printModelDir(m: ModelDirInfo): void {
   console.log(`           vocab ${v(c.vocab)}, ${v(c.heads)} heads (${v(c.kv_heads)} kv)`);
   const p = m.params;
   console.log(`params     ${human(p.total)} total (${p.total}), ${human(p.expert)} in routed experts, ${p.active === null ? 'active unknown' : `${human(p.active)} active per token (${Math.round(p.active)})`}`);
-  console.log(`dtypes     ${Object.entries(m.dtypes).map(([d, n]) => `${d} ${human(n)}`).join(', ') || 'none'}`);
+  console.log(`dtypes     ${Object.entries(m.dtypes).map(([d, n]) => `${d} ${human(n)}`).join(', ') || 'none'}${m.quantization ? ` (quantization ${m.quantization}, dequantised at load time)` : ''}`);
   console.log(`tensors    ${m.tensors} in ${bytesText(m.weight_bytes)} of safetensors, ${bytesText(m.bytes)} in all`);
   for (const f of m.files) console.log(`  ${f.name.padEnd(24)} ${bytesText(f.bytes).padStart(10)}`);
 }

@@ -10,6 +10,7 @@ import { registerEval } from './eval.js';
 import { registerBench } from './bench.js';
 import { registerRun } from './run.js';
 import { registerCheckpoint } from './checkpoint.js';
+import { registerExport } from './export.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -45,6 +46,7 @@ registerEval(program);
 registerBench(program);
 registerRun(program);
 registerCheckpoint(program);
+registerExport(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);

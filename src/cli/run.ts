@@ -1,6 +1,7 @@
 // moekit logits / moekit generate: run a model directory (Hugging Face checkpoint or moekit model) on token ids or text.
 import type { Command } from 'commander';
 import { loadModelDir } from '../models/dir.js';
+import { noTokenizerReason } from '../io/tokenizer.js';
 import { checkGenerate, countNonFinite, generateStreamAsync, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
 import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
@@ -103,7 +104,7 @@ export function registerRun(program: Command): void {
       let prompt: number[];
       if (o.ids !== undefined) prompt = parseIds(o.ids, V);
       else {
-        if (!m.tokenizer) throw new Error(`generate: ${dir} has no tokenizer.json; pass --ids instead of --prompt`);
+        if (!m.tokenizer) throw new Error(`generate: ${noTokenizerReason(m.assetsDir)}; pass --ids instead of --prompt`);
         prompt = m.tokenizer.encode(o.prompt!);
         if (m.bosTokenId !== null && m.addBos) prompt.unshift(m.bosTokenId);
         if (prompt.length === 0) throw new Error('generate: --prompt encodes to no tokens');

@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { checkWritableDir } from '../io/outputs.js';
 import { PRESETS, denseBaseline, parseConfig, type ModelConfig, type PresetName } from '../models/config.js';
 import { setBackend } from '../tensor/engine.js';
@@ -142,6 +143,11 @@ export function registerTrain(program: Command): void {
       } catch (e) {
         if (!(e instanceof VocabMismatchError)) throw e;
         throw new Error(`${e.message}; pass --config '{"vocabSize": ${e.tokenizerVocab}}' (or larger) to fit this tokenizer, or another --tokenizer${o.tokenizer ? '' : ' (or an --out without tokenizer.json, which trains a new one)'}`);
+      }
+      // the run is a model directory: its tokenizer lives in it, also one given with --tokenizer
+      if (o.out && tokenizerPath) {
+        const inRun = path.join(o.out, 'tokenizer.json');
+        if (path.resolve(tokenizerPath) !== path.resolve(inRun) && !(o.resume && existsSync(inRun))) writeFileAtomicSync(inRun, readFileSync(tokenizerPath));
       }
       const data = { corpus: 'brown', docs: maxDocs ?? null, ...(tokenizerPath ? { tokenizer: hashFile(tokenizerPath) } : {}) };
       const where = o.out ?? 'none (no --out: metrics, checkpoints and the tokenizer are not kept)';

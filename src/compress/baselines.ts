@@ -8,6 +8,7 @@
 // Merged experts keep their router rows: tokens still pick E experts, several of which now share weights.
 import { fastLowRankFactors } from '../cluster/svd.js';
 import { cosineMatrix } from '../cluster/similarity.js';
+import { plainExpertsProblem } from '../models/config.js';
 import type { MoELM } from '../models/moe-lm.js';
 import { MoEBlock } from '../moe/block.js';
 import type { HostExperts } from '../moe/clustered.js';
@@ -151,6 +152,8 @@ export interface BaselineResult {
 export function compressBaseline(model: MoELM, method: BaselineMethod, calib: Calibration, budget: number): BaselineResult {
   if (!BASELINE_METHODS.includes(method)) throw new Error(`compressBaseline: method "${method}" is not one of ${BASELINE_METHODS.join(', ')}`);
   if (calib.length !== model.layers.length) throw new Error(`compressBaseline: calibration for ${calib.length} layers, the model has ${model.layers.length}`);
+  const gated = plainExpertsProblem(model.cfg);
+  if (gated) throw new Error(`compressBaseline: ${gated}`);
   if (!Number.isFinite(budget) || budget < 1) throw new RangeError(`compressBaseline: budget ${budget} must be a positive number of expert parameters per layer`);
   // checked on every layer before any is changed: a budget above what a layer holds compresses nothing
   model.layers.forEach((layer, i) => {

@@ -2,7 +2,7 @@
 // experts grouped by fused weight/activation similarity, each group a shared base plus rank-r residuals.
 import { cosineMatrix, fusedSimilarity } from '../cluster/similarity.js';
 import { clusterExperts } from '../cluster/kmeans.js';
-import { parseConfig, type ModelConfigInput } from '../models/config.js';
+import { parseConfig, plainExpertsProblem, type ModelConfigInput } from '../models/config.js';
 import { MoELM } from '../models/moe-lm.js';
 import { MoEBlock } from '../moe/block.js';
 import { ClusteredMoEBlock, type HostExperts } from '../moe/clustered.js';
@@ -47,6 +47,8 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
   const cfg = model.cfg;
   if (cfg.ffn !== 'moe' || cfg.router !== 'softmax-topk') throw new Error(`toClustered: the model must be a softmax-topk MoE (ffn "moe"), got ffn "${cfg.ffn}", router "${cfg.router}"`);
   if (calib && calib.length !== cfg.layers) throw new Error(`toClustered: calibration for ${calib.length} layers, the model has ${cfg.layers}`);
+  const gated = plainExpertsProblem(cfg);
+  if (gated) throw new Error(`toClustered: ${gated}`);
   const G = o.groups;
   if (!Number.isInteger(G) || G < 1 || G > cfg.experts || cfg.experts % G !== 0) throw new RangeError(`toClustered: groups ${G} must divide the ${cfg.experts} experts (1 <= G <= ${cfg.experts})`);
   const maxRank = Math.min(cfg.hidden, cfg.expertWidth);

@@ -1,14 +1,18 @@
 // safetensors: a validating, lazy reader (header only; tensors read by byte range) and an atomic writer.
 import type { FileHandle } from 'node:fs/promises';
 import { f16ToF32 } from '../tensor/dtype.js';
+import { E4M3_VALUES, E5M2_VALUES, E8M0_VALUES, decodeBytes } from '../tensor/minifloat.js';
 
 /** Node's file APIs, loaded on first use so this module also loads in browsers (which only encode/parse). */
 const nodeFs = () => import('node:fs/promises');
 const nodePath = async () => (await import('node:path')).default;
 
 /** Element types of the safetensors format that moekit reads and writes. */
-export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
-export const ST_DTYPE_BYTES: { [D in StDType]: number } = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+export type StDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'F8_E5M2' | 'F8_E8M0' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+export const ST_DTYPE_BYTES: { [D in StDType]: number } = { F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1, F8_E8M0: 1, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+/** One-byte float dtypes (FP8 E4M3FN, FP8 E5M2, E8M0 scales): each code's value, by code. */
+const BYTE_FLOATS: { [D in StDType]?: Float32Array } = { F8_E4M3: E4M3_VALUES, F8_E5M2: E5M2_VALUES, F8_E8M0: E8M0_VALUES };
 
 /** Largest header the reader accepts (the format's own limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -160,7 +164,7 @@ export class SafetensorsFile {
     return out;
   }
 
-  /** One floating-point tensor (F32, F16, BF16 or F64) as float32 values. */
+  /** One floating-point tensor (F32, F16, BF16, F64, or FP8 / E8M0 codes without their block scales) as float32 values. */
   async readF32(name: string): Promise<Float32Array> {
     return decodeF32(await this.readBytes(name), this.info(name).dtype, `${this.path}: "${name}"`);
   }
@@ -181,10 +185,18 @@ const FLOAT_WORDS: { [D in StDType]?: { mask: number; wordBytes: 2 | 4; stride: 
 };
 
 /**
- * NaN and ±Infinity in little-endian float bytes (F64, F32, F16, BF16), found from the bit patterns in one pass
- * without decoding: how many, and the first (flat element index). `null` for integer dtypes, which cannot hold them.
+ * NaN and ±Infinity in little-endian float bytes (F64, F32, F16, BF16, and the one-byte F8_E4M3, F8_E5M2, F8_E8M0),
+ * found from the bit patterns in one pass without decoding: how many, and the first (flat element index). `null` for
+ * integer dtypes, which cannot hold them.
  */
 export function nonFinite(bytes: Uint8Array, dtype: StDType): { count: number; first: number } | null {
+  const byteValues = BYTE_FLOATS[dtype];
+  if (byteValues) {
+    let count = 0;
+    let first = -1;
+    for (let i = 0; i < bytes.length; i++) if (!Number.isFinite(byteValues[bytes[i]!]!) && count++ === 0) first = i;
+    return { count, first };
+  }
   const f = FLOAT_WORDS[dtype];
   if (!f) return null;
   const nWords = bytes.byteLength / f.wordBytes;
@@ -232,9 +244,15 @@ export function checkFinite(bytes: Uint8Array, dtype: StDType, what: string): vo
   );
 }
 
-/** Little-endian F32 / F16 / BF16 / F64 bytes as float32 values (aligned F32 bytes are viewed, not copied); other dtypes are an error naming `what`. */
+/**
+ * Little-endian F32 / F16 / BF16 / F64 bytes, or one-byte F8_E4M3 / F8_E5M2 / F8_E8M0 codes, as float32 values (aligned
+ * F32 bytes are viewed, not copied; FP8 codes are decoded as they are, without any block scale); other dtypes are an
+ * error naming `what`.
+ */
 export function decodeF32(bytes: Uint8Array, dtype: StDType, what: string): Float32Array {
   const n = bytes.byteLength / ST_DTYPE_BYTES[dtype];
+  const byteValues = BYTE_FLOATS[dtype];
+  if (byteValues) return decodeBytes(bytes, byteValues);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (dtype === 'F32' && LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n); // a view: no copy
   const out = new Float32Array(n);
@@ -254,7 +272,7 @@ export function decodeF32(bytes: Uint8Array, dtype: StDType, what: string): Floa
       return out;
     }
     default:
-      throw new SafetensorsError(`safetensors: ${what} has dtype ${dtype}, expected a floating-point tensor (F32, F16, BF16, F64)`);
+      throw new SafetensorsError(`safetensors: ${what} has dtype ${dtype}, expected a floating-point tensor (F32, F16, BF16, F64, F8_E4M3, F8_E5M2, F8_E8M0)`);
   }
 }
 

@@ -268,6 +268,7 @@ export interface LoadedTokenizer {
  */
 export function loadTokenizer(path: string): LoadedTokenizer {
   if (!existsSync(path)) throw new Error(`tokenizer: ${path} does not exist (expected a Hugging Face tokenizer.json)`);
+  if (/(^|[\\/])tiktoken\.model$|\.tiktoken$/.test(path)) throw new Error(`tokenizer: ${path} is a tiktoken BPE file (Kimi-K2's tokenizer), which moekit does not read (expected a Hugging Face tokenizer.json)`);
   const json = parseJsonFile(path);
   const cfgPath = join(dirname(path), 'tokenizer_config.json');
   const config = existsSync(cfgPath) ? parseJsonFile(cfgPath) : {};
@@ -286,6 +287,17 @@ export function loadTokenizer(path: string): LoadedTokenizer {
     decode: (ids) => (ids.length === 0 ? '' : tok.decode([...ids], { skip_special_tokens: false, clean_up_tokenization_spaces: false })),
     tokenId: (token) => tok.token_to_id(token),
   };
+}
+
+/**
+ * Why a model directory has no tokenizer moekit can use, in words for an error: no tokenizer.json at all, or a
+ * tokenizer moekit does not read (Kimi-K2 ships tiktoken.model with tokenization_kimi.py instead of tokenizer.json).
+ */
+export function noTokenizerReason(dir: string): string {
+  if (existsSync(join(dir, 'tiktoken.model'))) {
+    return `${dir} has a tiktoken tokenizer (tiktoken.model, as Kimi-K2 ships) and no tokenizer.json; moekit reads only Hugging Face tokenizer.json files`;
+  }
+  return `${dir} has no tokenizer.json`;
 }
 
 function parseJsonFile(path: string): object {

@@ -22,6 +22,23 @@ export const ModelConfigSchema = z
     headDim: posInt.default(64),
     /** RoPE base θ; default 1e4 (Su et al. RoFormer; Llama 2, Mixtral use 1e4 / 1e6) */
     ropeTheta: z.number().positive().default(10000),
+    /** R: dims of each q/k head that RoPE rotates (inverse frequencies θ^(−2i/R)), the rest pass through unrotated:
+     *  attention 'gqa' rotates the first R (GLM-4.5 partial_rotary_factor 0.5: R = headDim / 2), attention 'mla' the
+     *  last R (DeepSeek-V3 qk_rope_head_dim 64 of a 192-wide head); default headDim (all of it: Llama, Mixtral) */
+    rotaryDim: posInt.optional(),
+    /** RoPE pairs (2i, 2i+1) instead of rotate-half's (i, i + R/2); default false (Llama, HF rotate_half; DeepSeek-V3
+     *  rope_interleave = true) */
+    ropeInterleaved: z.boolean().default(false),
+    /** 'gqa': q/k/v projections with kvHeads ≤ heads (Llama, Mixtral, Qwen, OLMoE, GLM-4.5); 'mla': DeepSeek-V2/V3
+     *  multi-head latent attention (low-rank q and joint kv compression, kvLoraRank, qLoraRank, vHeadDim; the RoPE
+     *  part of each head is rotaryDim and its key is shared by all heads); default 'gqa' */
+    attention: z.enum(['gqa', 'mla']).default('gqa'),
+    /** mla: rank of the query compression (q_lora_rank); default none = a full q_proj (DeepSeek-V2-Lite; V3 uses 1536) */
+    qLoraRank: posInt.optional(),
+    /** mla: rank of the joint key/value compression (kv_lora_rank); required for attention 'mla' (DeepSeek-V3: 512) */
+    kvLoraRank: posInt.optional(),
+    /** mla: value head dim (v_head_dim); default headDim (DeepSeek-V3: 128 with a 192-wide q/k head) */
+    vHeadDim: posInt.optional(),
     /** RMSNorm eps; default 1e-6 (Qwen, OLMoE, DeepSeek rms_norm_eps) */
     normEps: z.number().positive().default(1e-6),
     /** longest sequence the model is meant for (positions are RoPE, so this only bounds inputs); default 2048 (Llama 1) */
@@ -39,7 +56,8 @@ export const ModelConfigSchema = z
     denseWidth: posInt.optional(),
     /** default 'softmax-topk' (Mixtral, Qwen-MoE, OLMoE); 'sigmoid-group' is DeepSeek-V3 */
     router: z.enum(['softmax-topk', 'sigmoid-group']).default('softmax-topk'),
-    /** softmax-topk: renormalise the K weights; default true (Mixtral, Qwen3 norm_topk_prob) */
+    /** renormalise the K weights to sum 1 (softmax-topk: of the probabilities; sigmoid-group: of the sigmoid scores,
+     *  before routedScale); default true (Mixtral, Qwen3 and DeepSeek-V3 norm_topk_prob) */
     renormalize: z.boolean().default(true),
     /** sigmoid-group: G expert groups (n_group); default 1 (DeepSeek-V3 uses 8) */
     groups: posInt.default(1),
@@ -51,6 +69,17 @@ export const ModelConfigSchema = z
     sharedWidth: z.number().int().nonnegative().default(0),
     /** gate the shared expert by sigmoid(x · w); default false (Qwen2-MoE shared_expert_gate = true) */
     sharedGate: z.boolean().default(false),
+    /** a trained bias on the router logits (gpt-oss router.bias); default false (Mixtral, Qwen, OLMoE) */
+    routerBias: z.boolean().default(false),
+    /** biases on every routed expert's gate, up and down projections (gpt-oss); default false */
+    expertBias: z.boolean().default(false),
+    /** routed experts' activation: 'swiglu' silu(g)·u, or 'swiglu-oai' (gpt-oss) min(g, L)·σ(α·min(g, L))·(clamp(u, ±L) + 1);
+     *  default 'swiglu' (Llama, Mixtral, Qwen, DeepSeek) */
+    expertAct: z.enum(['swiglu', 'swiglu-oai']).default('swiglu'),
+    /** swiglu-oai: the clamp L (swiglu_limit); default 7 (gpt-oss) */
+    swigluLimit: z.number().positive().default(7),
+    /** swiglu-oai: α of the gate's sigmoid; default 1.702 (gpt-oss, the GELU approximation x·σ(1.702x)) */
+    swigluAlpha: z.number().positive().default(1.702),
     /** per-expert capacity factor; default undefined = dropless (MegaBlocks); Switch uses 1.25 */
     capacityFactor: z.number().positive().optional(),
     /** α of the Switch balance loss; default 1e-2 (Switch Transformer, Fedus et al.) */
@@ -99,6 +128,24 @@ export const ModelConfigSchema = z
     slidingWindow: z.number().int().nonnegative().default(0),
     /** layers that use slidingWindow; default all layers */
     slidingLayers: z.array(z.number().int().nonnegative()).optional(),
+    /** a learnable logit per query head that joins every softmax denominator (gpt-oss attention sinks); default false */
+    attnSinks: z.boolean().default(false),
+    /** RoPE frequencies: 'default' θ^(−2i/R), or 'yarn' (YaRN, src/nn/yarn.ts: gpt-oss, DeepSeek-V3 rope_type); default 'default' */
+    ropeType: z.enum(['default', 'yarn']).default('default'),
+    /** yarn: context extension factor s (rope_parameters.factor); default 1 */
+    ropeFactor: z.number().positive().default(1),
+    /** yarn: pretraining context length (original_max_position_embeddings); default maxSeqLen */
+    ropeOriginalMaxPos: posInt.optional(),
+    /** yarn: ramp boundaries in rotations (beta_fast, beta_slow); default 32 and 1 (YaRN paper, transformers) */
+    ropeBetaFast: z.number().positive().default(32),
+    ropeBetaSlow: z.number().positive().default(1),
+    /** yarn: round the ramp's correction range to whole dims (truncate); default true (transformers; gpt-oss sets false) */
+    ropeTruncate: z.boolean().default(true),
+    /** yarn: factor on cos/sin (attention_factor); default from ropeMscale/ropeMscaleAllDim, else 0.1·ln(s) + 1 */
+    ropeAttentionFactor: z.number().positive().optional(),
+    /** yarn: DeepSeek's mscale and mscale_all_dim (the default attention factor is their get_mscale ratio); default none */
+    ropeMscale: z.number().optional(),
+    ropeMscaleAllDim: z.number().optional(),
     /** layers whose FFN is one dense SwiGLU of width denseLayerWidth instead of MoE (Qwen mlp_only_layers,
      *  decoder_sparse_step); default none */
     denseLayers: z.array(z.number().int().nonnegative()).default([]),
@@ -121,7 +168,17 @@ export const ModelConfigSchema = z
     const bad = (path: string, message: string): void => void ctx.addIssue({ code: 'custom', path: [path], message });
     if (c.topK > c.experts) bad('topK', `at most experts = ${c.experts}`);
     if (c.heads % c.kvHeads !== 0) bad('kvHeads', `a divisor of heads = ${c.heads}`);
-    if (c.headDim % 2 !== 0) bad('headDim', 'an even number (RoPE rotates pairs)');
+    const R = c.rotaryDim ?? c.headDim;
+    if (R % 2 !== 0) bad(c.rotaryDim === undefined ? 'headDim' : 'rotaryDim', 'an even number (RoPE rotates pairs)');
+    else if (R > c.headDim) bad('rotaryDim', `at most headDim = ${c.headDim}`);
+    if (c.attention === 'mla') {
+      if (c.kvLoraRank === undefined) bad('kvLoraRank', 'a positive integer for attention "mla" (kv_lora_rank)');
+      if (c.kvHeads !== c.heads) bad('kvHeads', `heads = ${c.heads} for attention "mla" (every head has its own key and value)`);
+      if (c.qkNorm !== 'none') bad('qkNorm', '"none" for attention "mla" (its q and kv compressions have their own norms)');
+      if (c.clipQkv !== undefined) bad('clipQkv', 'unset for attention "mla"');
+    } else {
+      for (const k of ['qLoraRank', 'kvLoraRank', 'vHeadDim'] as const) if (c[k] !== undefined) bad(k, 'unset unless attention is "mla"');
+    }
     if (c.router === 'sigmoid-group') {
       if (c.experts % c.groups !== 0) bad('groups', `a divisor of experts = ${c.experts}`);
       const tg = c.topGroups ?? c.groups;
@@ -142,6 +199,15 @@ export const ModelConfigSchema = z
     }
     if (c.padTokenId !== undefined && c.padTokenId >= c.vocabSize) bad('padTokenId', `a token id below vocabSize = ${c.vocabSize}`);
     if (c.balanceLoss === 'global' && c.ffn !== 'moe') bad('balanceLoss', '"layer" unless ffn is "moe"');
+    if (c.attention === 'mla') {
+      // the MLA module has no sinks: refuse rather than run plain attention (YaRN it reads: mlaConfigOf)
+      if (c.attnSinks) bad('attnSinks', 'false for attention "mla"');
+    }
+    if (c.ffn !== 'moe') {
+      if (c.expertAct !== 'swiglu') bad('expertAct', `"swiglu" unless ffn is "moe" (got ffn "${c.ffn}")`);
+      if (c.expertBias) bad('expertBias', `false unless ffn is "moe" (got ffn "${c.ffn}")`);
+      if (c.routerBias) bad('routerBias', `false unless ffn is "moe" (got ffn "${c.ffn}")`);
+    }
   });
 
 export type ModelConfig = z.output<typeof ModelConfigSchema>;
@@ -193,6 +259,13 @@ export const base: ModelConfig = parseConfig({
 
 export const PRESETS = { tiny, small, base } as const;
 export type PresetName = keyof typeof PRESETS;
+
+/** Why a config's routed experts are not plain bias-free SwiGLU behind a bias-free router (what expert compression,
+ *  clustering and calibration assume), naming the keys; null when they are. */
+export function plainExpertsProblem(cfg: ModelConfig): string | null {
+  const bad = [cfg.expertAct !== 'swiglu' && `expertAct "${cfg.expertAct}"`, cfg.expertBias && 'expertBias true', cfg.routerBias && 'routerBias true'].filter((x): x is string => typeof x === 'string');
+  return bad.length ? `the experts must be plain SwiGLU without biases (expertAct "swiglu", expertBias false, routerBias false), got ${bad.join(', ')}` : null;
+}
 
 /** Expert groups per clustered layer: clusterGroups, or E/4 (at least 1). */
 export const clusterGroupsOf = (cfg: ModelConfig): number => cfg.clusterGroups ?? Math.max(1, Math.floor(cfg.experts / 4));

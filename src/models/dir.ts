@@ -1,5 +1,6 @@
-// Node: model directories. A Hugging Face directory (config.json + safetensors) or a moekit model directory
-// (moekit.json + model.safetensors with moekit parameter names, e.g. a compressed checkpoint), loaded the same way.
+// Node: model directories. A Hugging Face directory (config.json + safetensors), a moekit model directory
+// (moekit.json + model.safetensors with moekit parameter names, e.g. a compressed checkpoint) or a training run
+// (its latest checkpoint, or one step-N checkpoint), loaded the same way.
 import { existsSync, mkdirSync, readFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { SafetensorsFile, writeFileAtomic, writeSafetensors } from '../io/safetensors.js';
@@ -11,7 +12,10 @@ import { loadHfModel } from './hf/load.js';
 import { HF_ARCHS, type HfArch } from './hf/config.js';
 import { MoELM } from './moe-lm.js';
 import { withoutInit } from '../nn/module.js';
-import { OPTIONAL_BIAS } from '../train/checkpoint.js';
+import { findRunCheckpoint, readRunState, runTokenizer, type RunCheckpoint } from './run.js';
+
+/** Selection-bias buffers, saved with the weights; files written before clustered routers had one lack them (zeros). */
+const SELECTION_BIAS = 'e_score_correction_bias';
 
 export const MOEKIT_MODEL_FORMAT = 'moekit-model';
 
@@ -31,7 +35,8 @@ export interface MoekitModelInfo {
 }
 
 export interface LoadedModel {
-  kind: 'hf' | 'moekit';
+  /** hf: a Hugging Face directory; moekit: a moekit model directory; run: a training run's checkpoint */
+  kind: 'hf' | 'moekit' | 'run';
   /** the Hugging Face architecture (hf, or the source of a moekit model); null when unknown */
   arch: HfArch | null;
   config: ModelConfig;
@@ -41,8 +46,10 @@ export interface LoadedModel {
   eosTokenIds: number[];
   /** prepend bosTokenId to encoded prompts (tokenizer_config.json add_bos_token) */
   addBos: boolean;
-  /** hf: config.json; moekit: moekit.json */
+  /** hf: config.json; moekit: moekit.json; run: {format: "moekit-run", run, checkpoint, step} */
   info: Record<string, unknown>;
+  /** where the model's tokenizer and generation files live (the run directory for a run; else the directory itself) */
+  assetsDir: string;
 }
 
 function addBosOf(dir: string): boolean {
@@ -55,16 +62,59 @@ function addBosOf(dir: string): boolean {
   }
 }
 
-/** Loads a Hugging Face or moekit model directory. */
+/** Loads a Hugging Face or moekit model directory, or a training run (its latest checkpoint, or a step-N directory). */
 export async function loadModelDir(dir: string): Promise<LoadedModel> {
   if (!existsSync(dir)) throw new Error(`${dir} does not exist (expected a model directory)`);
   const mk = path.join(dir, 'moekit.json');
   if (existsSync(mk)) return loadMoekitDir(dir);
   if (existsSync(path.join(dir, 'config.json'))) {
     const hf = await loadHfModel(dir);
-    return { kind: 'hf', arch: hf.arch, config: hf.config, model: hf.model, tokenizer: hf.tokenizer, bosTokenId: hf.bosTokenId, eosTokenIds: hf.eosTokenIds, addBos: addBosOf(dir), info: hf.raw };
+    return { kind: 'hf', arch: hf.arch, config: hf.config, model: hf.model, tokenizer: hf.tokenizer, bosTokenId: hf.bosTokenId, eosTokenIds: hf.eosTokenIds, addBos: addBosOf(dir), info: hf.raw, assetsDir: dir };
   }
-  throw new Error(`${dir}: neither moekit.json nor config.json (expected a moekit or Hugging Face model directory)`);
+  const run = findRunCheckpoint(dir);
+  if (run) return loadRun(run);
+  throw new Error(`${dir}: neither moekit.json nor config.json nor a training checkpoint (expected a moekit or Hugging Face model directory, a \`moekit train --out\` run directory, or one of its checkpoints/step-N directories)`);
+}
+
+/** Reads `file` (moekit parameter names) into `model`'s parameters and selection-bias buffers, checking every shape. */
+async function loadMoekitWeights(model: MoELM, file: string): Promise<void> {
+  const st = await SafetensorsFile.open(file);
+  try {
+    for (const [name, p] of [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith(SELECTION_BIAS))]) {
+      if (!st.tensors.has(name)) {
+        if (name.endsWith(SELECTION_BIAS)) continue; // written before clustered routers had a selection bias: zeros
+        throw new Error(`${file} has no tensor "${name}"`);
+      }
+      const t = st.info(name);
+      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) throw new Error(`${file}: "${name}" has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
+      const data = await st.readF32(name);
+      noGrad(() => model.setTensor(name, tensor(data, p.shape)));
+    }
+  } finally {
+    await st.close();
+  }
+}
+
+/** A training run's checkpoint as a model: the config of its state.json, its weights, the run's tokenizer. */
+async function loadRun(rc: RunCheckpoint): Promise<LoadedModel> {
+  const state = readRunState(rc.checkpoint);
+  const model = withoutInit(() => new MoELM(state.config));
+  try {
+    await loadMoekitWeights(model, path.join(rc.checkpoint, 'model.safetensors'));
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const blocks = new Map(model.clusteredBlocks());
+  for (const s of state.slots) {
+    const b = blocks.get(s.layer);
+    if (b) b.ids = Int32Array.from(s.ids);
+  }
+  const tok = runTokenizer(rc);
+  return {
+    kind: 'run', arch: null, config: state.config, model, tokenizer: tok ? loadTokenizer(tok) : null, bosTokenId: null, eosTokenIds: [], addBos: false,
+    info: { format: 'moekit-run', run: rc.run, checkpoint: rc.checkpoint, step: state.step }, assetsDir: tok ? path.dirname(tok) : rc.run,
+  };
 }
 
 async function loadMoekitDir(dir: string): Promise<LoadedModel> {
@@ -83,23 +133,11 @@ async function loadMoekitDir(dir: string): Promise<LoadedModel> {
     throw new Error(`${file}: "config": ${(e as Error).message}`);
   }
   const model = withoutInit(() => new MoELM(config));
-  const st = await SafetensorsFile.open(path.join(dir, 'model.safetensors'));
   try {
-    for (const [name, p] of [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'))]) {
-      if (!st.tensors.has(name)) {
-        if (name.endsWith(OPTIONAL_BIAS)) continue; // written before clustered routers had a selection bias: zeros
-        throw new Error(`${dir}/model.safetensors has no tensor "${name}"`);
-      }
-      const t = st.info(name);
-      if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) throw new Error(`${dir}/model.safetensors: "${name}" has shape [${t.shape.join(', ')}], expected [${p.shape.join(', ')}]`);
-      const data = await st.readF32(name);
-      noGrad(() => model.setTensor(name, tensor(data, p.shape)));
-    }
+    await loadMoekitWeights(model, path.join(dir, 'model.safetensors'));
   } catch (e) {
     model.dispose();
     throw e;
-  } finally {
-    await st.close();
   }
   for (const [l, b] of model.clusteredBlocks()) {
     const s = info.slots?.[String(l)];
@@ -109,7 +147,7 @@ async function loadMoekitDir(dir: string): Promise<LoadedModel> {
   const tok = path.join(dir, 'tokenizer.json');
   return {
     kind: 'moekit', arch: info.source?.arch ?? null, config, model, tokenizer: existsSync(tok) ? loadTokenizer(tok) : null,
-    bosTokenId: info.bosTokenId ?? null, eosTokenIds: info.eosTokenIds ?? [], addBos: addBosOf(dir), info: info as unknown as Record<string, unknown>,
+    bosTokenId: info.bosTokenId ?? null, eosTokenIds: info.eosTokenIds ?? [], addBos: addBosOf(dir), info: info as unknown as Record<string, unknown>, assetsDir: dir,
   };
 }
 
@@ -119,7 +157,7 @@ export async function saveModelDir(
   o: { source?: MoekitModelInfo['source']; provenance?: Record<string, unknown>; bosTokenId?: number | null; eosTokenIds?: number[]; copyFrom?: string } = {},
 ): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const tensors = [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'))].map(([name, t]) => ({
+  const tensors = [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith(SELECTION_BIAS))].map(([name, t]) => ({
     name, dtype: 'F32' as const, shape: [...t.shape], data: Float32Array.from(t.dataSync()),
   }));
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', moekit: MOEKIT_MODEL_FORMAT });
@@ -161,6 +199,15 @@ export function materialize(model: MoELM): MoELM {
     const dst = new Float32Array(E * per);
     for (let s = 0; s < E; s++) dst.set(src.subarray(s * per, (s + 1) * per), b.ids[s]! * per);
     noGrad(() => out.setTensor(name, tensor(dst, p.shape)));
+  }
+  // the selection bias, per slot, goes back to the original order too (the standard block keeps one when the config does)
+  for (const [l, b] of blocks) {
+    const name = `model.layers.${l}.mlp.gate.${SELECTION_BIAS}`;
+    if (!b.gate.bias || !out.buffers().some(([n]) => n === name)) continue;
+    const src = Float32Array.from(b.gate.bias.dataSync());
+    const dst = new Float32Array(E);
+    for (let s = 0; s < E; s++) dst[b.ids[s]!] = src[s]!;
+    noGrad(() => out.setTensor(name, tensor(dst, [E])));
   }
   return out;
 }

@@ -1,5 +1,7 @@
-// MoELM: a decoder-only language model (Llama/Mixtral layout) from a ModelConfig, with MoE or dense SwiGLU FFNs.
+// MoELM: a decoder-only language model (Llama/Mixtral layout; GQA or latent attention) from a ModelConfig, with MoE or dense SwiGLU FFNs.
 import { Attention, type AttentionConfig, type KVCache } from '../nn/attention.js';
+import { MLAttention, type MlaConfig } from '../nn/mla.js';
+import { mscaleOf } from '../nn/yarn.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { SwiGLU } from '../nn/swiglu.js';
@@ -11,6 +13,7 @@ import { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { clusterGroupsOf, denseWidthOf, parseConfig, type ModelConfig, type ModelConfigInput } from './config.js';
+import { ropeFrequenciesOf } from './rope.js';
 import { allocationProblem } from './sizes.js';
 
 /** Routing statistics of one forward pass, per layer (null for dense layers). */
@@ -94,8 +97,25 @@ export function moeConfigOf(cfg: ModelConfig): MoEConfig {
     routedScale: cfg.routedScale, sharedWidth: cfg.sharedWidth, sharedGate: cfg.sharedGate,
     auxLossCoef: cfg.auxLossCoef, zLossCoef: cfg.zLossCoef,
     selectionBias: cfg.biasUpdateRate > 0 || cfg.router === 'sigmoid-group',
+    routerBias: cfg.routerBias, expertBias: cfg.expertBias,
+    expertAct: cfg.expertAct === 'swiglu-oai' ? { kind: 'swiglu-oai', limit: cfg.swigluLimit, alpha: cfg.swigluAlpha } : { kind: 'swiglu' },
   };
   if (cfg.capacityFactor !== undefined) m.capacityFactor = cfg.capacityFactor;
+  return m;
+}
+
+/** The multi-head latent attention config of a layer from the model's (attention: 'mla'). */
+export function mlaConfigOf(cfg: ModelConfig, window = 0): MlaConfig {
+  const m: MlaConfig = {
+    hidden: cfg.hidden, heads: cfg.heads, headDim: cfg.headDim, ropeDim: cfg.rotaryDim ?? cfg.headDim, vHeadDim: cfg.vHeadDim ?? cfg.headDim,
+    kvLoraRank: cfg.kvLoraRank ?? 0, ropeTheta: cfg.ropeTheta, ropeInterleaved: cfg.ropeInterleaved, qkvBias: cfg.qkvBias, oBias: cfg.attnOutBias, window,
+  };
+  if (cfg.qLoraRank !== undefined) m.qLoraRank = cfg.qLoraRank;
+  if (cfg.ropeType !== 'default') {
+    m.rope = ropeFrequenciesOf(cfg, m.ropeDim);
+    // DeepSeek-V3 with YaRN: softmax scale D^−0.5 · mscale(s, mscale_all_dim)² (transformers DeepseekV3Attention, inference/model.py)
+    if (cfg.ropeMscaleAllDim) m.scale = cfg.headDim ** -0.5 * mscaleOf(cfg.ropeFactor, cfg.ropeMscaleAllDim) ** 2;
+  }
   return m;
 }
 
@@ -118,7 +138,7 @@ const makeFfn = (cfg: ModelConfig, rng: Rng): MoEBlock | ClusteredMoEBlock | Swi
 /** One pre-norm decoder layer: x + attn(norm(x)), then h + mlp(norm(h)). */
 export class DecoderLayer extends Module {
   readonly inputLayernorm: RMSNorm;
-  readonly selfAttn: Attention;
+  readonly selfAttn: Attention | MLAttention;
   readonly postAttentionLayernorm: RMSNorm;
   readonly mlp: MoEBlock | ClusteredMoEBlock | SwiGLU;
 
@@ -128,11 +148,13 @@ export class DecoderLayer extends Module {
     const window = cfg.slidingWindow > 0 && (cfg.slidingLayers?.includes(index) ?? true) ? cfg.slidingWindow : 0;
     const attn: AttentionConfig = {
       hidden: cfg.hidden, heads: cfg.heads, kvHeads: cfg.kvHeads, headDim: cfg.headDim, ropeTheta: cfg.ropeTheta, eps: cfg.normEps,
-      qkNorm: cfg.qkNorm, qkvBias: cfg.qkvBias, oBias: cfg.attnOutBias, window,
+      qkNorm: cfg.qkNorm, qkvBias: cfg.qkvBias, oBias: cfg.attnOutBias, window, rotaryDim: cfg.rotaryDim ?? cfg.headDim, ropeInterleaved: cfg.ropeInterleaved,
     };
     if (cfg.clipQkv !== undefined) attn.clip = cfg.clipQkv;
+    if (cfg.ropeType !== 'default') attn.rope = ropeFrequenciesOf(cfg);
+    if (cfg.attnSinks) attn.sinks = true;
     this.inputLayernorm = this.addModule('input_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
-    this.selfAttn = this.addModule('self_attn', new Attention(attn, rng));
+    this.selfAttn = this.addModule('self_attn', cfg.attention === 'mla' ? new MLAttention(mlaConfigOf(cfg, window), rng) : new Attention(attn, rng));
     this.postAttentionLayernorm = this.addModule('post_attention_layernorm', new RMSNorm(cfg.hidden, cfg.normEps));
     const dense = cfg.denseLayers.includes(index);
     this.mlp = this.addModule('mlp', dense ? new SwiGLU(cfg.hidden, cfg.denseLayerWidth ?? denseWidthOf(cfg), rng) : makeFfn(cfg, rng));

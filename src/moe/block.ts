@@ -9,7 +9,7 @@ import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { countSlots, indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
-import { experts, type ExpertWeights } from './experts.js';
+import { SWIGLU, experts, plainSwiglu, type ExpertActivation, type ExpertWeights } from './experts.js';
 import { route, type RouteResult, type RouterKind } from './route.js';
 
 export interface MoEConfig {
@@ -41,11 +41,18 @@ export interface MoEConfig {
   zLossCoef?: number;
   /** keep a selection bias (aux-loss-free balancing, `updateBias`); default true for sigmoid-group */
   selectionBias?: boolean;
+  /** a trained bias on the router logits (gpt-oss `router.bias`); default false */
+  routerBias?: boolean;
+  /** biases on the experts' gate, up and down projections (gpt-oss); default false */
+  expertBias?: boolean;
+  /** the experts' gated activation; default plain SwiGLU */
+  expertAct?: ExpertActivation;
 }
 
 /** The weights the block function reads (tensors owned by the caller). */
 export interface MoEWeights {
   router: Tensor; // (E, H) torch Linear layout
+  routerBias?: Tensor; // (E) added to the router logits
   experts: ExpertWeights;
   shared?: { gate: Tensor; up: Tensor; down: Tensor }; // (S, H), (S, H), (H, S)
   sharedGate?: Tensor; // (1, H)
@@ -81,7 +88,8 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
   if ((x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H) throw new ShapeError(`MoE: input ${fmtInfo(x.shape, x.dtype)} must be (T, ${H}) or (B, T, ${H})`);
   const T = x.size / H;
   const xt = reshape(x, [T, H]); // (T, H)
-  const logits = matmul(xt, w.router, { transB: true }); // (T, E) router logits
+  const logits = routerLogits(xt, w); // (T, E) router logits
+  const act = cfg.expertAct ?? SWIGLU;
   const r = route(logits, {
     kind: cfg.router ?? 'softmax-topk', K: cfg.topK, renormalize: cfg.renormalize ?? true,
     groups: cfg.groups ?? 1, topGroups: cfg.topGroups ?? cfg.groups ?? 1, routedScale: cfg.routedScale ?? 1,
@@ -89,7 +97,7 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
   });
   let y: Tensor; // (T, H)
   let stats: MoEOutput['stats'];
-  if (cfg.capacityFactor === undefined && T > 0 && fusedExperts(xt, r.weights, w.experts)) {
+  if (cfg.capacityFactor === undefined && T > 0 && fusedExperts(xt, r.weights, w.experts, act)) {
     // no gradient to record: the fused kernel (same function, one op)
     y = moeFfn(xt, r.experts, r.weights, w.experts);
     stats = { tokensPerExpert: canReadSync() ? countSlots(r.experts.dataSync(), E, cfg.topK) : [], dropped: 0 };
@@ -97,7 +105,7 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
     // a backend that reads only asynchronously (webgpu): the same dropless dispatch, binned on the device
     if (cfg.capacityFactor !== undefined) throw new Error(`MoE: capacityFactor ${cfg.capacityFactor} needs the host binning; backend ${getBackend().name} reads asynchronously and runs dropless only`);
     const b = expertBins(r.experts, E);
-    const ys = experts(gather(xt, b.tokens), b.offsets, w.experts); // (N, H) rows sorted by expert
+    const ys = experts(gather(xt, b.tokens), b.offsets, w.experts, act); // (N, H) rows sorted by expert
     y = scatterAdd(mul(ys, gather(reshape(r.weights, [r.weights.size, 1]), b.order)), b.tokens, T); // (T, H)
     stats = { tokensPerExpert: [], dropped: 0, offsets: b.offsets };
   } else {
@@ -105,7 +113,7 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
     if (bins.order.length === 0) y = zeros([T, H]);
     else {
       const xs = permute(xt, bins); // (N, H) rows sorted by expert
-      const ys = experts(xs, offsetsTensor(bins), w.experts); // (N, H)
+      const ys = experts(xs, offsetsTensor(bins), w.experts, act); // (N, H)
       y = unpermute(ys, bins, r.weights, T); // (T, H)
     }
     stats = { tokensPerExpert: bins.routed, dropped: bins.dropped };
@@ -120,9 +128,15 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
   };
 }
 
-/** Whether the expert computation can run as the fused inference kernel: nothing to differentiate, backend has it. */
-function fusedExperts(xt: Tensor, weights: Tensor, e: ExpertWeights): boolean {
-  return !needsGrad(xt, weights, e.gate, e.up, e.down) && backendSupports(Op.MoeFfn);
+/** Whether the expert computation can run as the fused inference kernel: plain SwiGLU without biases, nothing to
+ *  differentiate, and the backend has it. */
+function fusedExperts(xt: Tensor, weights: Tensor, e: ExpertWeights, act: ExpertActivation): boolean {
+  return plainSwiglu(e, act) && !needsGrad(xt, weights, e.gate, e.up, e.down) && backendSupports(Op.MoeFfn);
+}
+
+/** xt (T, H) -> router logits (T, E), with the router's bias when it has one. */
+function routerLogits(xt: Tensor, w: MoEWeights): Tensor {
+  return matmul(xt, w.router, w.routerBias ? { transB: true, bias: w.routerBias } : { transB: true });
 }
 
 /** y + the (gated) shared expert of xt, when the block has one. */
@@ -151,14 +165,15 @@ export interface MoEInference {
  */
 export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInference {
   const H = cfg.hidden;
-  const simple = (cfg.router ?? 'softmax-topk') === 'softmax-topk' && cfg.capacityFactor === undefined;
+  // biased or clamped-SwiGLU experts (gpt-oss) have no fused kernel: the composed block (no gradient is recorded)
+  const simple = (cfg.router ?? 'softmax-topk') === 'softmax-topk' && cfg.capacityFactor === undefined && plainSwiglu(w.experts, cfg.expertAct);
   if (!simple || !backendSupports(Op.RouteTopK) || (x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H || needsGrad(x, w.router, w.experts.gate, w.experts.up, w.experts.down)) {
     const o = moe(x, w, cfg);
     return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
   }
   const T = x.size / H;
   const xt = reshape(x, [T, H]);
-  const logits = matmul(xt, w.router, { transB: true }); // (T, E)
+  const logits = routerLogits(xt, w); // (T, E)
   const r = routeTopK(logits, cfg.topK, { renormalize: cfg.renormalize ?? true, ...(w.bias ? { bias: w.bias } : {}) });
   let y = T > 0 && backendSupports(Op.MoeFfn) ? moeFfn(xt, r.ids, r.weights, w.experts) : null;
   if (!y) {
@@ -170,30 +185,48 @@ export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInfer
   return { y: reshape(y, x.shape), stats: { tokensPerExpert, dropped: 0 }, experts: r.ids, logits };
 }
 
-/** Stacked routed experts; parameters gate_proj/up_proj (E, H, I) and down_proj (E, I, H). */
+/** Stacked routed experts; parameters gate_proj/up_proj (E, H, I) and down_proj (E, I, H), and with `bias`
+ *  gate_proj_bias/up_proj_bias (E, I) and down_proj_bias (E, H) (zero at init, as gpt-oss initialises them). */
 export class Experts extends Module {
-  constructor(E: number, H: number, I: number, rng: Rng) {
+  readonly hasBias: boolean;
+  constructor(E: number, H: number, I: number, rng: Rng, bias = false) {
     super();
+    this.hasBias = bias;
     this.addParameter('gate_proj', initNormal([E, H, I], rng, 1 / Math.sqrt(H))); // (E, H, I)
     this.addParameter('up_proj', initNormal([E, H, I], rng, 1 / Math.sqrt(H))); // (E, H, I)
     this.addParameter('down_proj', initNormal([E, I, H], rng, 1 / Math.sqrt(I))); // (E, I, H)
+    if (bias) {
+      this.addParameter('gate_proj_bias', zeros([E, I])); // (E, I)
+      this.addParameter('up_proj_bias', zeros([E, I])); // (E, I)
+      this.addParameter('down_proj_bias', zeros([E, H])); // (E, H)
+    }
   }
   get weights(): ExpertWeights {
-    return { gate: this.param('gate_proj'), up: this.param('up_proj'), down: this.param('down_proj') };
+    const w: ExpertWeights = { gate: this.param('gate_proj'), up: this.param('up_proj'), down: this.param('down_proj') };
+    if (this.hasBias) Object.assign(w, { gateBias: this.param('gate_proj_bias'), upBias: this.param('up_proj_bias'), downBias: this.param('down_proj_bias') });
+    return w;
   }
 }
 
-/** Router weight (E, H) and, when used, the selection bias buffer (E) (HF DeepSeek-V3 names). */
+/** Router weight (E, H), when used the selection bias buffer (E) (HF DeepSeek-V3 names), and with `logitBias` a
+ *  trained bias (E) on the logits (gpt-oss router.bias). */
 export class Router extends Module {
   readonly hasBias: boolean;
-  constructor(E: number, H: number, rng: Rng, withBias: boolean) {
+  readonly hasLogitBias: boolean;
+  constructor(E: number, H: number, rng: Rng, withBias: boolean, logitBias = false) {
     super();
     this.hasBias = withBias;
+    this.hasLogitBias = logitBias;
     this.addParameter('weight', initNormal([E, H], rng, 1 / Math.sqrt(H))); // (E, H)
+    if (logitBias) this.addParameter('bias', zeros([E])); // (E)
     if (withBias) this.addBuffer('e_score_correction_bias', zeros([E])); // (E)
   }
   get weight(): Tensor {
     return this.param('weight');
+  }
+  /** the trained bias (E) on the logits, when the router has one */
+  get logitBias(): Tensor | undefined {
+    return this.hasLogitBias ? this.param('bias') : undefined;
   }
   get bias(): Tensor | undefined {
     return this.hasBias ? this.buffer('e_score_correction_bias') : undefined;
@@ -230,8 +263,8 @@ export class MoEBlock extends Module {
     }
     if (K > E) throw new Error(`MoEBlock: topK ${K} exceeds experts ${E}`);
     this.cfg = { ...cfg };
-    this.gate = this.addModule('gate', new Router(E, H, rng, cfg.selectionBias ?? cfg.router === 'sigmoid-group'));
-    this.experts = this.addModule('experts', new Experts(E, H, I, rng));
+    this.gate = this.addModule('gate', new Router(E, H, rng, cfg.selectionBias ?? cfg.router === 'sigmoid-group', cfg.routerBias ?? false));
+    this.experts = this.addModule('experts', new Experts(E, H, I, rng, cfg.expertBias ?? false));
     const S = cfg.sharedWidth ?? 0;
     this.sharedExpert = S > 0 ? this.addModule('shared_expert', new SwiGLU(H, S, rng)) : null;
     this.sharedExpertGate = S > 0 && cfg.sharedGate ? this.addModule('shared_expert_gate', new Linear(H, 1, rng)) : null;
@@ -245,6 +278,8 @@ export class MoEBlock extends Module {
 
   get weights(): MoEWeights {
     const w: MoEWeights = { router: this.gate.weight, experts: this.experts.weights };
+    const rb = this.gate.logitBias;
+    if (rb) w.routerBias = rb;
     if (this.sharedExpert) w.shared = { gate: this.sharedExpert.gateProj.weight, up: this.sharedExpert.upProj.weight, down: this.sharedExpert.downProj.weight };
     if (this.sharedExpertGate) w.sharedGate = this.sharedExpertGate.weight;
     const b = this.gate.bias;

@@ -1,24 +1,61 @@
-// Experts: E SwiGLU MLPs applied to expert-sorted rows with grouped matmuls.
-import { groupedMatmul, mul, silu } from '../tensor/api.js';
+// Experts: E gated MLPs (SwiGLU, or gpt-oss's clamped SwiGLU, optionally with biases) applied to expert-sorted rows
+// with grouped matmuls.
+import { add, groupedMatmul, maximum, mul, neg, ones, reshape, sigmoid, silu } from '../tensor/api.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**
  * Stacked expert weights, layout (E, in, out) so rows multiply without a transpose:
  * gate/up (E, H, I), down (E, I, H). HF per-expert Linear weights convert as gate[e] = gate_proj.weight.T.
+ * Biases (gpt-oss) are optional and come together: gateBias/upBias (E, I), downBias (E, H).
  */
 export interface ExpertWeights {
   gate: Tensor; // (E, H, I)
   up: Tensor; // (E, H, I)
   down: Tensor; // (E, I, H)
+  gateBias?: Tensor; // (E, I)
+  upBias?: Tensor; // (E, I)
+  downBias?: Tensor; // (E, H)
 }
 
-/** xs (N, H) sorted by expert, offsets i32 (E+1) -> (N, H) = down_e(silu(x·gate_e) · (x·up_e)) per segment. */
-export function experts(xs: Tensor, offsets: Tensor, w: ExpertWeights): Tensor {
+/**
+ * The gated activation h(g, u) of the expert MLP. 'swiglu': silu(g)·u (Llama, Mixtral, Qwen, DeepSeek).
+ * 'swiglu-oai' (gpt-oss): g clamped above at `limit`, u clamped to [−limit, limit], then g·σ(alpha·g)·(u + 1).
+ */
+export type ExpertActivation = { kind: 'swiglu' } | { kind: 'swiglu-oai'; limit: number; alpha: number };
+export const SWIGLU: ExpertActivation = { kind: 'swiglu' };
+
+/** The activation of gate (N, I) and up (N, I) pre-activations -> (N, I). */
+export function expertActivation(g: Tensor, u: Tensor, act: ExpertActivation): Tensor {
+  if (act.kind === 'swiglu') return mul(silu(g), u);
+  const { limit, alpha } = act;
+  const gc = neg(maximum(neg(g), -limit)); // (N, I) min(g, limit)
+  const uc = neg(maximum(neg(maximum(u, -limit)), -limit)); // (N, I) clamp(u, −limit, limit)
+  return mul(mul(gc, sigmoid(mul(gc, alpha))), add(uc, 1)); // (N, I)
+}
+
+/** Whether these are plain SwiGLU experts without biases: what the fused moeFfn kernel computes. */
+export const plainSwiglu = (w: ExpertWeights, act: ExpertActivation = SWIGLU): boolean => act.kind === 'swiglu' && !w.gateBias && !w.upBias && !w.downBias;
+
+/** Each row's expert bias: rows offsets[e]..offsets[e+1] get bias[e]. bias (E, C) -> (N, C), differentiable in bias. */
+function rowBias(N: number, bias: Tensor, offsets: Tensor): Tensor {
+  const [E, C] = bias.shape as [number, number];
+  return groupedMatmul(ones([N, 1]), reshape(bias, [E, 1, C]), offsets); // (N, C)
+}
+
+/** xs (N, H) sorted by expert, offsets i32 (E+1) -> (N, H) = down_e(act(x·gate_e + bg_e, x·up_e + bu_e)) + bd_e per segment. */
+export function experts(xs: Tensor, offsets: Tensor, w: ExpertWeights, act: ExpertActivation = SWIGLU): Tensor {
   const [E, H, I] = w.gate.shape as [number, number, number];
   const ok = w.gate.rank === 3 && w.up.shape.join() === w.gate.shape.join() && w.down.shape.join() === [E, I, H].join() && xs.rank === 2 && xs.shape[1] === H;
   if (!ok) throw new ShapeError(`experts: xs ${fmtInfo(xs.shape, xs.dtype)}, gate ${fmtInfo(w.gate.shape, 'f32')}, up ${fmtInfo(w.up.shape, 'f32')}, down ${fmtInfo(w.down.shape, 'f32')} do not fit (N, H), (E, H, I), (E, H, I), (E, I, H)`);
-  const g = groupedMatmul(xs, w.gate, offsets); // (N, I)
-  const u = groupedMatmul(xs, w.up, offsets); // (N, I)
-  return groupedMatmul(mul(silu(g), u), w.down, offsets); // (N, H)
+  for (const [name, b, width] of [['gateBias', w.gateBias, I], ['upBias', w.upBias, I], ['downBias', w.downBias, H]] as const) {
+    if (b && (b.rank !== 2 || b.shape[0] !== E || b.shape[1] !== width)) throw new ShapeError(`experts: ${name} ${fmtInfo(b.shape, b.dtype)} must be (E = ${E}, ${width})`);
+  }
+  const N = xs.shape[0]!;
+  let g = groupedMatmul(xs, w.gate, offsets); // (N, I)
+  let u = groupedMatmul(xs, w.up, offsets); // (N, I)
+  if (w.gateBias) g = add(g, rowBias(N, w.gateBias, offsets));
+  if (w.upBias) u = add(u, rowBias(N, w.upBias, offsets));
+  const y = groupedMatmul(expertActivation(g, u, act), w.down, offsets); // (N, H)
+  return w.downBias ? add(y, rowBias(N, w.downBias, offsets)) : y;
 }

@@ -10,8 +10,8 @@ export interface RouteOptions {
   kind: RouterKind;
   /** K experts per token */
   K: number;
-  /** softmax-topk: divide the K weights by their sum (Mixtral, Qwen3 norm_topk_prob); default true.
-   *  sigmoid-group always normalises (DeepSeek-V3 norm_topk_prob) */
+  /** divide the K weights by their sum (Mixtral, Qwen3, DeepSeek-V3 norm_topk_prob); default true. sigmoid-group
+   *  normalises the K sigmoid scores, then multiplies by routedScale either way */
   renormalize?: boolean;
   /** sigmoid-group: G expert groups (n_group); default 1 */
   groups?: number;
@@ -84,7 +84,7 @@ function sigmoidGroup(logits: Tensor, K: number, opts: RouteOptions): Picked {
     return topk(allowed, K).indices; // (T, K) i32
   });
   const w = takeAlong(scores, experts); // (T, K) unbiased scores
-  const weights = mul(div(w, sum(w, -1, true)), opts.routedScale ?? 1); // (T, K)
+  const weights = mul((opts.renormalize ?? true) ? div(w, sum(w, -1, true)) : w, opts.routedScale ?? 1); // (T, K)
   const probs = div(scores, sum(scores, -1, true)); // (T, E) normalised scores for the balance loss
   return { weights, experts, probs };
 }

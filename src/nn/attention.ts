@@ -1,11 +1,13 @@
 // Multi-head attention: q/k/v/o projections, RoPE, GQA, optional q/k norms and bias, sliding window, KV cache.
-import { arange, attention, concat, maximum, neg, reshape, rope, tensor } from '../tensor/api.js';
+import { arange, attention, concat, maximum, mul, neg, reshape, rope, tensor } from '../tensor/api.js';
 import { keep } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Linear, RMSNorm } from './layers.js';
-import { Module } from './module.js';
+import { Module, initNormal } from './module.js';
+import { sinkAttention } from './sinks.js';
+import type { RopeFrequencies } from './yarn.js';
 
 export interface AttentionConfig {
   /** H: model width */
@@ -30,6 +32,14 @@ export interface AttentionConfig {
   eps?: number;
   /** clamp q, k, v to [−clip, clip] after the projections (and q/k norms) (OLMoE clip_qkv); default none */
   clip?: number;
+  /** R: the first R dims of each head rotate, the rest pass through (GLM-4.5 partial_rotary_factor); default D */
+  rotaryDim?: number;
+  /** RoPE pairs (2i, 2i+1) instead of rotate-half's (i, i + R/2); default false */
+  ropeInterleaved?: boolean;
+  /** scaled RoPE (e.g. `yarnRope`): inverse frequencies (R/2) replacing ropeTheta's, and the factor on cos/sin; default plain RoPE */
+  rope?: RopeFrequencies;
+  /** a learnable logit per query head in every softmax denominator (gpt-oss `sinks`, `sinkAttention`); default false */
+  sinks?: boolean;
 }
 
 /** x clamped to [−c, c] (gradient 1 inside, 0 outside). */
@@ -82,6 +92,13 @@ export class Attention extends Module {
   readonly D: number;
   readonly window: number;
   readonly clip: number;
+  /** R: rotated dims of each head */
+  readonly rotaryDim: number;
+  readonly ropeInterleaved: boolean;
+  /** multiplies cos/sin (YaRN's attention factor); 1 for plain RoPE */
+  readonly ropeFactor: number;
+  /** a sink logit per query head (gpt-oss) */
+  readonly hasSinks: boolean;
   readonly qkNorm: 'none' | 'head' | 'full';
   readonly qProj: Linear;
   readonly kProj: Linear;
@@ -100,7 +117,10 @@ export class Attention extends Module {
     this.clip = cfg.clip ?? 0;
     if (!(this.clip >= 0)) throw new Error(`Attention: clip ${cfg.clip} must be positive`);
     this.qkNorm = cfg.qkNorm ?? 'none';
-    if (!Number.isInteger(this.D) || this.D % 2 !== 0) throw new Error(`Attention: head dim ${this.D} (hidden ${this.H} / heads ${this.Hq}) must be an even integer`);
+    this.rotaryDim = cfg.rotaryDim ?? this.D;
+    this.ropeInterleaved = cfg.ropeInterleaved ?? false;
+    if (!Number.isInteger(this.D)) throw new Error(`Attention: head dim ${this.D} (hidden ${this.H} / heads ${this.Hq}) must be an integer`);
+    if (!Number.isInteger(this.rotaryDim) || this.rotaryDim % 2 !== 0 || this.rotaryDim < 2 || this.rotaryDim > this.D) throw new Error(`Attention: rotary dim ${this.rotaryDim} must be an even integer in [2, head dim ${this.D}]`);
     if (this.Hq % this.Hkv !== 0) throw new Error(`Attention: heads ${this.Hq} must be a multiple of kvHeads ${this.Hkv}`);
     const bias = cfg.qkvBias ?? false;
     this.qProj = this.addModule('q_proj', new Linear(this.H, this.Hq * this.D, rng, { bias })); // W (Hq·D, H)
@@ -112,7 +132,17 @@ export class Attention extends Module {
     this.qNorm = qn ? this.addModule('q_norm', new RMSNorm(qn, eps)) : null;
     this.kNorm = kn ? this.addModule('k_norm', new RMSNorm(kn, eps)) : null;
     const theta = cfg.ropeTheta ?? 10000;
-    this.addBuffer('inv_freq', tensor(Array.from({ length: this.D / 2 }, (_, i) => theta ** (-(2 * i) / this.D)))); // (D/2)
+    const R = this.rotaryDim;
+    if (cfg.rope && cfg.rope.invFreq.length !== R / 2) throw new Error(`Attention: rope has ${cfg.rope.invFreq.length} inverse frequencies, rotary dim ${R} needs ${R / 2}`);
+    this.addBuffer('inv_freq', cfg.rope ? tensor(Float32Array.from(cfg.rope.invFreq)) : tensor(Array.from({ length: R / 2 }, (_, i) => theta ** (-(2 * i) / R)))); // (R/2)
+    this.ropeFactor = cfg.rope?.attentionFactor ?? 1;
+    this.hasSinks = cfg.sinks ?? false;
+    if (this.hasSinks) this.addParameter('sinks', initNormal([this.Hq], rng, 0.02)); // (Hq)
+  }
+
+  /** The sink logits (Hq), or null without sinks. */
+  get sinks(): Tensor | null {
+    return this.hasSinks ? this.param('sinks') : null;
   }
 
   /** x (B, T, H) or (T, H) -> same shape */
@@ -143,11 +173,24 @@ export class Attention extends Module {
       k = this.kNorm!.forward(k);
     }
     const pos = arange(start, start + T); // (T) i32
-    const invFreq = this.buffer('inv_freq'); // (D/2)
-    q = rope(q, pos, invFreq);
-    k = rope(k, pos, invFreq);
+    const invFreq = this.buffer('inv_freq'); // (R/2): dims [R, D) of each head pass through
+    q = rope(q, pos, invFreq, this.ropeInterleaved);
+    k = rope(k, pos, invFreq, this.ropeInterleaved);
+    let scale = 1 / Math.sqrt(this.D);
+    const R = this.rotaryDim;
+    if (this.ropeFactor !== 1) {
+      // cos/sin times a: the rotated dims of q and k times a (all of them: the scores times a²)
+      if (R === this.D) scale *= this.ropeFactor ** 2;
+      else {
+        const f = tensor(Float32Array.from({ length: this.D }, (_, d) => (d < R ? this.ropeFactor : 1))); // (D)
+        q = mul(q, f);
+        k = mul(k, f);
+      }
+    }
     const kv = opts.cache ? opts.cache.append(k, v) : { k, v }; // (B, S, Hkv, D)
-    const o = attention(q, kv.k, kv.v, { causal: true, window: this.window }); // (B, T, Hq, D)
+    const sinks = this.sinks; // (Hq)
+    const attnOpts = { causal: true, window: this.window, scale };
+    const o = sinks ? sinkAttention(q, kv.k, kv.v, sinks, attnOpts) : attention(q, kv.k, kv.v, attnOpts); // (B, T, Hq, D)
     const y = this.oProj.forward(reshape(o, [B, T, this.Hq * this.D])); // (B, T, H)
     return flat ? reshape(y, [T, this.H]) : y;
   }

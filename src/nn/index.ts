@@ -1,5 +1,6 @@
-// Neural-network layers: Module tree, Linear, Embedding, RMSNorm, SwiGLU, Attention with KV cache.
+// Neural-network layers: Module tree, Linear, Embedding, RMSNorm, SwiGLU, Attention with KV cache, latent attention (MLA).
 export { Module, ModuleList, initNormal, withoutInit } from './module.js';
 export { Linear, Embedding, RMSNorm, type LinearOptions } from './layers.js';
 export { SwiGLU, swiglu } from './swiglu.js';
 export { Attention, KVCache, type AttentionConfig, type AttentionForwardOptions } from './attention.js';
+export { MLAttention, type MlaConfig } from './mla.js';

@@ -203,8 +203,13 @@ export const rmsNorm = (x: Tensor, weight: Tensor, eps = 1e-6): Tensor => one(ru
 export const rope = (x: Tensor, positions: Tensor, invFreq: Tensor, interleaved = false): Tensor => one(runOp(Op.RoPE, [x, positions, invFreq], { interleaved, inverse: false }));
 /** Fused attention: q (B, T, Hq, D), k/v (B, S, Hkv, D|Dv) -> (B, T, Hq, Dv). */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: Partial<AttentionParams> = {}): Tensor {
+  return attentionLse(q, k, v, opts).o;
+}
+/** Fused attention with each query's log-sum-exp of its scores: o (B, T, Hq, Dv), lse (B, Hq, T); both differentiable. */
+export function attentionLse(q: Tensor, k: Tensor, v: Tensor, opts: Partial<AttentionParams> = {}): { o: Tensor; lse: Tensor } {
   const p: AttentionParams = { causal: opts.causal ?? true, window: opts.window ?? 0, scale: opts.scale ?? 1 / Math.sqrt(q.shape[3] ?? 1) };
-  return one(runOp(Op.Attention, [q, k, v], p));
+  const [o, lse] = runOp(Op.Attention, [q, k, v], p) as [Tensor, Tensor];
+  return { o, lse };
 }
 /** Per-row cross-entropy of logits (N, V) against i32 targets (N); rows with ignoreIndex give 0. */
 export const crossEntropyRows = (logits: Tensor, targets: Tensor, ignoreIndex = -100): Tensor => one(runOp(Op.CrossEntropy, [logits, targets], { ignoreIndex }));

@@ -172,9 +172,20 @@ export const GRAD: { [O in Op]: GradRule<O> } = {
   [Op.ClusteredFfn]: null,
   [Op.RoPE]: (c) => [T.run(Op.RoPE, [first(c), c.inputs[1]!, c.inputs[2]!], { ...c.params, inverse: !c.params.inverse })[0]!, null, null],
   [Op.Attention]: (c) => {
-    if (c.dys[1]) throw new Error('attention: gradients through the log-sum-exp output are not supported');
     const [q, k, v] = c.inputs as [Tensor, Tensor, Tensor];
-    return T.run(Op.AttentionGrad, [q, k, v, c.outputs[0]!, c.outputs[1]!, first(c)], c.params);
+    const [o, lse] = c.outputs as [Tensor, Tensor]; // (B, T, Hq, Dv), (B, Hq, T)
+    const dO = c.dys[0] ?? T.zeros(o.shape); // (B, T, Hq, Dv)
+    const dLse = c.dys[1];
+    if (!dLse) return T.run(Op.AttentionGrad, [q, k, v, o, lse, dO], c.params);
+    // d lse_i / d s_ij = P_ij, so the lse cotangent g enters dS_ij = P_ij·(dP_ij − (Di − g_i)): the backward kernel
+    // gets one extra value column that is 0 in v, −g in o and 1 in dO (Di = dO·o then includes −g; dP is unchanged)
+    const [B, Tq, Hq] = o.shape as [number, number, number];
+    const g = T.reshape(T.transpose(dLse, [0, 2, 1]), [B, Tq, Hq, 1]); // (B, T, Hq, 1)
+    const v1 = T.pad(v, [[0, 0], [0, 0], [0, 0], [0, 1]]); // (B, S, Hkv, Dv + 1)
+    const o1 = T.concat([o, T.neg(g)], 3); // (B, T, Hq, Dv + 1)
+    const dO1 = T.pad(dO, [[0, 0], [0, 0], [0, 0], [0, 1]], 1); // (B, T, Hq, Dv + 1)
+    const [dq, dk, dv1] = T.run(Op.AttentionGrad, [q, k, v1, o1, lse, dO1], c.params) as [Tensor, Tensor, Tensor];
+    return [dq, dk, T.slice(dv1, [0, 0, 0, 0], [-1, -1, -1, v.shape[3]!])];
   },
   [Op.AttentionGrad]: null,
   [Op.CrossEntropy]: (c) => {

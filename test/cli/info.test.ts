@@ -150,6 +150,15 @@ describe('moekit info on a model directory', () => {
     expect(gpt.params.expert).toBeGreaterThan(0);
   });
 
+  it('glm4_moe and deepseek_v3 (shared_experts, a first dense layer, latent attention): loaded and counted', () => {
+    for (const [arch, cls, kv, total] of [['glm4_moe', 'Glm4MoeForCausalLM', 2, 140160], ['deepseek_v3', 'DeepseekV3ForCausalLM', 4, 138144]] as const) {
+      const r = JSON.parse(run(['info', path.dirname(fixture(`hf/${arch}/config.json`)), '--json'])) as ModelInfo;
+      expect([r.architecture, r.model_type, r.supported, r.config.kv_heads]).toEqual([cls, arch, true, kv]);
+      // one MoE layer (layer 0 is dense); e_score_correction_bias is a buffer, not a parameter (as transformers counts)
+      expect(r.params).toEqual({ total, expert: 8 * 3 * 64 * 32, active: total - 8 * 3 * 64 * 32 + (2 * 3 * 64 * 32) });
+    }
+  });
+
   it('a moekit model directory (moekit.json)', () => {
     const r = JSON.parse(run(['info', path.join(root, 'moekit-model'), '--json'])) as ModelInfo;
     expect(r.kind).toBe('moekit');

@@ -214,6 +214,7 @@ export const CASES: { [O in Op]: Gen<O> } = {
   [Op.RMSNormGrad]: (r, n) => [{ name: `${n}x7`, inputs: [f(r, [n, 7]), f(r, [7]), f(r, [n, 7])], params: { eps: 1e-5 } }],
   [Op.RoPE]: (r, n) => [
     { name: `half T=${n}`, inputs: [f(r, [1, n, 2, 8]), idx(r, [n], 50), { ...f(r, [4], { lo: 0.01, hi: 1 }), grad: false }], params: { interleaved: false, inverse: false } },
+    { name: `half partial (R = 4 of D = 10) T=${n}`, inputs: [f(r, [1, n, 3, 10]), idx(r, [n], 50), { ...f(r, [2], { lo: 0.01, hi: 1 }), grad: false }], params: { interleaved: false, inverse: false } },
     { name: `interleaved partial (B,T) pos`, inputs: [f(r, [2, n, 1, 6]), idx(r, [2, n], 50), { ...f(r, [2], { lo: 0.01, hi: 1 }), grad: false }], params: { interleaved: true, inverse: false } },
     { name: `inverse`, inputs: [f(r, [1, n, 1, 4]), idx(r, [n], 9), { ...f(r, [2], { lo: 0.01, hi: 1 }), grad: false }], params: { interleaved: false, inverse: true } },
   ],

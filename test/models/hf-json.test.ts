@@ -45,7 +45,7 @@ describe('hfConfigJson', () => {
   });
 });
 
-describe.each(['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe'] as const)('exported %s config.json', (arch) => {
+describe.each(['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'glm4_moe', 'deepseek_v3', 'gpt_oss'] as const)('exported %s config.json', (arch) => {
   const tmp = tempDir('moekit-hf-json-');
   it('types every number as transformers wrote it in the fixture (float stays float, int stays int)', async () => {
     const dir = path.dirname(fixture(`hf/${arch}/config.json`));

@@ -95,6 +95,13 @@ describe('sigmoid-group (DeepSeek-V3)', () => {
     expect(() => route(l, { kind: 'sigmoid-group', K, groups: 5 })).toThrow('route: groups 5 must divide E = 12');
   });
 
+  it('renormalize false (norm_topk_prob false): weights are the chosen sigmoid scores times routedScale', () => {
+    const l = logits();
+    const r = route(l, { kind: 'sigmoid-group', K, groups: G, topGroups: TG, routedScale: 2.5, renormalize: false });
+    const s = rows(mk.sigmoid(l));
+    rows(r.weights).forEach((w, t) => w.forEach((v, k) => expect(v).toBeCloseTo(2.5 * s[t]![rows(r.experts)[t]![k]!]!, 5)));
+  });
+
   it('imbalance is max/mean', () => {
     expect(imbalance([1, 1, 1, 1])).toBe(1);
     expect(imbalance([4, 0, 0, 0])).toBe(4);

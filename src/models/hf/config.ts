@@ -1,13 +1,21 @@
-// Hugging Face config.json (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE; transformers v4 and v5 styles) <-> ModelConfig.
+// Hugging Face config.json (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, GLM-4.5, DeepSeek-V3 / Kimi-K2, ...; transformers v4 and v5 styles) <-> ModelConfig.
 import { parseConfig, type ModelConfig, type ModelConfigInput } from '../config.js';
 import { sizeProblem, type SizeFields, type SizeNames } from '../sizes.js';
+import { HfQuantError, parseQuantization, type HfQuantization } from './quant.js';
+import { deepseekFamilyFromHf, deepseekFamilyToHf, type DeepseekFamilyArch } from './deepseek.js';
+import { GPT_OSS_DEFAULTS, gptOssFromHf, gptOssToHf } from './gpt-oss.js';
+import { ropeFromHf, ropeScalingOf, ropeToHf } from './rope.js';
 
 /** The Hugging Face architectures moekit loads, by `model_type`. */
-export const HF_ARCHS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe'] as const;
+export const HF_ARCHS = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'glm4_moe', 'deepseek_v3', 'gpt_oss'] as const;
 export type HfArch = (typeof HF_ARCHS)[number];
+/** Other `model_type`s read as one of HF_ARCHS (and written back under their own name): Kimi-K2 is DeepSeek-V3's layout. */
+export const HF_ALIASES: Readonly<Record<string, HfArch>> = { kimi_k2: 'deepseek_v3' };
+const isDeepseekFamily = (a: HfArch): a is DeepseekFamilyArch => a === 'glm4_moe' || a === 'deepseek_v3';
 
 const CLASS_NAMES: Record<HfArch, string> = {
   mixtral: 'MixtralForCausalLM', qwen2_moe: 'Qwen2MoeForCausalLM', qwen3_moe: 'Qwen3MoeForCausalLM', olmoe: 'OlmoeForCausalLM',
+  glm4_moe: 'Glm4MoeForCausalLM', deepseek_v3: 'DeepseekV3ForCausalLM', gpt_oss: 'GptOssForCausalLM',
 };
 
 export class HfConfigError extends Error {
@@ -23,6 +31,8 @@ export interface HfModelConfig {
   bosTokenId: number | null;
   /** end-of-sequence ids (config.json eos_token_id, a number or a list) */
   eosTokenIds: number[];
+  /** quantization_config (MXFP4 or block FP8, dequantised at load time); null when the weights are not quantised */
+  quantization: HfQuantization | null;
 }
 
 type Raw = Record<string, unknown>;
@@ -57,10 +67,12 @@ export function tokenIdList(v: unknown): number[] {
 export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig {
   if (!isObj(raw)) throw new HfConfigError(`${where}: expected a JSON object`);
   const type = raw.model_type;
-  if (!HF_ARCHS.includes(type as HfArch)) {
-    throw new HfConfigError(`${where}: model_type ${JSON.stringify(type)} is not supported (expected one of ${HF_ARCHS.join(', ')})`);
+  const alias = typeof type === 'string' && Object.hasOwn(HF_ALIASES, type) ? HF_ALIASES[type] : undefined;
+  if (!HF_ARCHS.includes(type as HfArch) && alias === undefined) {
+    throw new HfConfigError(`${where}: model_type ${JSON.stringify(type)} is not supported (expected one of ${[...HF_ARCHS, ...Object.keys(HF_ALIASES)].join(', ')})`);
   }
-  const arch = type as HfArch;
+  const arch = alias ?? (type as HfArch);
+  const family = isDeepseekFamily(arch);
   const num = (k: string): number | undefined => get(raw, k, isNum, 'a number', where);
   const int = (k: string): number | undefined => get(raw, k, isInt, 'a non-negative integer', where);
   const bool = (k: string): boolean | undefined => get(raw, k, isBool, 'true or false', where);
@@ -74,11 +86,9 @@ export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig
 
   // RoPE: v5 rope_parameters {rope_theta, rope_type}; v4 rope_theta + rope_scaling
   const rp = get(raw, 'rope_parameters', isObj, 'an object', where);
-  const rs = get(raw, 'rope_scaling', isObj, 'an object', where);
-  const ropeType = (rp?.rope_type ?? rp?.type ?? rs?.rope_type ?? rs?.type ?? 'default') as unknown;
-  if (ropeType !== 'default') throw new HfConfigError(`${where}: rope type ${JSON.stringify(ropeType)} is not supported (expected "default" RoPE)`);
+  get(raw, 'rope_scaling', isObj, 'an object', where); // v4 scaling parameters: read by ropeFromHf below
   const prf = (rp?.partial_rotary_factor ?? raw.partial_rotary_factor) as unknown;
-  if (prf !== undefined && prf !== null && prf !== 1) throw new HfConfigError(`${where}: partial_rotary_factor ${JSON.stringify(prf)} is not supported (expected 1)`);
+  if (prf !== undefined && prf !== null && (family ? !isNum(prf) : prf !== 1)) throw new HfConfigError(`${where}: partial_rotary_factor ${JSON.stringify(prf)} is not supported (expected 1)`);
   const theta = rp?.rope_theta ?? raw.rope_theta ?? 10000;
   if (!isNum(theta) || theta <= 0) throw new HfConfigError(`${where}: rope_theta = ${JSON.stringify(theta)}: expected a positive number`);
 
@@ -86,9 +96,10 @@ export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig
   const heads = need('num_attention_heads');
   const layers = need('num_hidden_layers');
   const headDim = int('head_dim') ?? hidden / heads;
-  if (!Number.isInteger(headDim)) throw new HfConfigError(`${where}: hidden_size ${hidden} / num_attention_heads ${heads} is not an integer and head_dim is not given`);
-  const experts = int('num_experts') ?? int('num_local_experts');
-  if (experts === undefined) throw new HfConfigError(`${where}: "num_experts" (or "num_local_experts") is missing`);
+  // deepseek_v3's head_dim is qk_rope_head_dim; its q/k head dim comes from qk_nope_head_dim + qk_rope_head_dim
+  if (!Number.isInteger(headDim) && arch !== 'deepseek_v3') throw new HfConfigError(`${where}: hidden_size ${hidden} / num_attention_heads ${heads} is not an integer and head_dim is not given`);
+  const experts = family ? int('n_routed_experts') : (int('num_experts') ?? int('num_local_experts'));
+  if (experts === undefined) throw new HfConfigError(`${where}: ${family ? '"n_routed_experts"' : '"num_experts" (or "num_local_experts")'} is missing`);
   const c: ModelConfigInput = {
     vocabSize: need('vocab_size'), hidden, layers, heads, kvHeads: int('num_key_value_heads') ?? heads, headDim,
     ropeTheta: theta, normEps: num('rms_norm_eps') ?? 1e-6, maxSeqLen: int('max_position_embeddings') ?? 4096,
@@ -96,6 +107,12 @@ export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig
     auxLossCoef: num('router_aux_loss_coef') ?? 0.001, zLossCoef: 0, biasUpdateRate: 0, balanceLoss: 'global',
     tieEmbeddings: bool('tie_word_embeddings') ?? false, initStd: num('initializer_range') ?? 0.02,
   };
+  try {
+    // scaled RoPE ("yarn"); any other type is an error naming it. gpt_oss defaults to YaRN when config.json has none
+    Object.assign(c, ropeFromHf(ropeScalingOf(raw, arch === 'gpt_oss' ? { ...GPT_OSS_DEFAULTS.rope } : null), c.maxSeqLen as number, where));
+  } catch (e) {
+    throw new HfConfigError((e as Error).message);
+  }
   const pad = int('pad_token_id');
   if (pad !== undefined && pad < (c.vocabSize as number)) c.padTokenId = pad;
   const sparseLayers = (): void => {
@@ -153,6 +170,22 @@ export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig
       if (clip !== undefined) c.clipQkv = clip;
       break;
     }
+    case 'gpt_oss': {
+      const fail = (message: string): never => {
+        throw new HfConfigError(`${where}: ${message}`);
+      };
+      gptOssFromHf({ where, raw, int, num, bool, fail }, c, { ropeTheta: (rp?.rope_theta ?? raw.rope_theta) != null, normEps: raw.rms_norm_eps != null });
+      break;
+    }
+    case 'glm4_moe':
+    case 'deepseek_v3': {
+      const str = (k: string): string | undefined => get(raw, k, isStr, 'a string', where);
+      const fail = (message: string): never => {
+        throw new HfConfigError(`${where}: ${message}`);
+      };
+      deepseekFamilyFromHf(arch, { where, raw, int, num, bool, str, fail }, c, prf === undefined || prf === null ? undefined : (prf as number));
+      break;
+    }
   }
   const size = sizeProblem(c as SizeFields, hfSizeNames(raw, arch));
   if (size) throw new HfConfigError(`${where}: ${size}`);
@@ -162,12 +195,25 @@ export function fromHfConfig(raw: unknown, where = 'config.json'): HfModelConfig
   } catch (e) {
     throw new HfConfigError(`${where}: ${(e as Error).message}`);
   }
-  return { arch, config, raw, bosTokenId: int('bos_token_id') ?? null, eosTokenIds: tokenIdList(raw.eos_token_id) };
+  let quantization: HfQuantization | null;
+  try {
+    quantization = parseQuantization(raw.quantization_config, where);
+  } catch (e) {
+    throw e instanceof HfQuantError ? new HfConfigError(e.message) : e;
+  }
+  return { arch, config, raw, bosTokenId: int('bos_token_id') ?? null, eosTokenIds: tokenIdList(raw.eos_token_id), quantization };
 }
 
 /** config.json's key for each size of moekit's config (so size errors name the key the user wrote). */
 export function hfSizeNames(raw: Raw, arch: HfArch): SizeNames {
   const qwen = arch === 'qwen2_moe' || arch === 'qwen3_moe';
+  if (isDeepseekFamily(arch)) {
+    return {
+      vocabSize: 'vocab_size', hidden: 'hidden_size', layers: 'num_hidden_layers', heads: 'num_attention_heads', kvHeads: arch === 'deepseek_v3' || raw.num_key_value_heads == null ? 'num_attention_heads' : 'num_key_value_heads',
+      headDim: arch === 'deepseek_v3' ? 'qk_nope_head_dim + qk_rope_head_dim' : raw.head_dim != null ? 'head_dim' : 'hidden_size / num_attention_heads', maxSeqLen: 'max_position_embeddings',
+      experts: 'n_routed_experts', expertWidth: 'moe_intermediate_size', sharedWidth: 'n_shared_experts × moe_intermediate_size', denseWidth: 'intermediate_size', denseLayerWidth: 'intermediate_size',
+    };
+  }
   return {
     vocabSize: 'vocab_size', hidden: 'hidden_size', layers: 'num_hidden_layers', heads: 'num_attention_heads', kvHeads: raw.num_key_value_heads != null ? 'num_key_value_heads' : 'num_attention_heads',
     headDim: raw.head_dim != null ? 'head_dim' : 'hidden_size / num_attention_heads', maxSeqLen: 'max_position_embeddings',
@@ -182,17 +228,22 @@ export function hfSizeNames(raw: Raw, arch: HfArch): SizeNames {
  */
 export function toHfConfig(cfg: ModelConfig, arch: HfArch, base: Raw = {}): Raw {
   const out: Raw = { ...base };
-  if (cfg.ffn !== 'moe' || cfg.router !== 'softmax-topk') throw new HfConfigError(`toHfConfig: ${arch} needs ffn "moe" with router "softmax-topk" (got ${cfg.ffn} / ${cfg.router})`);
+  const family = isDeepseekFamily(arch);
+  if (!family && (cfg.ffn !== 'moe' || cfg.router !== 'softmax-topk')) throw new HfConfigError(`toHfConfig: ${arch} needs ffn "moe" with router "softmax-topk" (got ${cfg.ffn} / ${cfg.router})`);
+  if (!family && (cfg.attention !== 'gqa' || (cfg.rotaryDim ?? cfg.headDim) !== cfg.headDim || cfg.ropeInterleaved)) throw new HfConfigError(`toHfConfig: ${arch} needs attention "gqa" rotating whole heads with rotate-half RoPE (got ${cfg.attention}, rotaryDim ${cfg.rotaryDim ?? cfg.headDim} of ${cfg.headDim}, ropeInterleaved ${cfg.ropeInterleaved})`);
+  // an alias (kimi_k2) is written back under the name it was read with
+  const modelType = typeof base.model_type === 'string' && HF_ALIASES[base.model_type] === arch ? base.model_type : arch;
   Object.assign(out, {
-    architectures: [CLASS_NAMES[arch]], model_type: arch, hidden_act: 'silu', dtype: 'float32',
+    architectures: [CLASS_NAMES[arch]], model_type: modelType, hidden_act: 'silu', dtype: 'float32',
     vocab_size: cfg.vocabSize, hidden_size: cfg.hidden, num_hidden_layers: cfg.layers, num_attention_heads: cfg.heads,
     num_key_value_heads: cfg.kvHeads, head_dim: cfg.headDim, max_position_embeddings: cfg.maxSeqLen, rms_norm_eps: cfg.normEps,
-    rope_parameters: { rope_theta: cfg.ropeTheta, rope_type: 'default' }, tie_word_embeddings: cfg.tieEmbeddings,
+    rope_parameters: ropeToHf(cfg), tie_word_embeddings: cfg.tieEmbeddings,
     num_experts_per_tok: cfg.topK, router_aux_loss_coef: cfg.auxLossCoef, initializer_range: cfg.initStd,
     pad_token_id: cfg.padTokenId ?? null,
   });
   delete out.rope_theta;
   delete out.rope_scaling;
+  delete out.quantization_config; // moekit writes dequantised weights
   const dense = cfg.denseLayers;
   const requireRenorm = (want: boolean): void => {
     if (cfg.renormalize !== want) throw new HfConfigError(`toHfConfig: ${arch} always has renormalize = ${want}`);
@@ -220,6 +271,17 @@ export function toHfConfig(cfg: ModelConfig, arch: HfArch, base: Raw = {}): Raw 
     }
     case 'olmoe':
       Object.assign(out, { num_experts: cfg.experts, intermediate_size: cfg.expertWidth, norm_topk_prob: cfg.renormalize, attention_bias: cfg.qkvBias, clip_qkv: cfg.clipQkv ?? null });
+      break;
+    case 'gpt_oss':
+      gptOssToHf(cfg, out, (message) => {
+        throw new HfConfigError(message);
+      });
+      break;
+    case 'glm4_moe':
+    case 'deepseek_v3':
+      deepseekFamilyToHf(arch, cfg, out, (message) => {
+        throw new HfConfigError(message);
+      });
       break;
   }
   return out;

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { writeFileAtomic, writeSafetensors, type StTensorIn } from '../../io/safetensors.js';
 import { f32ToBf16, f32ToF16 } from '../../tensor/dtype.js';
 import type { MoELM } from '../moe-lm.js';
-import { toHfConfig, type HfArch } from './config.js';
+import { HfConfigError, toHfConfig, type HfArch } from './config.js';
+import { archHoldsSelectionBias, archMismatches, selectionBiases } from './fit.js';
 import { hfConfigJson } from './json.js';
 import { hfTensors, type ExpertLayout, type HfTensor } from './weights.js';
 
@@ -21,6 +22,20 @@ export interface ExportHfOptions {
   copyFrom?: string;
   /** largest shard in bytes; default 2 GiB */
   maxShardBytes?: number;
+  /** export a model that routes with a selection bias to an architecture that cannot hold one, without it (its
+   *  routing changes: `selectionBiasEffect` measures how much); default false = refuse */
+  dropBias?: boolean;
+}
+
+/** Why `model` cannot be written as `arch` faithfully, or null: features the layout lacks, or a bias it would drop. */
+export function exportProblem(model: MoELM, arch: HfArch, o: { dropBias?: boolean } = {}): string | null {
+  const mismatch = archMismatches(model.cfg, arch);
+  if (mismatch.length > 0) return `the model does not fit ${arch}: ${mismatch.join('; ')}`;
+  const { maxAbs } = selectionBiases(model);
+  if (maxAbs > 0 && !archHoldsSelectionBias(arch) && !o.dropBias) {
+    return `the model routes with a selection bias (aux-loss-free balancing, max |bias| ${maxAbs.toPrecision(3)}) that ${arch} cannot hold; exporting without it changes which experts tokens go to (dropBias: true / --drop-bias exports it anyway)`;
+  }
+  return null;
 }
 
 function encode(t: HfTensor, dtype: 'F32' | 'F16' | 'BF16'): StTensorIn {
@@ -35,6 +50,8 @@ function encode(t: HfTensor, dtype: 'F32' | 'F16' | 'BF16'): StTensorIn {
 export async function exportHf(model: MoELM, arch: HfArch, outDir: string, o: ExportHfOptions = {}): Promise<string[]> {
   const dtype = o.dtype ?? 'F32';
   const maxShard = o.maxShardBytes ?? 2 ** 31;
+  const problem = exportProblem(model, arch, o);
+  if (problem) throw new HfConfigError(`exportHf: ${problem}`);
   const config = toHfConfig(model.cfg, arch, o.baseConfig);
   config.dtype = dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16';
   checkWritableDir(outDir, 'exportHf: output directory'); // before encoding anything: read-only, full, not a directory

@@ -9,6 +9,7 @@ import { withoutInit } from '../../nn/module.js';
 import { HfConfigError, fromHfConfig, hfSizeNames, tokenIdList, type HfModelConfig } from './config.js';
 import { allocationProblem } from '../sizes.js';
 import { loadHfWeights, type TensorSource } from './weights.js';
+import { dequantSource } from './quant.js';
 
 /** The tensors of a checkpoint directory, lazily: headers are parsed on open, tensors read by byte range on demand. */
 export class Checkpoint implements TensorSource {
@@ -71,6 +72,12 @@ export class Checkpoint implements TensorSource {
   has(name: string): boolean {
     return this.where.has(name);
   }
+  /** the path of the file holding `name` */
+  fileOf(name: string): string {
+    const f = this.where.get(name);
+    if (!f) throw new SafetensorsError(`checkpoint: ${this.dir} has no tensor "${name}"`);
+    return f.path;
+  }
   shape(name: string): readonly number[] {
     return this.info(name).shape;
   }
@@ -132,7 +139,7 @@ export function readHfConfig(dir: string): HfModelConfig {
   return hf;
 }
 
-/** Loads a Hugging Face MoE model directory (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) into a MoELM. */
+/** Loads a Hugging Face MoE model directory (any of HF_ARCHS or their aliases, e.g. Mixtral, DeepSeek-V3) into a MoELM. */
 export async function loadHfModel(dir: string): Promise<HfModel> {
   const hf = readHfConfig(dir);
   const big = allocationProblem(hf.config, hfSizeNames(hf.raw, hf.arch));
@@ -141,7 +148,8 @@ export async function loadHfModel(dir: string): Promise<HfModel> {
   const ck = await Checkpoint.open(dir);
   let unused: string[];
   try {
-    ({ unused } = await loadHfWeights(model, hf.arch, ck));
+    // quantised tensors (MXFP4 blocks + scales, FP8 + block scale_inv) are dequantised as they are read
+    ({ unused } = await loadHfWeights(model, hf.arch, dequantSource(ck, hf.quantization, hf.arch)));
   } catch (e) {
     model.dispose();
     throw new Error(`${dir}: ${(e as Error).message}`);

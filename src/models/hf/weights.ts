@@ -6,14 +6,10 @@ import { tensor } from '../../tensor/api.js';
 import { noGrad } from '../../tensor/engine.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { HfArch } from './config.js';
+import type { TensorSource } from './source.js';
+import { gptOssExpertLayer, gptOssExpertTensors, gptOssName, readGptOssExperts } from './gpt-oss.js';
 
-/** Where weights come from: a safetensors checkpoint (one file or shards), or anything with the same shape. */
-export interface TensorSource {
-  has(name: string): boolean;
-  shape(name: string): readonly number[];
-  readF32(name: string): Promise<Float32Array>;
-  names(): Iterable<string>;
-}
+export type { TensorSource } from './source.js';
 
 export type ExpertLayout = 'legacy' | 'fused';
 
@@ -34,14 +30,23 @@ function legacyExpertNames(arch: HfArch, l: number, e: number): { gate: string; 
   return { gate: `${p}.gate_proj.weight`, up: `${p}.up_proj.weight`, down: `${p}.down_proj.weight` };
 }
 
-/** The HF name of a non-expert parameter (Mixtral's router lives in block_sparse_moe on disk). */
+/** Architectures whose routers keep e_score_correction_bias in the checkpoint and name shared experts `shared_experts`. */
+const deepseekStyle = (arch: HfArch): boolean => arch === 'glm4_moe' || arch === 'deepseek_v3';
+
+/** The HF name of a non-expert parameter (Mixtral's router lives in block_sparse_moe on disk; DeepSeek-style
+ *  checkpoints call the shared expert `shared_experts`). */
 function hfName(arch: HfArch, name: string, layout: ExpertLayout): string {
+  if (arch === 'gpt_oss') return gptOssName(name);
   if (arch === 'mixtral' && layout === 'legacy') {
     const m = /^model\.layers\.(\d+)\.mlp\.gate\.weight$/.exec(name);
     if (m) return `model.layers.${m[1]}.block_sparse_moe.gate.weight`;
   }
+  if (deepseekStyle(arch)) return name.replace(/^(model\.layers\.\d+\.mlp)\.shared_expert\./, '$1.shared_experts.');
   return name;
 }
+
+/** The selection-bias buffers (E) of a model's routers (`model.layers.L.mlp.gate.e_score_correction_bias`). */
+const selectionBiasBuffers = (model: MoELM): [string, Tensor][] => model.buffers().filter(([n]) => n.endsWith('.mlp.gate.e_score_correction_bias'));
 
 /** (R, C) row-major -> (C, R), written at out[offset..]. */
 function transposeInto(src: Float32Array, srcOff: number, R: number, C: number, out: Float32Array, outOff: number): void {
@@ -67,6 +72,15 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
   const set = (name: string, data: Float32Array, shape: readonly number[]): void => noGrad(() => model.setTensor(name, tensor(data, shape)));
   const doneLayers = new Set<number>();
   for (const [name, p] of model.parameters()) {
+    const gl = arch === 'gpt_oss' ? gptOssExpertLayer(name) : null;
+    if (gl !== null) {
+      // gpt_oss: one layout on disk and in memory, gate and up interleaved in gate_up_proj, with biases
+      if (doneLayers.has(gl)) continue;
+      doneLayers.add(gl);
+      const ex = await readGptOssExperts(gl, E, H, I, (n, shape) => read([n], shape, `layer ${gl} experts`));
+      for (const [n, t] of Object.entries(ex)) set(n, t.data, t.shape);
+      continue;
+    }
     const m = EXPERT_PARAM.exec(name);
     if (!m) {
       const candidates = [hfName(arch, name, 'legacy'), name];
@@ -102,7 +116,14 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
     set(`model.layers.${l}.mlp.experts.up_proj`, up, [E, H, I]);
     set(`model.layers.${l}.mlp.experts.down_proj`, down, [E, I, H]);
   }
-  const unused = [...src.names()].filter((n) => !used.has(n) && !/rotary_emb\.inv_freq$/.test(n));
+  if (deepseekStyle(arch)) {
+    // the correction bias is a buffer, not a parameter: read it where the checkpoint has it (zeros otherwise, as transformers)
+    for (const [name, b] of selectionBiasBuffers(model)) if (src.has(name)) set(name, await read([name], b.shape, `buffer ${name}`), b.shape);
+  }
+  // DeepSeek-V3 / GLM-4.5 checkpoints append num_nextn_predict_layers multi-token-prediction layers after the last
+  // decoder layer (model.layers.61.*, model.layers.92.*): transformers skips them, and so does moekit
+  const mtp = (n: string): boolean => deepseekStyle(arch) && Number(/^model\.layers\.(\d+)\./.exec(n)?.[1] ?? -1) >= model.cfg.layers;
+  const unused = [...src.names()].filter((n) => !used.has(n) && !/rotary_emb\.inv_freq$/.test(n) && !mtp(n));
   return { unused };
 }
 
@@ -127,6 +148,13 @@ export function* hfTensors(model: MoELM, arch: HfArch, layout: ExpertLayout = 'l
   };
   const layersDone = new Set<number>();
   for (const [name, p] of params) {
+    const gl = arch === 'gpt_oss' ? gptOssExpertLayer(name) : null;
+    if (gl !== null) {
+      // gpt_oss: the same names and layout in both expert layouts (transformers saves what it keeps in memory)
+      if (!layersDone.has(gl)) yield* gptOssExpertTensors(gl, E, H, I, (n) => (params.has(n) ? values(n) : null));
+      layersDone.add(gl);
+      continue;
+    }
     const m = EXPERT_PARAM.exec(name);
     if (!m) {
       const v = values(name);
@@ -163,6 +191,12 @@ export function* hfTensors(model: MoELM, arch: HfArch, layout: ExpertLayout = 'l
         transposeInto(w, e * R * C, R, C, out, 0);
         yield { name: n[key], shape: [C, R], data: out };
       }
+    }
+  }
+  if (deepseekStyle(arch)) {
+    for (const [name, b] of selectionBiasBuffers(model)) {
+      const t = pick(b); // a buffer: no gradient
+      if (t) yield { name, shape: [...b.shape], data: Float32Array.from(t.dataSync()) };
     }
   }
 }
