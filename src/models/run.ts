@@ -13,10 +13,16 @@ export interface RunCheckpoint {
 }
 
 function readJson(file: string): unknown {
+  let text: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file} is not readable JSON (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(`${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message})`);
   }
 }
 

@@ -3,7 +3,7 @@
 import type { StDType } from '../../io/safetensors.js';
 import { MXFP4_BLOCK_BYTES, MXFP4_BLOCK_VALUES, dequantFp8Blocks, dequantMxfp4, fp8ScaleGrid, transposeLast2 } from '../../tensor/blockquant.js';
 import { E4M3_VALUES, E5M2_VALUES } from '../../tensor/minifloat.js';
-import type { TensorSource } from './source.js';
+import { halfOfStDType, u16Words, type TensorSource } from './source.js';
 
 /** config.json `quantization_config`, understood. */
 export type HfQuantization = { method: 'mxfp4' } | { method: 'fp8'; blockSize: readonly [number, number] };
@@ -155,6 +155,15 @@ export class DequantSource implements TensorSource {
     const lead = b.shape.slice(0, -3);
     const transpose = lead.length === 1 && (this.opts.mxfp4ExpertsInOut ?? false);
     return { kind: 'mxfp4', shape: transpose ? [...lead, cols, rows] : [...lead, rows, cols], blocks, scales, lead: count(lead), rows, cols, transpose };
+  }
+
+  /** bf16/f16 of a tensor stored plainly in that dtype (a quantised tensor is null: it is dequantised to f32) */
+  halfDtype(name: string): 'bf16' | 'f16' | null {
+    return this.plan(name).kind === 'raw' ? halfOfStDType(this.raw.info(name).dtype) : null;
+  }
+  async readHalf(name: string): Promise<Uint16Array> {
+    if (!this.halfDtype(name)) throw new HfQuantError(`${this.where(name)}: tensor "${name}" is not stored as BF16 or F16`);
+    return u16Words(await this.raw.readBytes(name));
   }
 
   async readF32(name: string): Promise<Float32Array> {

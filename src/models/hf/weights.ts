@@ -2,7 +2,9 @@
 // (`experts.E.gate_proj.weight` [I, H], Mixtral `w1/w3/w2`) and the fused transformers-5 tensors
 // (`experts.gate_up_proj` [E, 2I, H], `experts.down_proj` [E, H, I]).
 import type { MoELM } from '../moe-lm.js';
+import { MoEBlock } from '../../moe/block.js';
 import { tensor } from '../../tensor/api.js';
+import { bf16ToF32, f16ToF32 } from '../../tensor/dtype.js';
 import { noGrad } from '../../tensor/engine.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { HfArch } from './config.js';
@@ -16,6 +18,9 @@ export type ExpertLayout = 'legacy' | 'fused';
 export class HfWeightsError extends Error {
   override name = 'HfWeightsError';
 }
+
+/** Parameters that are Linear weights (attention, dense and shared MLP projections, lm_head): kept in bf16/f16. */
+const LINEAR_WEIGHT = /(?:^lm_head|_proj|_proj_with_mqa)\.weight$/;
 
 const EXPERT_PARAM = /^model\.layers\.(\d+)\.mlp\.experts\.(gate_proj|up_proj|down_proj)$/;
 const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
@@ -53,21 +58,31 @@ function transposeInto(src: Float32Array, srcOff: number, R: number, C: number, 
   for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[outOff + c * R + r] = src[srcOff + r * C + c]!;
 }
 
+export interface LoadWeightsOptions {
+  /** 'auto' (default): Linear and routed-expert weights stored as BF16/F16 stay in that dtype (half the memory of
+   *  f32; computed with quantMatmul); 'f32': every tensor is widened to float32 (needed to train) */
+  loadDtype?: LoadDtype;
+}
+export type LoadDtype = 'auto' | 'f32';
+
 /**
  * Loads a checkpoint's weights into `model` (built from the checkpoint's config). Either expert layout is read,
  * whichever the source holds. A missing tensor or a shape mismatch is an error naming it. Returns the source's
  * tensors that were not used (transformers would warn about them).
  */
-export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSource): Promise<{ unused: string[] }> {
+export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSource, opts: LoadWeightsOptions = {}): Promise<{ unused: string[] }> {
   const used = new Set<string>();
-  const read = async (names: readonly string[], shape: readonly number[], what: string): Promise<Float32Array> => {
+  const resolve = (names: readonly string[], shape: readonly number[], what: string): string => {
     const name = names.find((n) => src.has(n));
     if (name === undefined) throw new HfWeightsError(`checkpoint has no tensor ${names.map((n) => `"${n}"`).join(' or ')} (${what})`);
     const s = src.shape(name);
     if (s.length !== shape.length || s.some((d, i) => d !== shape[i])) throw new HfWeightsError(`tensor "${name}" has shape ${fmt(s)}, expected ${fmt(shape)} (${what})`);
     used.add(name);
-    return src.readF32(name);
+    return name;
   };
+  const read = async (names: readonly string[], shape: readonly number[], what: string): Promise<Float32Array> => src.readF32(resolve(names, shape, what));
+  const keep = (opts.loadDtype ?? 'auto') === 'auto' && src.halfDtype !== undefined && src.readHalf !== undefined;
+  const halfOf = (name: string): 'bf16' | 'f16' | null => (keep ? src.halfDtype!(name) : null);
   const { experts: E, hidden: H, expertWidth: I } = model.cfg;
   const set = (name: string, data: Float32Array, shape: readonly number[]): void => noGrad(() => model.setTensor(name, tensor(data, shape)));
   const doneLayers = new Set<number>();
@@ -84,12 +99,19 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
     const m = EXPERT_PARAM.exec(name);
     if (!m) {
       const candidates = [hfName(arch, name, 'legacy'), name];
-      set(name, await read([...new Set(candidates)], p.shape, `parameter ${name}`), p.shape);
+      const hn = resolve([...new Set(candidates)], p.shape, `parameter ${name}`);
+      const half = LINEAR_WEIGHT.test(name) ? halfOf(hn) : null;
+      if (half) {
+        const bits = await src.readHalf!(hn); // (out, in) as stored
+        noGrad(() => model.setTensor(name, tensor(bits, p.shape, half)));
+      }
+      else set(name, await src.readF32(hn), p.shape);
       continue;
     }
     const l = Number(m[1]);
     if (doneLayers.has(l)) continue;
     doneLayers.add(l);
+    if (keep && (await loadHalfExperts(model, arch, l, src, resolve))) continue;
     const gate = new Float32Array(E * H * I); // (E, H, I)
     const up = new Float32Array(E * H * I); // (E, H, I)
     const down = new Float32Array(E * I * H); // (E, I, H)
@@ -127,6 +149,67 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
   return { unused };
 }
 
+/**
+ * Layer l's routed experts kept as stored, when every expert tensor of the layer is BF16 (or every one F16): gate/up
+ * (E, I, H), down (E, H, I) bits copied without widening. False (nothing read) when the layer is not all half.
+ */
+async function loadHalfExperts(model: MoELM, arch: HfArch, l: number, src: TensorSource, resolve: (names: readonly string[], shape: readonly number[], what: string) => string): Promise<boolean> {
+  const block = model.layers[l]?.mlp;
+  if (!(block instanceof MoEBlock) || block.experts.hasBias) return false;
+  const { experts: E, hidden: H, expertWidth: I } = model.cfg;
+  const prefixes = arch === 'mixtral' ? [`model.layers.${l}.mlp.experts`, `model.layers.${l}.block_sparse_moe.experts`] : [`model.layers.${l}.mlp.experts`];
+  const fused = prefixes.find((pre) => src.has(`${pre}.gate_up_proj`));
+  const pick = (names: readonly string[]): string | undefined => names.find((n) => src.has(n));
+  const names: (string | undefined)[] = fused ? [`${fused}.gate_up_proj`, `${fused}.down_proj`] : [];
+  if (!fused) {
+    for (let e = 0; e < E; e++) {
+      const n = legacyExpertNames(arch, l, e);
+      const alt = arch === 'mixtral' ? legacyExpertNames('qwen2_moe', l, e) : n;
+      names.push(pick([n.gate, alt.gate]), pick([n.up, alt.up]), pick([n.down, alt.down]));
+    }
+  }
+  const dtype = names[0] === undefined ? null : src.halfDtype!(names[0]);
+  if (!dtype || names.some((n) => n === undefined || src.halfDtype!(n) !== dtype)) return false; // the f32 path names what is missing
+  const gate = new Uint16Array(E * I * H); // (E, I, H)
+  const up = new Uint16Array(E * I * H); // (E, I, H)
+  let down: Uint16Array; // (E, H, I)
+  if (fused) {
+    const gu = await src.readHalf!(resolve([`${fused}.gate_up_proj`], [E, 2 * I, H], `layer ${l} fused experts`)); // (E, 2I, H)
+    for (let e = 0; e < E; e++) {
+      gate.set(gu.subarray(e * 2 * I * H, e * 2 * I * H + I * H), e * I * H);
+      up.set(gu.subarray(e * 2 * I * H + I * H, (e + 1) * 2 * I * H), e * I * H);
+    }
+    down = Uint16Array.from(await src.readHalf!(resolve([`${fused}.down_proj`], [E, H, I], `layer ${l} fused experts`)));
+  } else {
+    down = new Uint16Array(E * H * I);
+    for (let e = 0; e < E; e++) {
+      gate.set(await src.readHalf!(resolve([names[3 * e]!], [I, H], `layer ${l} expert ${e} gate`)), e * I * H);
+      up.set(await src.readHalf!(resolve([names[3 * e + 1]!], [I, H], `layer ${l} expert ${e} up`)), e * I * H);
+      down.set(await src.readHalf!(resolve([names[3 * e + 2]!], [H, I], `layer ${l} expert ${e} down`)), e * H * I);
+    }
+  }
+  noGrad(() => block.experts.setHalf(tensor(gate, [E, I, H], dtype), tensor(up, [E, I, H], dtype), tensor(down, [E, H, I], dtype)));
+  return true;
+}
+
+/** A parameter's (or its gradient's) values as f32 in the f32 layout: bf16/f16 widened, and half routed experts
+ *  (stored (E, N, K)) turned back to (E, K, N). */
+export const parameterF32 = (name: string, t: Tensor): Float32Array => valuesF32(t, /\.mlp\.experts\.(gate_proj|up_proj|down_proj)$/.test(name));
+
+function valuesF32(t: Tensor, halfExpert: boolean): Float32Array {
+  const d = t.dataSync();
+  if (t.dtype !== 'bf16' && t.dtype !== 'f16') return Float32Array.from(d);
+  const widen = t.dtype === 'bf16' ? bf16ToF32 : f16ToF32;
+  const out = new Float32Array(d.length);
+  if (!halfExpert) {
+    for (let i = 0; i < d.length; i++) out[i] = widen(d[i]!);
+    return out;
+  }
+  const [E, N, K] = t.shape as [number, number, number];
+  for (let e = 0; e < E; e++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[e * K * N + k * N + n] = widen(d[e * N * K + n * K + k]!);
+  return out;
+}
+
 /** One tensor in Hugging Face naming and layout. */
 export interface HfTensor {
   name: string;
@@ -144,7 +227,7 @@ export function* hfTensors(model: MoELM, arch: HfArch, layout: ExpertLayout = 'l
   const params = new Map(model.parameters());
   const values = (name: string): Float32Array | null => {
     const t = pick(params.get(name)!);
-    return t ? Float32Array.from(t.dataSync()) : null;
+    return t ? valuesF32(t, EXPERT_PARAM.test(name)) : null;
   };
   const layersDone = new Set<number>();
   for (const [name, p] of params) {
