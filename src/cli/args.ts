@@ -18,3 +18,12 @@ export function numOption(name: string, v: string | undefined, fallback: number)
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${v}"`);
   return n;
 }
+
+/** --load-dtype: how a Hugging Face checkpoint's BF16/F16 weights are loaded. */
+export const LOAD_DTYPE_HELP = 'auto (keep BF16/F16 Linear and expert weights as stored: half the memory of f32) | f32 (widen every weight)';
+
+/** The --load-dtype option: 'auto' or 'f32'. */
+export function loadDtypeOption(v: string | undefined): 'auto' | 'f32' {
+  if (v === undefined || v === 'auto' || v === 'f32') return v ?? 'auto';
+  throw new Error(`--load-dtype must be auto or f32, got "${v}"`);
+}

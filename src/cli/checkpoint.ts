@@ -5,12 +5,12 @@ import type { Command } from 'commander';
 import { calibrate, clusteredExpertParams, compressBaseline, type BaselineMethod } from '../compress/baselines.js';
 import { toClustered } from '../compress/convert.js';
 import { loadBrown, splitBrown } from '../io/brown.js';
-import { loadModelDir, saveModelDir, type LoadedModel } from '../models/dir.js';
+import { loadModelDir, saveModelDir, upcastWeights, type LoadedModel } from '../models/dir.js';
 import { MoEBlock } from '../moe/block.js';
 import { setBackend } from '../tensor/engine.js';
 import { encodeTexts } from '../train/corpus.js';
 import { checkWritableDir, fsErrorWords } from '../io/outputs.js';
-import { intOption } from './args.js';
+import { LOAD_DTYPE_HELP, intOption, loadDtypeOption } from './args.js';
 
 const METHODS = ['clustered', 'd2', 'merge', 'mc-smoe', 'hc-smoe'] as const;
 type Method = (typeof METHODS)[number];
@@ -88,9 +88,10 @@ export function registerCheckpoint(program: Command): void {
     .option('--seq-len <n>', 'calibration window', '128')
     .option('--seed <n>', 'clustering seed', '0')
     .option('--allow-larger', 'write the result even when it stores more expert parameters than the input (default: refuse)')
+    .option('--load-dtype <d>', LOAD_DTYPE_HELP, 'auto')
     .option('--backend <name>', 'js | wasm', 'wasm')
     .option('--json', 'print one JSON object')
-    .action(async (dir: string, o: { out: string; method: string; groups: string; rank: string; groupTopK?: string; calib?: string | boolean; calibTokens: string; seqLen: string; seed: string; allowLarger?: boolean; backend: string; json?: boolean }) => {
+    .action(async (dir: string, o: { out: string; method: string; groups: string; rank: string; groupTopK?: string; calib?: string | boolean; calibTokens: string; seqLen: string; seed: string; allowLarger?: boolean; backend: string; json?: boolean; loadDtype?: string }) => {
       if (!METHODS.includes(o.method as Method)) throw new Error(`--method must be one of ${METHODS.join(', ')}, got "${o.method}"`);
       const method = o.method as Method;
       const G = intOption('groups', o.groups, 2, 1);
@@ -98,7 +99,8 @@ export function registerCheckpoint(program: Command): void {
       const groupTopK = o.groupTopK === undefined ? undefined : intOption('group-top-k', o.groupTopK, G, 1);
       checkOut(dir, o.out);
       await setBackend(o.backend);
-      const m = await loadModelDir(dir);
+      const m = await loadModelDir(dir, { loadDtype: loadDtypeOption(o.loadDtype) });
+      upcastWeights(m.model, 'compress'); // clustering and the baselines read and write f32 expert weights
       const cfg = m.config;
       if (cfg.ffn !== 'moe') throw new Error(`compress: ${dir} is already "${cfg.ffn}", expected a standard MoE model`);
       checkCompressShape(cfg, G, r, groupTopK, o.allowLarger === true);

@@ -11,7 +11,7 @@ import { MoELM } from '../models/moe-lm.js';
 import { setBackend } from '../tensor/engine.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { encodeTexts } from '../train/corpus.js';
-import { intOption } from './args.js';
+import { LOAD_DTYPE_HELP, intOption, loadDtypeOption } from './args.js';
 import { resolveCheckpoint } from './info.js';
 
 interface EvalCliOptions {
@@ -23,6 +23,7 @@ interface EvalCliOptions {
   maxTokens: string;
   backend: string;
   json?: boolean;
+  loadDtype?: string;
 }
 
 /** The tokenizer a run was trained with: --tokenizer, else tokenizer.json in the run directory above the checkpoint. */
@@ -36,7 +37,7 @@ function findTokenizer(run: string, ckpt: string, given?: string): string {
 /** Perplexity of a model directory (Hugging Face or moekit) and, for a compressed one, of the model it came from. */
 async function evalModelDir(dir: string, o: EvalCliOptions): Promise<void> {
   await setBackend(o.backend);
-  const m = await loadModelDir(dir);
+  const m = await loadModelDir(dir, { loadDtype: loadDtypeOption(o.loadDtype) });
   const tok = o.tokenizer ? loadTokenizer(o.tokenizer) : m.tokenizer;
   if (!tok) throw new Error(`eval: ${dir} has no tokenizer.json; pass --tokenizer`);
   let ids: Int32Array;
@@ -54,7 +55,7 @@ async function evalModelDir(dir: string, o: EvalCliOptions): Promise<void> {
   const source = (m.info.source as { dir?: string } | undefined)?.dir;
   let original: { dir: string; ppl: number; nll: number } | null = null;
   if (m.kind === 'moekit' && source && existsSync(source)) {
-    const src = await loadModelDir(source);
+    const src = await loadModelDir(source, { loadDtype: loadDtypeOption(o.loadDtype) });
     const ro = perplexity(src.model, scored, { window, stride, batch: 8 });
     original = { dir: source, ppl: ro.ppl, nll: ro.nll };
     src.model.dispose();
@@ -79,6 +80,7 @@ export function registerEval(program: Command): void {
     .option('--window <n>', 'tokens per window (default: the model maxSeqLen)')
     .option('--stride <n>', 'window advance (default: window / 2)')
     .option('--max-tokens <n>', 'score at most this many tokens', '40000')
+    .option('--load-dtype <d>', LOAD_DTYPE_HELP, 'auto')
     .option('--backend <name>', 'js | wasm', 'wasm')
     .option('--json', 'print one JSON object')
     .action(async (run: string, o: EvalCliOptions) => {

@@ -11,6 +11,7 @@ import { archMismatches, archHoldsSelectionBias, selectionBiases } from '../mode
 import { setBackend } from '../tensor/engine.js';
 import { encodeTexts } from '../train/corpus.js';
 import { checkOut, sourceConfig } from './checkpoint.js';
+import { LOAD_DTYPE_HELP, loadDtypeOption } from './args.js';
 
 /** Brown validation tokens to measure routing changes on (at most `max`), or null without a usable tokenizer. */
 function validIds(m: LoadedModel, max: number): Int32Array | null {
@@ -33,6 +34,7 @@ interface ExportCliOptions {
   biasTokens: string;
   backend: string;
   json?: boolean;
+  loadDtype?: string;
 }
 
 export function registerExport(program: Command): void {
@@ -47,6 +49,7 @@ export function registerExport(program: Command): void {
     .option('--dtype <name>', 'F32 | F16 | BF16', 'F32')
     .option('--drop-bias', 'export a model that routes with a selection bias to an architecture without one (its routing changes; refused by default)')
     .option('--bias-tokens <n>', 'Brown valid tokens on which the routing change of dropping the bias is measured', '4096')
+    .option('--load-dtype <d>', LOAD_DTYPE_HELP, 'auto')
     .option('--backend <name>', 'js | wasm', 'wasm')
     .option('--json', 'print one JSON object')
     .action(async (dir: string, o: ExportCliOptions) => {
@@ -58,7 +61,7 @@ export function registerExport(program: Command): void {
       if (!Number.isSafeInteger(biasTokens) || biasTokens < 1) throw new Error(`--bias-tokens must be a positive integer, got "${o.biasTokens}"`);
       checkOut(dir, o.out);
       await setBackend(o.backend);
-      const m = await loadModelDir(dir);
+      const m = await loadModelDir(dir, { loadDtype: loadDtypeOption(o.loadDtype) });
       const model = materialize(m.model);
       let arch = (o.arch as HfArch | undefined) ?? m.arch;
       if (!arch) {

@@ -1,12 +1,14 @@
 // moekit info: what a training checkpoint or a model directory (Hugging Face or moekit) holds: config, parameter counts, tensors, bytes.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import bytes from 'bytes';
 import type { Command } from 'commander';
 import { SafetensorsFile, type StTensorInfo } from '../io/safetensors.js';
 import { parseConfig, type ModelConfig } from '../models/config.js';
 import { HF_ARCHS } from '../models/hf/config.js';
 import { quantRole } from '../models/hf/quant.js';
 import { findRunCheckpoint, type RunCheckpoint } from '../models/run.js';
+import { keepsStorageDtype } from '../models/hf/weights.js';
 
 export interface CheckpointInfo {
   /** the step-N directory that was read */
@@ -116,6 +118,11 @@ export interface ModelDirInfo {
   dtypes: Record<string, number>;
   /** config.json quantization_config.quant_method (e.g. "mxfp4", "fp8"), null when not quantised */
   quantization: string | null;
+  /** bytes the weights take in memory once loaded, per --load-dtype: auto keeps BF16/F16 Linear and expert weights
+   *  (2 bytes), everything else is f32 (4; MXFP4 and FP8 are dequantised at load); f32 widens every tensor */
+  memory: { auto: number; f32: number };
+  /** with --budget: the budget in bytes and whether each load fits it */
+  budget?: { bytes: number; auto: boolean; f32: boolean };
   tensors: number;
   /** bytes of the safetensors files */
   weight_bytes: number;
@@ -186,11 +193,16 @@ export async function modelDirInfo(dir: string): Promise<ModelDirInfo> {
     weightBytes += statSync(f).size;
   }
   const names = new Set(stored.map((t) => t.name));
+  const memory = { auto: 0, f32: 0 };
   for (const t of stored) {
     tensors++;
     const role = quantRole(t.name, (n) => names.has(n)); // quantisation scales are not parameters
-    if (isBuffer(t.name) || role === 'skip') continue;
+    if (role === 'skip') continue;
     const n = t.shape.reduce((a, d) => a * d, 1) * (role === 'mxfp4' ? 2 : 1);
+    const half = role !== 'mxfp4' && (t.dtype === 'BF16' || t.dtype === 'F16') && keepsStorageDtype(t.name);
+    memory.auto += n * (half ? 2 : 4);
+    memory.f32 += n * 4;
+    if (isBuffer(t.name)) continue;
     total += n;
     if (isExpert(t.name)) expert += n;
     const dt = role === 'mxfp4' ? 'MXFP4' : t.dtype;
@@ -206,7 +218,7 @@ export async function modelDirInfo(dir: string): Promise<ModelDirInfo> {
     .map((name) => ({ name, bytes: statSync(path.join(dir, name)).size }));
   return {
     kind, dir, architecture, model_type: modelType, supported: kind === 'moekit' || HF_ARCHS.includes(modelType as (typeof HF_ARCHS)[number]),
-    config, params: { total, expert, active }, dtypes, quantization, tensors, weight_bytes: weightBytes, bytes: files.reduce((a, f) => a + f.bytes, 0), files,
+    config, params: { total, expert, active }, dtypes, quantization, memory, tensors, weight_bytes: weightBytes, bytes: files.reduce((a, f) => a + f.bytes, 0), files,
   };
 }
 
@@ -225,10 +237,13 @@ export function registerInfo(program: Command): void {
     .command('info')
     .description('describe a checkpoint or a model directory: config, parameter counts, tensors, dtypes, bytes and files')
     .argument('<path>', 'a checkpoint directory (with latest.json), one step-N directory, or a model directory (Hugging Face config.json + safetensors, or moekit.json)')
+    .option('--budget <size>', 'memory budget (e.g. 8GB, 512MiB, or bytes): says whether the weights fit it with each --load-dtype')
     .option('--json', 'print one JSON object')
-    .action(async (ckpt: string, o: { json?: boolean }) => {
+    .action(async (ckpt: string, o: { json?: boolean; budget?: string }) => {
+      const budget = o.budget === undefined ? null : parseBudget(o.budget);
       if (isModelDir(ckpt)) {
         const m = await modelDirInfo(ckpt);
+        if (budget !== null) m.budget = { bytes: budget, auto: m.memory.auto <= budget, f32: m.memory.f32 <= budget };
         if (o.json) console.log(JSON.stringify(m));
         else printModelDir(m);
         return;
@@ -252,6 +267,14 @@ export function registerInfo(program: Command): void {
     });
 }
 
+/** --budget's value in bytes: "8GB", "512MiB", "1.5gb" (1024-based, as the `bytes` package reads units) or plain bytes. */
+export function parseBudget(v: string): number {
+  const unit = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]i?b)\s*$/i.exec(v);
+  const n = /^\s*\d+\s*$/.test(v) ? Number(v) : unit ? bytes.parse(`${unit[1]}${unit[2]!.replace(/i/i, '')}`) : NaN;
+  if (n === null || !Number.isFinite(n) || n <= 0) throw new Error(`--budget must be a size such as 8GB, 512MiB or a number of bytes, got "${v}"`);
+  return n;
+}
+
 function printModelDir(m: ModelDirInfo): void {
   const c = m.config;
   const v = (x: number | null): string => (x === null ? '?' : String(x));
@@ -263,5 +286,7 @@ function printModelDir(m: ModelDirInfo): void {
   console.log(`params     ${human(p.total)} total (${p.total}), ${human(p.expert)} in routed experts, ${p.active === null ? 'active unknown' : `${human(p.active)} active per token (${Math.round(p.active)})`}`);
   console.log(`dtypes     ${Object.entries(m.dtypes).map(([d, n]) => `${d} ${human(n)}`).join(', ') || 'none'}${m.quantization ? ` (quantization ${m.quantization}, dequantised at load time)` : ''}`);
   console.log(`tensors    ${m.tensors} in ${bytesText(m.weight_bytes)} of safetensors, ${bytesText(m.bytes)} in all`);
+  const fit = (k: 'auto' | 'f32'): string => (m.budget ? (m.budget[k] ? ` fits --budget ${bytesText(m.budget.bytes)}` : ` does NOT fit --budget ${bytesText(m.budget.bytes)}`) : '');
+  console.log(`memory     weights once loaded: ${bytesText(m.memory.auto)} with --load-dtype auto (BF16/F16 kept)${fit('auto')}; ${bytesText(m.memory.f32)} with --load-dtype f32${fit('f32')}`);
   for (const f of m.files) console.log(`  ${f.name.padEnd(24)} ${bytesText(f.bytes).padStart(10)}`);
 }

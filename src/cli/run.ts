@@ -6,7 +6,7 @@ import { checkGenerate, countNonFinite, generateStreamAsync, type GenerateOption
 import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { setBackend } from '../tensor/engine.js';
-import { intOption } from './args.js';
+import { LOAD_DTYPE_HELP, intOption, loadDtypeOption } from './args.js';
 
 /** "3,17,42" -> [3, 17, 42]; anything else is an error naming the option (`flag`, e.g. "--stop") and the value. */
 export function parseIds(v: string, vocab: number, flag = '--ids'): number[] {
@@ -43,11 +43,12 @@ export function registerRun(program: Command): void {
     .argument('<model>', 'Hugging Face model directory (config.json + safetensors) or moekit model directory')
     .requiredOption('--ids <ids>', 'comma-separated token ids, e.g. 3,17,42')
     .option('--router', 'also print router logits (layer, position, expert)')
+    .option('--load-dtype <d>', LOAD_DTYPE_HELP, 'auto')
     .option('--backend <name>', 'js | wasm | webgpu', 'wasm')
     .option('--json', 'print one JSON object')
-    .action(async (dir: string, o: { ids: string; router?: boolean; backend: string; json?: boolean }) => {
+    .action(async (dir: string, o: { ids: string; router?: boolean; backend: string; json?: boolean; loadDtype?: string }) => {
       await setBackend(o.backend);
-      const m = await loadModelDir(dir);
+      const m = await loadModelDir(dir, { loadDtype: loadDtypeOption(o.loadDtype) });
       const ids = parseIds(o.ids, m.config.vocabSize);
       if (ids.length > m.config.maxSeqLen) throw new Error(`--ids: ${ids.length} tokens exceed the model's maxSeqLen ${m.config.maxSeqLen}`);
       const V = m.config.vocabSize;
@@ -91,15 +92,16 @@ export function registerRun(program: Command): void {
     .option('--repetition-penalty <r>', 'discourage tokens already in the sequence (> 1)')
     .option('--stop <ids>', 'comma-separated stop token ids (default: the checkpoint\'s eos ids)')
     .option('--seed <n>', 'sampling seed', '0')
+    .option('--load-dtype <d>', LOAD_DTYPE_HELP, 'auto')
     .option('--backend <name>', 'js | wasm | webgpu', 'wasm')
     .option('--json', 'print one JSON object {"ids": [...]} (prompt included; with --prompt also "text")')
     .action(async (dir: string, o: {
       prompt?: string; ids?: string; maxNewTokens: string; greedy?: boolean; temperature?: string; topK?: string; topP?: string;
-      repetitionPenalty?: string; stop?: string; seed: string; backend: string; json?: boolean;
+      repetitionPenalty?: string; stop?: string; seed: string; backend: string; json?: boolean; loadDtype?: string;
     }) => {
       if ((o.prompt === undefined) === (o.ids === undefined)) throw new Error('generate: give exactly one of --prompt TEXT or --ids 1,2,3');
       await setBackend(o.backend);
-      const m = await loadModelDir(dir);
+      const m = await loadModelDir(dir, { loadDtype: loadDtypeOption(o.loadDtype) });
       const V = m.config.vocabSize;
       let prompt: number[];
       if (o.ids !== undefined) prompt = parseIds(o.ids, V);

@@ -9,6 +9,7 @@ import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { loadHfModel } from './hf/load.js';
+import { parameterF32, type LoadDtype } from './hf/weights.js';
 import { HF_ARCHS, type HfArch } from './hf/config.js';
 import { MoELM } from './moe-lm.js';
 import { withoutInit } from '../nn/module.js';
@@ -62,13 +63,26 @@ function addBosOf(dir: string): boolean {
   }
 }
 
+/** How `loadModelDir` loads weights: `loadDtype` 'auto' (default) keeps a Hugging Face checkpoint's BF16/F16 Linear
+ *  and expert weights in that dtype; 'f32' widens everything (moekit directories and runs are f32 either way). */
+export interface LoadModelOptions {
+  loadDtype?: LoadDtype;
+}
+
+/** Widens a model's kept bf16/f16 weights to f32 before `why` (training, compression) and says so on stderr. */
+export function upcastWeights(model: MoELM, why: string): { tensors: number; bytes: number } {
+  const r = model.upcast();
+  if (r.tensors > 0) console.warn(`moekit: ${why}: upcast ${r.tensors} bf16/f16 weight tensors (${(r.bytes / 2 ** 20).toFixed(1)} MiB stored) to f32 (+${(r.bytes / 2 ** 20).toFixed(1)} MiB)`);
+  return r;
+}
+
 /** Loads a Hugging Face or moekit model directory, or a training run (its latest checkpoint, or a step-N directory). */
-export async function loadModelDir(dir: string): Promise<LoadedModel> {
+export async function loadModelDir(dir: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   if (!existsSync(dir)) throw new Error(`${dir} does not exist (expected a model directory)`);
   const mk = path.join(dir, 'moekit.json');
   if (existsSync(mk)) return loadMoekitDir(dir);
   if (existsSync(path.join(dir, 'config.json'))) {
-    const hf = await loadHfModel(dir);
+    const hf = await loadHfModel(dir, opts);
     return { kind: 'hf', arch: hf.arch, config: hf.config, model: hf.model, tokenizer: hf.tokenizer, bosTokenId: hf.bosTokenId, eosTokenIds: hf.eosTokenIds, addBos: addBosOf(dir), info: hf.raw, assetsDir: dir };
   }
   const run = findRunCheckpoint(dir);
@@ -158,7 +172,7 @@ export async function saveModelDir(
 ): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const tensors = [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith(SELECTION_BIAS))].map(([name, t]) => ({
-    name, dtype: 'F32' as const, shape: [...t.shape], data: Float32Array.from(t.dataSync()),
+    name, dtype: 'F32' as const, shape: [...t.shape], data: parameterF32(name, t), // kept bf16/f16 weights widened
   }));
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', moekit: MOEKIT_MODEL_FORMAT });
   const slots: Record<string, number[]> = {};

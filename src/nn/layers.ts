@@ -1,5 +1,5 @@
-// Basic layers: Linear (weight (out, in) like torch nn.Linear), Embedding and RMSNorm.
-import { add, canReadSync, compare, gather, matmul, mul, ones, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
+// Basic layers: Linear (weight (out, in) like torch nn.Linear, f32 or kept bf16/f16), Embedding and RMSNorm.
+import { add, canReadSync, compare, gather, matmul, mul, ones, quantMatmul, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
 import { ENGINE, noGrad } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -11,6 +11,21 @@ export interface LinearOptions {
   bias?: boolean;
   /** init std; default 1/sqrt(in) (keeps activation scale) */
   std?: number;
+}
+
+/** The half-precision storage dtypes a weight may keep from a checkpoint (computed with quantMatmul). */
+export type HalfDType = 'bf16' | 'f16';
+export const isHalf = (t: Tensor): t is Tensor & { dtype: HalfDType } => t.dtype === 'bf16' || t.dtype === 'f16';
+
+/**
+ * x (..., in) · Wᵀ (+ b) with W (out, in) f32 (matmul) or bf16/f16 as stored (quantMatmul, widened on the fly; no
+ * gradient reaches a half weight, only x) -> (..., out).
+ */
+export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  if (!isHalf(w)) return matmul(x, w, b ? { transB: true, bias: b } : { transB: true });
+  const [N, K] = w.shape as [number, number];
+  const y = quantMatmul(reshape(x, [x.size / K, K]), w, null, w.dtype); // (M, N)
+  return reshape(b ? add(y, b) : y, [...x.shape.slice(0, -1), N]);
 }
 
 /** y = x · Wᵀ (+ b) with W (out, in). */
@@ -44,8 +59,7 @@ export class Linear extends Module {
     if (x.rank < 2 || x.shape.at(-1) !== this.inFeatures) {
       throw new ShapeError(`Linear(${this.inFeatures} -> ${this.outFeatures}): input ${fmtInfo(x.shape, x.dtype)} must be (..., ${this.inFeatures}) with rank >= 2`);
     }
-    const b = this.bias;
-    return matmul(x, this.weight, b ? { transB: true, bias: b } : { transB: true }); // (..., out)
+    return linear(x, this.weight, this.bias); // (..., out)
   }
 }
 

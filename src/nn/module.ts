@@ -1,5 +1,5 @@
 // Module: a tree of named parameters (trainable leaves), buffers and child modules with dotted HF-style names.
-import { randn, zeros } from '../tensor/api.js';
+import { empty, randn } from '../tensor/api.js';
 import { variable } from '../tensor/autograd.js';
 import { keep } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
@@ -97,6 +97,20 @@ export class Module {
     else this.#buffers.set(name, keep(t));
   }
 
+  /**
+   * Replaces an own parameter by a tensor of another layout (a module that stores a weight in more than one form,
+   * e.g. routed experts kept in bf16 in the (N, K) orientation). The module checks the shape; the old tensor is freed.
+   */
+  protected replaceParameter(name: string, t: Tensor): void {
+    const old = this.#params.get(name);
+    if (!old) throw new Error(`${this.constructor.name}: no parameter "${name}"`);
+    if (old !== t) {
+      old.grad?.dispose();
+      old.dispose();
+    }
+    this.#params.set(name, variable(t));
+  }
+
   /** Frees every parameter, gradient and buffer of this module and its children. */
   dispose(): void {
     for (const t of [...this.#params.values(), ...this.#buffers.values()]) {
@@ -129,7 +143,8 @@ let skipInit = false;
 
 /**
  * Builds modules whose weights are about to be overwritten (loading a checkpoint): inside `fn`, initNormal gives
- * zeros instead of drawing random numbers, which for a large model saves most of the load time.
+ * unwritten placeholders instead of drawing random numbers, which for a large model saves most of the load time and,
+ * on the js backend, all the memory of values that are replaced anyway.
  */
 export function withoutInit<T>(fn: () => T): T {
   const prev = skipInit;
@@ -141,5 +156,6 @@ export function withoutInit<T>(fn: () => T): T {
   }
 }
 
-/** Normal(0, std) initialisation from a seeded generator (std defaults to 1/sqrt(fanIn) where used); zeros inside withoutInit. */
-export const initNormal = (shape: readonly number[], rng: Rng, std: number): Tensor => (skipInit ? zeros(shape) : randn(shape, rng, std));
+/** Normal(0, std) initialisation from a seeded generator (std defaults to 1/sqrt(fanIn) where used); inside withoutInit
+ *  an unwritten placeholder (the loader overwrites every such parameter, and nothing is spent on values it replaces). */
+export const initNormal = (shape: readonly number[], rng: Rng, std: number): Tensor => (skipInit ? empty(shape) : randn(shape, rng, std));

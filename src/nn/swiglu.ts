@@ -1,15 +1,15 @@
 // SwiGLU MLP: down(silu(gate(x)) · up(x)), as a function of its weights and as a module (HF gate/up/down_proj).
-import { matmul, mul, silu } from '../tensor/api.js';
+import { mul, silu } from '../tensor/api.js';
 import type { Rng } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { Linear } from './layers.js';
+import { Linear, linear } from './layers.js';
 import { Module } from './module.js';
 
-/** x (..., H), wGate/wUp (I, H), wDown (H, I) (torch Linear layout) -> (..., H) */
+/** x (..., H), wGate/wUp (I, H), wDown (H, I) (torch Linear layout; f32 or kept bf16/f16) -> (..., H) */
 export function swiglu(x: Tensor, wGate: Tensor, wUp: Tensor, wDown: Tensor): Tensor {
-  const g = matmul(x, wGate, { transB: true }); // (..., I)
-  const u = matmul(x, wUp, { transB: true }); // (..., I)
-  return matmul(mul(silu(g), u), wDown, { transB: true }); // (..., H)
+  const g = linear(x, wGate); // (..., I)
+  const u = linear(x, wUp); // (..., I)
+  return linear(mul(silu(g), u), wDown); // (..., H)
 }
 
 /**

@@ -1,6 +1,6 @@
 // Functional tensor API: creation helpers and one function per op (scalars broadcast as 0-d tensors).
 import { allocTyped, type DType, type TypedArray } from './dtype.js';
-import { ENGINE, fromTyped, reshapeView, runOp, typedFrom } from './engine.js';
+import { ENGINE, fromTyped, reshapeView, runOp, typedFrom, wrap } from './engine.js';
 import { Op, type AttentionParams, type CompareOp, type QuantFormat, type WeightFormat } from './ops.js';
 import { Rng } from './random.js';
 import { ShapeError, normAxis, sizeOf } from './shape.js';
@@ -30,6 +30,12 @@ export function tensor(values: TypedArray | NestedArray, shape?: readonly number
 
 export const scalar = (v: number, dtype: DType = 'f32'): Tensor => tensor(v, [], dtype);
 export const full = (shape: readonly number[], v: number, dtype: DType = 'f32'): Tensor => fromTyped(allocTyped(dtype, sizeOf(shape)).fill(v), shape, dtype);
+/** Storage that is about to be overwritten (a placeholder for loaded weights): nothing is written, so its contents are
+ *  unspecified (zeros on the js backend, whose fresh pages then cost no memory until the weights arrive). */
+export const empty = (shape: readonly number[], dtype: DType = 'f32'): Tensor => {
+  const b = ENGINE.current();
+  return wrap(b, b.allocate(dtype, sizeOf(shape)), shape, dtype);
+};
 export const zeros = (shape: readonly number[], dtype: DType = 'f32'): Tensor => full(shape, 0, dtype);
 export const ones = (shape: readonly number[], dtype: DType = 'f32'): Tensor => full(shape, 1, dtype);
 

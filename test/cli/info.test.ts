@@ -167,3 +167,29 @@ describe('moekit info on a model directory', () => {
     expect(r.params.expert).toBe(counts.expert);
   });
 });
+
+describe('moekit info --budget: memory per --load-dtype before loading', () => {
+  it('a BF16 export of the mixtral fixture: auto keeps Linear and expert weights at 2 bytes, f32 widens all; the budget verdicts follow', async () => {
+    await mk.setBackend('js');
+    const { loadHfModel } = await import('../../src/models/hf/load.js');
+    const { exportHf } = await import('../../src/models/hf/export.js');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-info-budget-'));
+    try {
+      const hf = await loadHfModel(path.dirname(fixture('hf/mixtral/config.json')), { loadDtype: 'f32' });
+      await exportHf(hf.model, 'mixtral', dir, { dtype: 'BF16' });
+      const kept = await loadHfModel(dir);
+      const params = hf.model.numParams();
+      hf.model.dispose();
+      const j = JSON.parse(run(['info', dir, '--budget', String(kept.model.paramBytes()), '--json'])) as { memory: { auto: number; f32: number }; budget: { bytes: number; auto: boolean; f32: boolean } };
+      // the estimate from the headers equals what the load really holds
+      expect(j.memory.auto).toBe(kept.model.paramBytes());
+      expect(j.memory.f32).toBe(params * 4);
+      expect(j.budget).toEqual({ bytes: kept.model.paramBytes(), auto: true, f32: false });
+      kept.model.dispose();
+      expect(run(['info', dir, '--budget', '1GiB'])).toMatch(/memory {5}weights once loaded: .* with --load-dtype auto \(BF16\/F16 kept\) fits --budget 1024\.0 MiB; .* with --load-dtype f32 fits/);
+      expect(fail(['info', dir, '--budget', 'lots']).stderr).toContain('--budget must be a size such as 8GB, 512MiB or a number of bytes, got "lots"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -8,7 +8,8 @@ import { MoELM } from '../moe-lm.js';
 import { withoutInit } from '../../nn/module.js';
 import { HfConfigError, fromHfConfig, hfSizeNames, tokenIdList, type HfModelConfig } from './config.js';
 import { allocationProblem } from '../sizes.js';
-import { loadHfWeights, type TensorSource } from './weights.js';
+import { loadHfWeights, type LoadWeightsOptions, type TensorSource } from './weights.js';
+import { halfOfStDType, u16Words } from './source.js';
 import { dequantSource } from './quant.js';
 
 /** The tensors of a checkpoint directory, lazily: headers are parsed on open, tensors read by byte range on demand. */
@@ -88,6 +89,14 @@ export class Checkpoint implements TensorSource {
     if (!this.where.has(name)) throw new SafetensorsError(`checkpoint: ${this.dir} has no tensor "${name}"`);
     return this.where.get(name)!.readF32(name);
   }
+  halfDtype(name: string): 'bf16' | 'f16' | null {
+    return halfOfStDType(this.info(name).dtype);
+  }
+  async readHalf(name: string): Promise<Uint16Array> {
+    const d = this.info(name).dtype;
+    if (!halfOfStDType(d)) throw new SafetensorsError(`checkpoint: ${this.fileOf(name)}: tensor "${name}" is ${d}, expected BF16 or F16`);
+    return u16Words(await this.readBytes(name));
+  }
   readBytes(name: string): Promise<Uint8Array> {
     if (!this.where.has(name)) throw new SafetensorsError(`checkpoint: ${this.dir} has no tensor "${name}"`);
     return this.where.get(name)!.readBytes(name);
@@ -139,8 +148,9 @@ export function readHfConfig(dir: string): HfModelConfig {
   return hf;
 }
 
-/** Loads a Hugging Face MoE model directory (any of HF_ARCHS or their aliases, e.g. Mixtral, DeepSeek-V3) into a MoELM. */
-export async function loadHfModel(dir: string): Promise<HfModel> {
+/** Loads a Hugging Face MoE model directory (any of HF_ARCHS or their aliases, e.g. Mixtral, DeepSeek-V3) into a MoELM.
+ *  BF16/F16 Linear and routed-expert weights keep their dtype unless `loadDtype: 'f32'` (see LoadWeightsOptions). */
+export async function loadHfModel(dir: string, opts: LoadWeightsOptions = {}): Promise<HfModel> {
   const hf = readHfConfig(dir);
   const big = allocationProblem(hf.config, hfSizeNames(hf.raw, hf.arch));
   if (big) throw new HfConfigError(`${path.join(dir, 'config.json')}: ${big}`);
@@ -149,7 +159,7 @@ export async function loadHfModel(dir: string): Promise<HfModel> {
   let unused: string[];
   try {
     // quantised tensors (MXFP4 blocks + scales, FP8 + block scale_inv) are dequantised as they are read
-    ({ unused } = await loadHfWeights(model, hf.arch, dequantSource(ck, hf.quantization, hf.arch)));
+    ({ unused } = await loadHfWeights(model, hf.arch, dequantSource(ck, hf.quantization, hf.arch), opts));
   } catch (e) {
     model.dispose();
     throw new Error(`${dir}: ${(e as Error).message}`);

@@ -21,6 +21,9 @@ export class HfWeightsError extends Error {
 
 /** Parameters that are Linear weights (attention, dense and shared MLP projections, lm_head): kept in bf16/f16. */
 const LINEAR_WEIGHT = /(?:^lm_head|_proj|_proj_with_mqa)\.weight$/;
+/** Whether a loaded BF16/F16 tensor of this (Hugging Face or moekit) name stays in its dtype (`loadDtype: 'auto'`): Linear
+ *  weights and routed experts; norms, biases, routers and embeddings are widened to f32. */
+export const keepsStorageDtype = (name: string): boolean => LINEAR_WEIGHT.test(name) || name.includes('.experts.');
 
 const EXPERT_PARAM = /^model\.layers\.(\d+)\.mlp\.experts\.(gate_proj|up_proj|down_proj)$/;
 const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
