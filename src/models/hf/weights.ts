@@ -3,7 +3,7 @@
 // (`experts.gate_up_proj` [E, 2I, H], `experts.down_proj` [E, H, I]).
 import type { MoELM } from '../moe-lm.js';
 import { MoEBlock } from '../../moe/block.js';
-import { tensor } from '../../tensor/api.js';
+import { canReadSync, tensor } from '../../tensor/api.js';
 import { bf16ToF32, f16ToF32 } from '../../tensor/dtype.js';
 import { noGrad } from '../../tensor/engine.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -114,7 +114,9 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
     const l = Number(m[1]);
     if (doneLayers.has(l)) continue;
     doneLayers.add(l);
-    if (keep && (await loadHalfExperts(model, arch, l, src, resolve))) continue;
+    // half experts run per expert segment with host-side offsets: on a backend that reads only asynchronously (webgpu)
+    // they are widened, while half Linear weights stay (quantMatmul runs there)
+    if (keep && canReadSync() && (await loadHalfExperts(model, arch, l, src, resolve))) continue;
     const gate = new Float32Array(E * H * I); // (E, H, I)
     const up = new Float32Array(E * H * I); // (E, H, I)
     const down = new Float32Array(E * I * H); // (E, I, H)
