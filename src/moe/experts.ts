@@ -1,7 +1,7 @@
 // Experts: E gated MLPs (SwiGLU, or gpt-oss's clamped SwiGLU, optionally with biases) applied to expert-sorted rows
 // with grouped matmuls (f32), or per expert segment with quantMatmul (weights kept in bf16/f16 from a checkpoint).
-import { isHalf, type HalfDType } from '../nn/layers.js';
-import { add, canReadSync, concat, groupedMatmul, maximum, mul, neg, ones, quantMatmul, reshape, sigmoid, silu, slice, zeros } from '../tensor/api.js';
+import { halfTrainingError, isHalf, type HalfDType } from '../nn/layers.js';
+import { add, canReadSync, concat, groupedMatmul, maximum, mul, needsGrad, neg, ones, quantMatmul, reshape, sigmoid, silu, slice, zeros } from '../tensor/api.js';
 import { getBackend } from '../tensor/engine.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -77,6 +77,7 @@ function halfPrecisionExperts(xs: Tensor, offsets: Tensor, w: ExpertWeights, act
   const [E, I, H] = w.gate.shape as [number, number, number];
   const ok = w.gate.rank === 3 && w.up.dtype === dtype && w.down.dtype === dtype && w.up.shape.join() === w.gate.shape.join() && w.down.shape.join() === [E, H, I].join() && xs.rank === 2 && xs.shape[1] === H && offsets.size === E + 1;
   if (!ok) throw new ShapeError(`experts: xs ${fmtInfo(xs.shape, xs.dtype)}, gate ${fmtInfo(w.gate.shape, w.gate.dtype)}, up ${fmtInfo(w.up.shape, w.up.dtype)}, down ${fmtInfo(w.down.shape, w.down.dtype)}, offsets (${offsets.size}) do not fit (N, H), ${dtype} (E, I, H), (E, I, H), (E, H, I), (E+1)`);
+  if (needsGrad(w.gate, w.up, w.down)) throw new Error(halfTrainingError(`experts: ${dtype} expert weights (${E} x ${I} x ${H})`));
   if (!canReadSync()) throw new Error(`experts: ${dtype} experts run per expert segment and need the offsets on the host; backend ${getBackend().name} reads asynchronously (load the model with loadDtype 'f32' / --load-dtype f32)`);
   const off = offsets.dataSync(); // (E+1)
   const mat = (m: Tensor, e: number): Tensor => reshape(slice(m, [e, 0, 0], [1, m.shape[1]!, m.shape[2]!]), [m.shape[1]!, m.shape[2]!]); // (N, K) of expert e

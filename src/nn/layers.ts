@@ -1,5 +1,5 @@
 // Basic layers: Linear (weight (out, in) like torch nn.Linear, f32 or kept bf16/f16), Embedding and RMSNorm.
-import { add, canReadSync, compare, gather, matmul, mul, ones, quantMatmul, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
+import { add, canReadSync, compare, gather, matmul, mul, needsGrad, ones, quantMatmul, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
 import { ENGINE, noGrad } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -23,10 +23,15 @@ export const isHalf = (t: Tensor): t is Tensor & { dtype: HalfDType } => t.dtype
  */
 export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
   if (!isHalf(w)) return matmul(x, w, b ? { transB: true, bias: b } : { transB: true });
+  if (needsGrad(w)) throw new Error(halfTrainingError(`a ${w.dtype} Linear weight (${w.shape.join(' x ')})`));
   const [N, K] = w.shape as [number, number];
   const y = quantMatmul(reshape(x, [x.size / K, K]), w, null, w.dtype); // (M, N)
   return reshape(b ? add(y, b) : y, [...x.shape.slice(0, -1), N]);
 }
+
+/** The error for training through weights kept in their bf16/f16 storage dtype (they would get no gradient). */
+export const halfTrainingError = (what: string): string =>
+  `${what} was kept in its storage dtype, which has no gradient: training it would leave it unchanged. Widen the model first (model.upcast(), or load with loadDtype 'f32' / --load-dtype f32), or run under noGrad`;
 
 /** y = x · Wᵀ (+ b) with W (out, in). */
 export class Linear extends Module {

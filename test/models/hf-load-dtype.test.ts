@@ -2,14 +2,13 @@
 // (loadDtype 'f32'): same logits within 1e-4, same greedy ids, half the parameter bytes; upcast and re-export.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
-import type { Backend } from '../../src/backend/backend.js';
 import { loadHfModel, type HfModel } from '../../src/models/hf/load.js';
 import { exportHf } from '../../src/models/hf/export.js';
 import { hfTensors } from '../../src/models/hf/weights.js';
 import { generate } from '../../src/serve/generate.js';
-import { DEVICES, type Device } from '../helpers/devices.js';
+import { DEVICES, JS, useDevice } from '../helpers/devices.js';
 import { fixture } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -41,25 +40,11 @@ async function bf16Dir(arch: string, layout: 'legacy' | 'fused'): Promise<string
   return out;
 }
 
-const JS: Device = { name: 'js', create: () => Promise.resolve(new mk.JsBackend()) };
-
 describe.each([JS, ...DEVICES])('loadDtype on $name', (device) => {
-  let backend: Backend | null = null;
-  let reason = '';
-  beforeAll(async () => {
-    const r = await device.create();
-    if (typeof r === 'string') {
-      reason = r;
-      console.warn(`[skip] device ${device.name}: ${r}`);
-    } else backend = r;
-  });
-  afterAll(async () => {
-    mk.useBackend(new mk.JsBackend());
-    if (device !== JS) await backend?.dispose();
-  });
+  const dev = useDevice(device);
 
   for (const { arch, layout } of CASES) it(`${arch} (${layout} BF16): kept bf16 and f32 loads agree; half the bytes`, async (ctx) => {
-    if (!backend) return ctx.skip(reason);
+    const backend = dev.backend(ctx);
     mk.useBackend(new mk.JsBackend());
     const dir = await bf16Dir(arch, layout);
     mk.useBackend(backend);
@@ -118,5 +103,20 @@ describe.each([JS, ...DEVICES])('loadDtype on $name', (device) => {
       kept.model.dispose();
       wide.model.dispose();
     }
+  });
+});
+
+describe('training through kept bf16 weights', () => {
+  it('is refused with the way out (their gradient would be lost); after upcast() every parameter gets one', async () => {
+    await mk.setBackend('js');
+    const kept = await loadHfModel(await bf16Dir('mixtral', 'legacy'));
+    const x = ids([3, 17, 42, 99]);
+    expect(() => kept.model.loss(x, x)).toThrow(/bf16 Linear weight \(\d+ x \d+\) was kept in its storage dtype, which has no gradient.*model\.upcast\(\), or load with loadDtype 'f32'/);
+    mk.noGrad(() => kept.model.forward(x, { aux: false })); // inference is fine
+    expect(kept.model.upcast().tensors).toBeGreaterThan(0);
+    const l = kept.model.loss(x, x);
+    mk.backward(l.loss);
+    expect(kept.model.parameters().filter(([, p]) => !p.grad).map(([n]) => n)).toEqual([]);
+    kept.model.dispose();
   });
 });
