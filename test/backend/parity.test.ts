@@ -1,10 +1,10 @@
 // Every op on every device equals the js reference: random inputs at odd sizes (1, 3, 17, 129), empty groups.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { Op } from '../../src/tensor/ops.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { CASES, type OpCase } from '../helpers/cases.js';
-import { DEVICES } from '../helpers/devices.js';
+import { DEVICES, useDevice } from '../helpers/devices.js';
 import { allocTyped } from '../../src/tensor/dtype.js';
 import type { GradcheckInput } from '../../src/tensor/gradcheck.js';
 import { relErr } from '../helpers/compare.js';
@@ -21,27 +21,12 @@ function put(backend: Backend, i: GradcheckInput): mk.Tensor {
 
 
 describe.each(DEVICES)('device $name', (device) => {
-  let backend: Backend | null = null;
-  let skipReason = '';
+  const dev = useDevice(device);
   const reference = new mk.JsBackend();
-
-  beforeAll(async () => {
-    const r = await device.create();
-    if (typeof r === 'string') {
-      skipReason = r;
-      console.warn(`[skip] device ${device.name}: ${r}`);
-    } else backend = r;
-  });
-  afterAll(async () => {
-    await backend?.dispose();
-  });
 
   for (const op of Object.values(Op)) {
     it(`${op} equals js at sizes ${SIZES.join(', ')}`, (ctx) => {
-      if (!backend) {
-        ctx.skip(skipReason);
-        return;
-      }
+      const backend = dev.backend(ctx);
       const worst: string[] = [];
       for (const n of SIZES) {
         const gen = CASES[op] as (r: mk.Rng, n: number) => OpCase[];
@@ -49,8 +34,8 @@ describe.each(DEVICES)('device $name', (device) => {
           mk.tidy(() => {
             mk.useBackend(reference);
             const want = mk.run(op, c.inputs.map((i) => put(reference, i)), c.params as never).map((t) => t.dataSync());
-            mk.useBackend(backend!);
-            const got = mk.run(op, c.inputs.map((i) => put(backend!, i)), c.params as never).map((t) => t.dataSync());
+            mk.useBackend(backend);
+            const got = mk.run(op, c.inputs.map((i) => put(backend, i)), c.params as never).map((t) => t.dataSync());
             want.forEach((w, k) => {
               const e = relErr(got[k]!, w);
               if (!(e <= TOL)) worst.push(`${c.name} output ${k}: relative error ${e}`);

@@ -7,16 +7,11 @@ import {
   type LayerCalibration, type LayerExperts,
 } from '../../src/compress/baselines.js';
 import { MoEBlock } from '../../src/moe/index.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
 });
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 function randomExperts(E: number, H: number, I: number, seed: number): LayerExperts {
   const r = new mk.Rng(seed);
@@ -43,8 +38,8 @@ describe('d2', () => {
     const c = calib(E, H, [3, 1, 0, 4]);
     const full = d2Compress(ex, c, 3 * H * I + 3 * E * 5 * (H + I));
     expect(full.rank).toBe(5);
-    expect(maxDiff(full.experts.gate, ex.gate)).toBeLessThan(1e-4);
-    expect(maxDiff(full.experts.down, ex.down)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(full.experts.gate, ex.gate)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(full.experts.down, ex.down)).toBeLessThan(1e-4);
     const base = d2Compress(ex, c, 3 * H * I + 10);
     expect(base.rank).toBe(0);
     expect(base.params).toBe(3 * H * I);
@@ -126,15 +121,15 @@ describe('on a model', () => {
       for (const l of r.layers) expect(l.params).toBeLessThanOrEqual(budget);
       expect(r.params).toBe(r.layers.reduce((a, l) => a + l.params, 0));
       const after = model.forward(x).logits.toArray() as number[];
-      expect(maxDiff(before, after)).toBeGreaterThan(1e-4); // compression changed the model
+      expect(maxAbsDiff(before, after)).toBeGreaterThan(1e-4); // compression changed the model
       model.layers.forEach((l, i) => setLayerExperts(l.mlp as MoEBlock, saved[i]!));
-      expect(maxDiff(before, model.forward(x).logits.toArray() as number[])).toBe(0);
+      expect(maxAbsDiff(before, model.forward(x).logits.toArray() as number[])).toBe(0);
     }
     expect(() => compressBaseline(model, 'x' as 'd2', cal, budget)).toThrow('method "x" is not one of d2, mc-smoe, hc-smoe');
     // a budget above what a layer holds compresses nothing: refused before any layer changes
     const full = 3 * 8 * cfg.hidden * cfg.expertWidth;
     expect(() => compressBaseline(model, 'd2', cal, full + 1)).toThrow(`compressBaseline: budget ${full + 1} expert parameters per layer is above the ${full} that layer 0 holds (E=8 experts of 3 x ${cfg.hidden} x ${cfg.expertWidth}); expected at most ${full}`);
     expect(() => compressBaseline(model, 'mc-smoe', cal, 0)).toThrow('compressBaseline: budget 0 must be a positive number of expert parameters per layer');
-    expect(maxDiff(before, model.forward(x).logits.toArray() as number[])).toBe(0);
+    expect(maxAbsDiff(before, model.forward(x).logits.toArray() as number[])).toBe(0);
   });
 });

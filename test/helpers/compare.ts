@@ -1,4 +1,5 @@
-// Comparison helpers for backend tests: relative error with NaN/infinity matching.
+// Comparison helpers for tests: relative error with NaN/infinity matching, max |a − b|, and token ids as a tensor.
+import * as mk from '../../src/index.js';
 
 /** max |a - b| / max(1, max |b|); NaN and infinities must match exactly (else Infinity). */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -17,3 +18,14 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return m;
 }
+
+/** max |a - b|; the lengths must match (else it throws, naming both); NaN anywhere gives NaN. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`maxAbsDiff: lengths ${a.length} and ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** Token ids as a (1, T) i32 tensor. */
+export const ids = (xs: readonly number[]): mk.Tensor => mk.tensor(Int32Array.from(xs), [1, xs.length], 'i32');

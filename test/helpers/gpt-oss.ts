@@ -1,25 +1,17 @@
-// Shared pieces of the gpt_oss tests: the fixture, an explicit sink-softmax reference, a gpt_oss model of other sizes,
-// and the webgpu device (SwiftShader where available).
-import { existsSync, readFileSync } from 'node:fs';
+// Shared pieces of the gpt_oss tests: the fixture's config, an explicit sink-softmax reference, and a gpt_oss model of
+// other sizes.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import * as mk from '../../src/index.js';
 import type { Backend } from '../../src/backend/backend.js';
-import { WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { fromHfConfig } from '../../src/models/hf/config.js';
 import { MoELM, type ModelConfigInput } from '../../src/models/index.js';
-import type { Device } from './devices.js';
+import { ids } from './compare.js';
 import { fixture } from './fixtures.js';
 
-export const dir = path.dirname(fixture('hf/gpt_oss/config.json'));
+const dir = path.dirname(fixture('hf/gpt_oss/config.json'));
 export const raw = (): Record<string, unknown> => JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-export const ids = (xs: readonly number[]): mk.Tensor => mk.tensor(Int32Array.from(xs), [1, xs.length], 'i32');
-export const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 export const close = (got: ArrayLike<number>, want: readonly number[], rel: number): void => {
   want.forEach((w, i) => expect(Math.abs(got[i]! - w), `index ${i}`).toBeLessThanOrEqual(rel * Math.abs(w)));
 };
@@ -80,19 +72,3 @@ export function lossAndGrads(backend: Backend): { loss: number; grads: Map<strin
   m.dispose();
   return { loss, grads };
 }
-
-/** WebGPU (Dawn; SwiftShader where Debian's chromium ships it, as test/backend/webgpu.test.ts sets up), or why not. */
-export const webgpu: Device = {
-  name: 'webgpu',
-  create: async () => {
-    if (process.env.MOEKIT_WEBGPU === '0') return 'MOEKIT_WEBGPU=0';
-    const icd = '/usr/lib/chromium/vk_swiftshader_icd.json';
-    if (!process.env.VK_ICD_FILENAMES && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
-    try {
-      return await WebGpuBackend.create();
-    } catch (e) {
-      return (e as Error).message;
-    }
-  },
-};
-

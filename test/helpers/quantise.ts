@@ -113,15 +113,3 @@ export function transpose(x: Float32Array, n: number, R: number, C: number): Flo
   for (let m = 0; m < n; m++) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[m * R * C + c * R + r] = x[m * R * C + r * C + c]!;
   return out;
 }
-
-/** max |a - b| (lengths must match; NaN anywhere gives NaN). */
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`maxAbsDiff: lengths ${a.length} and ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (Number.isNaN(d)) return NaN;
-    m = Math.max(m, d);
-  }
-  return m;
-}

@@ -1,9 +1,9 @@
 // MoELM on every device: loss and gradients equal the js reference; AdamW steps allocate nothing new after the first.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { MoELM, tiny, type ModelConfigInput } from '../../src/models/index.js';
-import { DEVICES, type Device } from '../helpers/devices.js';
+import { DEVICES, JS, useDevice } from '../helpers/devices.js';
 
 const [B, T] = [2, 10];
 const cfg: ModelConfigInput = { ...tiny, router: 'sigmoid-group', groups: 2, topGroups: 2, sharedWidth: 16, sharedGate: true, tieEmbeddings: false };
@@ -25,24 +25,13 @@ function lossAndGrads(backend: Backend): { loss: number; grads: Map<string, numb
   return { loss, grads };
 }
 
-const js: Device = { name: 'js', create: async () => new mk.JsBackend() };
 const reference = lossAndGrads(new mk.JsBackend());
 
-describe.each([js, ...DEVICES])('MoELM on $name', (device) => {
-  let backend: Backend | null = null;
-  let reason = '';
-  beforeAll(async () => {
-    const r = await device.create();
-    if (typeof r === 'string') {
-      reason = r;
-      console.warn(`[skip] device ${device.name}: ${r}`);
-    } else backend = r;
-  });
-  afterAll(async () => backend?.dispose());
+describe.each([JS, ...DEVICES])('MoELM on $name', (device) => {
+  const dev = useDevice(device);
 
   it('loss and every gradient equal the js reference', (ctx) => {
-    if (!backend) return ctx.skip(reason);
-    const got = lossAndGrads(backend);
+    const got = lossAndGrads(dev.backend(ctx));
     expect(Math.abs(got.loss - reference.loss)).toBeLessThan(1e-4);
     let worst = 0;
     for (const [n, g] of reference.grads) {
@@ -55,8 +44,7 @@ describe.each([js, ...DEVICES])('MoELM on $name', (device) => {
   });
 
   it('AdamW steps with bias updates allocate nothing new after the first', (ctx) => {
-    if (!backend) return ctx.skip(reason);
-    mk.useBackend(backend);
+    const backend = dev.use(ctx);
     const m = new MoELM(cfg);
     const x = mk.tensor(ids, [B, T], 'i32');
     const y = mk.tensor(targets, [B, T], 'i32');

@@ -1,28 +1,26 @@
 // gpt_oss: YaRN frequencies, attention sinks (against an explicit softmax with the sink column), the clamped SwiGLU
-// experts, the transformers fixture on the wasm devices, and a model of other sizes (sliding window shorter than the
-// sequence, 16 experts, top-4) on every CPU device: gradients equal js, KV-cache decoding equals the full forward, and
-// the export reloads with identical logits. The js fixture checks are in hf.test.ts, webgpu's in gpt-oss-webgpu.test.ts.
+// experts, and a model of other sizes (sliding window shorter than the sequence, 16 experts, top-4) on every CPU device:
+// gradients equal js, KV-cache decoding equals the full forward, and the export reloads with identical logits. The
+// transformers fixture is checked on js in hf.test.ts, on the wasm devices and webgpu in hf-devices.test.ts.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
-import type { Backend } from '../../src/backend/backend.js';
 import { fromHfConfig, toHfConfig } from '../../src/models/hf/config.js';
 import { exportHf } from '../../src/models/hf/export.js';
 import { Checkpoint, loadHfModel } from '../../src/models/hf/load.js';
-import { hfTensors } from '../../src/models/hf/weights.js';
 import { MoELM, parseConfig } from '../../src/models/index.js';
 import { KVCache } from '../../src/nn/attention.js';
 import { sinkAttention } from '../../src/nn/sinks.js';
 import { mscaleOf, yarnRope } from '../../src/nn/yarn.js';
 import { expertActivation } from '../../src/moe/experts.js';
 import { generate } from '../../src/serve/generate.js';
-import { DEVICES, type Device } from '../helpers/devices.js';
+import { ids, maxAbsDiff } from '../helpers/compare.js';
+import { DEVICES, JS, useDevice } from '../helpers/devices.js';
 import { fixture } from '../helpers/fixtures.js';
-import { OTHER, SEQ, close, dir, explicitSinkAttention, ids, lossAndGrads, maxAbsDiff, otherModel, raw } from '../helpers/gpt-oss.js';
+import { OTHER, SEQ, close, explicitSinkAttention, lossAndGrads, otherModel, raw } from '../helpers/gpt-oss.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const js: Device = { name: 'js', create: async () => new mk.JsBackend() };
 beforeAll(() => mk.useBackend(new mk.JsBackend()));
 
 describe('YaRN', () => {
@@ -68,27 +66,14 @@ describe('clamped SwiGLU (swiglu-oai)', () => {
   });
 });
 
-describe.each([js, ...DEVICES])('attention sinks on $name', (device) => {
-  let backend: Backend | null = null;
-  let reason = '';
-  beforeAll(async () => {
-    const r = await device.create();
-    if (typeof r === 'string') {
-      reason = r;
-      console.warn(`[skip] device ${device.name}: ${r}`);
-    } else backend = r;
-  });
-  afterAll(async () => {
-    mk.useBackend(new mk.JsBackend());
-    if (device !== js) await backend?.dispose();
-  });
+describe.each([JS, ...DEVICES])('attention sinks on $name', (device) => {
+  const dev = useDevice(device);
 
   // [B, T, S, Hq, Hkv, D, window]: prefill, a cached step (S > T), a window shorter than the keys, one key
   it.for([[2, 7, 7, 4, 2, 8, 0], [1, 3, 11, 6, 2, 5, 4], [2, 9, 9, 2, 1, 16, 3], [1, 1, 1, 3, 3, 4, 0]] as const)(
     'B %i, T %i, S %i, Hq %i, Hkv %i, D %i, window %i: output and gradients (q, k, v, sinks) equal the explicit softmax',
     ([B, T, S, Hq, Hkv, D, window], ctx) => {
-      if (!backend) return ctx.skip(reason);
-      mk.useBackend(backend);
+      dev.use(ctx);
       const rng = new mk.Rng(B * 100 + S * 10 + window);
       const make = (shape: number[], std = 1): mk.Tensor => mk.variable(mk.randn(shape, rng, std));
       const [q, k, v, sinks] = [make([B, T, Hq, D]), make([B, S, Hkv, D]), make([B, S, Hkv, D]), make([Hq], 2)];
@@ -162,60 +147,10 @@ describe('gpt_oss of other sizes (js)', () => {
 });
 
 describe.each(DEVICES)('gpt_oss on $name', (device) => {
-  let backend: Backend | null = null;
-  let reason = '';
-  beforeAll(async () => {
-    const r = await device.create();
-    if (typeof r === 'string') {
-      reason = r;
-      console.warn(`[skip] device ${device.name}: ${r}`);
-    } else backend = r;
-  });
-  afterAll(async () => {
-    mk.useBackend(new mk.JsBackend());
-    await backend?.dispose();
-  });
-
-  it('fixture: logits and router logits within 1e-4 (training and inference forward), greedy ids exact, gradients within 1e-4 · max(1, max |g|)', async (ctx) => {
-    if (!backend) return ctx.skip(reason);
-    mk.useBackend(backend);
-    const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { input_ids: number[]; logits: number[][]; router_logits: number[][][]; greedy_from_first8: number[] };
-    const hf = await loadHfModel(dir);
-    let dl = 0;
-    let dr = 0;
-    for (const aux of [true, false]) {
-      mk.noGrad(() => {
-        const o = hf.model.forward(ids(ref.input_ids), { aux });
-        dl = Math.max(dl, maxAbsDiff(o.logits.dataSync(), ref.logits.flat()));
-        o.routerLogits.forEach((t, l) => (dr = Math.max(dr, maxAbsDiff(t!.dataSync(), ref.router_logits[l]!.flat()))));
-      });
-    }
-    expect(dl).toBeLessThanOrEqual(1e-4);
-    expect(dr).toBeLessThanOrEqual(1e-4);
-    const g = generate(hf.model, ref.input_ids.slice(0, 8), { maxNewTokens: ref.greedy_from_first8.length - 8, greedy: true, stopIds: hf.eosTokenIds });
-    expect(g.ids).toEqual(ref.greedy_from_first8);
-    const gr = JSON.parse(readFileSync(path.join(dir, 'grads.json'), 'utf8')) as { input_ids: number[]; loss_total: number; grad_names: string[] };
-    const T = gr.input_ids.length;
-    const out = hf.model.loss(ids(gr.input_ids), mk.tensor(Int32Array.from([...gr.input_ids.slice(1), -100]), [1, T], 'i32'));
-    mk.backward(out.loss);
-    expect(Math.abs(out.loss.item() - gr.loss_total)).toBeLessThanOrEqual(1e-5);
-    const mine = new Map([...hfTensors(hf.model, 'gpt_oss', 'fused', (p) => p.grad)].map((t) => [t.name, t]));
-    expect([...mine.keys()].sort()).toEqual([...gr.grad_names].sort());
-    const refGrads = await Checkpoint.open(path.join(dir, 'grads.safetensors'));
-    let worst = 0;
-    for (const name of gr.grad_names) {
-      const want = await refGrads.readF32(name);
-      const d = maxAbsDiff(mine.get(name)!.data, want) / Math.max(1, ...Array.from(want, Math.abs));
-      worst = Math.max(worst, d);
-      expect(d, name).toBeLessThanOrEqual(1e-4);
-    }
-    await refGrads.close();
-    console.log(`${device.name} gpt_oss: logits max |diff| ${dl.toExponential(2)}, router logits ${dr.toExponential(2)}, greedy exact, worst gradient ${worst.toExponential(2)} (relative)`);
-    hf.model.dispose();
-  }, 60_000);
+  const dev = useDevice(device);
 
   it('other sizes: loss and every gradient equal the js backend\'s', (ctx) => {
-    if (!backend) return ctx.skip(reason);
+    const backend = dev.backend(ctx);
     const want = lossAndGrads(new mk.JsBackend());
     const got = lossAndGrads(backend);
     expect(Math.abs(got.loss - want.loss)).toBeLessThan(1e-4);

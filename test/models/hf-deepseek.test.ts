@@ -17,6 +17,7 @@ import { MoEBlock } from '../../src/moe/block.js';
 import { MLAttention } from '../../src/nn/mla.js';
 import { mscaleOf, yarnRope } from '../../src/nn/yarn.js';
 import { generate } from '../../src/serve/generate.js';
+import { ids, maxAbsDiff } from '../helpers/compare.js';
 import { fixture } from '../helpers/fixtures.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'moekit-hf-deepseek-'));
@@ -27,13 +28,6 @@ beforeAll(async () => {
 
 type Raw = Record<string, unknown>;
 const raw = (arch: string): Raw => JSON.parse(readFileSync(fixture(`hf/${arch}/config.json`), 'utf8')) as Raw;
-const ids = (xs: readonly number[]): mk.Tensor => mk.tensor(Int32Array.from(xs), [1, xs.length], 'i32');
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 describe('glm4_moe and deepseek_v3 configs', () => {
   it('map onto sigmoid group routing, shared experts, first dense layers, partial rotary and latent attention', () => {

@@ -8,6 +8,7 @@ import { loadHfModel, type HfModel } from '../../src/models/hf/load.js';
 import { exportHf } from '../../src/models/hf/export.js';
 import { hfTensors } from '../../src/models/hf/weights.js';
 import { generate } from '../../src/serve/generate.js';
+import { ids, maxAbsDiff } from '../helpers/compare.js';
 import { DEVICES, JS, useDevice } from '../helpers/devices.js';
 import { fixture } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -17,14 +18,6 @@ const CASES = [
   { arch: 'qwen3_moe', layout: 'fused' },
   { arch: 'qwen2_moe', layout: 'legacy' }, // shared expert + its gate
 ] as const;
-
-const ids = (xs: readonly number[]): mk.Tensor => mk.tensor(Int32Array.from(xs), [1, xs.length], 'i32');
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 /** The BF16 export of a fixture, written once per case (on the js backend). */
 const bf16Dirs = new Map<string, string>();

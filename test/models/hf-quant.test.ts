@@ -8,10 +8,12 @@ import { writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
 import { f32ToBf16 } from '../../src/tensor/dtype.js';
 import { fromHfConfig, toHfConfig } from '../../src/models/hf/config.js';
 import { Checkpoint, loadHfModel } from '../../src/models/hf/load.js';
-import { DequantSource, parseQuantization } from '../../src/models/hf/quant.js';
+import { DequantSource, parseQuantization, type HfQuantization } from '../../src/models/hf/quant.js';
+import { ids, maxAbsDiff } from '../helpers/compare.js';
 import { fixture } from '../helpers/fixtures.js';
+import { readReference } from '../helpers/hf-parity.js';
 import { tempDir } from '../helpers/tmp.js';
-import { e4m3Value, encodeFp8Blocks, encodeMxfp4, maxAbsDiff, transpose } from '../helpers/quantise.js';
+import { e4m3Value, encodeFp8Blocks, encodeMxfp4, transpose } from '../helpers/quantise.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
@@ -31,6 +33,30 @@ async function readAll(dir: string): Promise<Map<string, { shape: number[]; data
     await ck.close();
   }
   return out;
+}
+
+/**
+ * loadHfModel on the quantised directory `qDir` names its quantization, uses every tensor, and gives exactly the logits
+ * and parameters of the dequantised model in `dDir`; logs that diff and the one against `src`'s transformers logits.
+ */
+async function matchesDequantised(label: string, qDir: string, dDir: string, src: string, quantization: HfQuantization): Promise<void> {
+  const ref = readReference(src);
+  const q = await loadHfModel(qDir);
+  const d = await loadHfModel(dDir);
+  try {
+    expect(q.quantization).toEqual(quantization);
+    expect(q.unused).toEqual([]);
+    const lq = mk.noGrad(() => q.model.forward(ids(ref.input_ids)).logits.dataSync());
+    const ld = mk.noGrad(() => d.model.forward(ids(ref.input_ids)).logits.dataSync());
+    const diff = maxAbsDiff(lq, ld);
+    console.log(`${label}: logits max |diff| vs dequantised model ${diff}, vs the unquantised transformers logits ${maxAbsDiff(lq, ref.logits.flat()).toExponential(2)}`);
+    expect(diff).toBe(0);
+    const dParams = new Map(d.model.parameters());
+    for (const [name, p] of q.model.parameters()) expect(maxAbsDiff(p.dataSync(), dParams.get(name)!.dataSync()), name).toBe(0);
+  } finally {
+    q.model.dispose();
+    d.model.dispose();
+  }
 }
 
 describe('quantization_config', () => {
@@ -130,24 +156,7 @@ describe('MXFP4 (gpt-oss layout) through DequantSource', () => {
   });
 
   it('end to end: loadHfModel on the MXFP4 gpt_oss checkpoint gives the logits of the dequantised model (max |diff| 0)', async () => {
-    const ref = JSON.parse(readFileSync(path.join(src, 'reference.json'), 'utf8')) as { input_ids: number[]; logits: number[][] };
-    const q = await loadHfModel(dir);
-    const d = await loadHfModel(dDir);
-    try {
-      expect(q.quantization).toEqual({ method: 'mxfp4' });
-      expect(q.unused).toEqual([]);
-      const ids = mk.tensor(Int32Array.from(ref.input_ids), [1, ref.input_ids.length], 'i32');
-      const lq = mk.noGrad(() => q.model.forward(ids).logits.dataSync());
-      const ld = mk.noGrad(() => d.model.forward(ids).logits.dataSync());
-      const diff = maxAbsDiff(lq, ld);
-      console.log(`MXFP4 gpt_oss: logits max |diff| vs dequantised model ${diff}, vs the unquantised transformers logits ${maxAbsDiff(lq, ref.logits.flat()).toExponential(2)}`);
-      expect(diff).toBe(0);
-      const dParams = new Map(d.model.parameters());
-      for (const [name, p] of q.model.parameters()) expect(maxAbsDiff(p.dataSync(), dParams.get(name)!.dataSync()), name).toBe(0);
-    } finally {
-      q.model.dispose();
-      d.model.dispose();
-    }
+    await matchesDequantised('MXFP4 gpt_oss', dir, dDir, src, { method: 'mxfp4' });
   });
 });
 
@@ -289,24 +298,6 @@ describe.each(['mixtral', 'deepseek_v3'] as const)('FP8 %s end to end', (arch) =
   });
 
   it('loadHfModel on the FP8 checkpoint gives the logits of the model built from the dequantised weights (max |diff| 0)', async () => {
-    const ref = JSON.parse(readFileSync(path.join(src, 'reference.json'), 'utf8')) as { input_ids: number[]; logits: number[][] };
-    const q = await loadHfModel(qDir);
-    const d = await loadHfModel(dDir);
-    try {
-      expect(q.quantization).toEqual({ method: 'fp8', blockSize: block });
-      expect(q.unused).toEqual([]);
-      const ids = mk.tensor(Int32Array.from(ref.input_ids), [1, ref.input_ids.length], 'i32');
-      const lq = mk.noGrad(() => q.model.forward(ids).logits.dataSync());
-      const ld = mk.noGrad(() => d.model.forward(ids).logits.dataSync());
-      const diff = maxAbsDiff(lq, ld);
-      const vsTransformers = maxAbsDiff(lq, ref.logits.flat());
-      console.log(`FP8 ${arch}: logits max |diff| vs dequantised model ${diff}, vs the unquantised transformers logits ${vsTransformers.toExponential(2)}`);
-      expect(diff).toBe(0);
-      const dParams = new Map(d.model.parameters());
-      for (const [name, p] of q.model.parameters()) expect(maxAbsDiff(p.dataSync(), dParams.get(name)!.dataSync()), name).toBe(0);
-    } finally {
-      q.model.dispose();
-      d.model.dispose();
-    }
+    await matchesDequantised(`FP8 ${arch}`, qDir, dDir, src, { method: 'fp8', blockSize: block });
   });
 });

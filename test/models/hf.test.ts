@@ -10,22 +10,9 @@ import { HF_ARCHS, fromHfConfig, toHfConfig } from '../../src/models/hf/config.j
 import { Checkpoint, loadHfModel, readHfConfig } from '../../src/models/hf/load.js';
 import { exportHf } from '../../src/models/hf/export.js';
 import { hfTensors } from '../../src/models/hf/weights.js';
-import { generate } from '../../src/serve/generate.js';
+import { ids, maxAbsDiff } from '../helpers/compare.js';
 import { fixture } from '../helpers/fixtures.js';
-
-interface Reference {
-  input_ids: number[];
-  logits: number[][];
-  /** absent for glm4_moe and deepseek_v3 (transformers does not return them) */
-  router_logits?: number[][][];
-  greedy_from_first8: number[];
-}
-interface GradRef {
-  input_ids: number[];
-  aux_loss: number;
-  loss_total: number;
-  grad_names: string[];
-}
+import { fixtureDir, gradParity, greedyParity, logitsParity, readReference } from '../helpers/hf-parity.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'moekit-hf-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -33,62 +20,25 @@ beforeAll(async () => {
   await mk.setBackend('js');
 });
 
-const ids = (xs: readonly number[]): mk.Tensor => mk.tensor(Int32Array.from(xs), [1, xs.length], 'i32');
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
-
 describe.each(HF_ARCHS)('%s fixture vs transformers', (arch) => {
-  const dir = path.dirname(fixture(`hf/${arch}/config.json`));
-  const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as Reference;
+  const dir = fixtureDir(arch);
+  const ref = readReference(dir);
 
-  it('logits and router logits within 1e-4; every checkpoint tensor used', async () => {
+  it('logits (training and inference forward) and router logits within 1e-4; every checkpoint tensor used', async () => {
     const hf = await loadHfModel(dir);
     expect(hf.arch).toBe(arch);
     expect(hf.unused).toEqual([]);
-    const out = mk.noGrad(() => hf.model.forward(ids(ref.input_ids)));
-    const dl = maxAbsDiff(out.logits.dataSync(), ref.logits.flat());
-    const routers = out.routerLogits.filter((t): t is mk.Tensor => t !== null);
-    const refRouters = ref.router_logits;
-    if (refRouters) expect(routers.length).toBe(refRouters.length);
-    const dr = refRouters ? Math.max(...routers.map((t, l) => maxAbsDiff(t.dataSync(), refRouters[l]!.flat()))) : 0;
-    console.log(`${arch}: logits max |diff| ${dl.toExponential(2)}, router logits ${refRouters ? dr.toExponential(2) : '(none in the fixture)'}`);
-    expect(dl).toBeLessThanOrEqual(1e-4);
-    expect(dr).toBeLessThanOrEqual(1e-4);
+    const d = await logitsParity(hf.model, ref);
+    console.log(`${arch}: logits max |diff| ${d.logits.toExponential(2)}, router logits ${d.routerLogits === null ? '(none in the fixture)' : d.routerLogits.toExponential(2)}`);
   });
 
   it('greedy generation from the first 8 ids equals transformers exactly', async () => {
-    const hf = await loadHfModel(dir);
-    const r = generate(hf.model, ref.input_ids.slice(0, 8), { maxNewTokens: ref.greedy_from_first8.length - 8, greedy: true, stopIds: hf.eosTokenIds });
-    expect(r.ids).toEqual(ref.greedy_from_first8);
+    await greedyParity(await loadHfModel(dir), ref);
   });
 
   it('one training step: loss and every gradient within 1e-4 · max(1, max |g|)', async () => {
-    const g = JSON.parse(readFileSync(path.join(dir, 'grads.json'), 'utf8')) as GradRef;
-    const hf = await loadHfModel(dir);
-    const T = g.input_ids.length;
-    const targets = [...g.input_ids.slice(1), -100];
-    const out = hf.model.loss(ids(g.input_ids), mk.tensor(Int32Array.from(targets), [1, T], 'i32'));
-    mk.backward(out.loss);
-    // transformers adds router_aux_loss_coef · aux_loss with the coefficient of config.json (the model keeps it
-    // from construction), so loss_total = ce + config coef · aux_loss
-    expect(Math.abs(out.loss.item() - g.loss_total)).toBeLessThanOrEqual(1e-5);
-    const mine = new Map([...hfTensors(hf.model, arch, 'fused', (p) => p.grad)].map((t) => [t.name, t]));
-    expect([...mine.keys()].sort()).toEqual([...g.grad_names].sort());
-    const refGrads = await Checkpoint.open(path.join(dir, 'grads.safetensors'));
-    let worst = 0;
-    for (const name of g.grad_names) {
-      const want = await refGrads.readF32(name);
-      const scale = Math.max(1, ...Array.from(want, Math.abs));
-      const d = maxAbsDiff(mine.get(name)!.data, want) / scale;
-      worst = Math.max(worst, d);
-      expect(d, name).toBeLessThanOrEqual(1e-4);
-    }
-    await refGrads.close();
-    console.log(`${arch}: loss |diff| ${Math.abs(out.loss.item() - g.loss_total).toExponential(2)}, worst gradient ${worst.toExponential(2)} (relative)`);
+    const d = await gradParity(await loadHfModel(dir), dir);
+    console.log(`${arch}: loss |diff| ${d.loss.toExponential(2)}, worst gradient ${d.grads.toExponential(2)} (relative)`);
   });
 
   it('export → load round-trips every tensor exactly, in both expert layouts', async () => {
@@ -165,7 +115,7 @@ describe('Hugging Face configs', () => {
   });
 
   it('a missing tensor or a wrong shape is an error naming the tensor', async () => {
-    const src = path.dirname(fixture('hf/olmoe/config.json'));
+    const src = fixtureDir('olmoe');
     const dir = path.join(tmp, 'broken');
     const hf = await loadHfModel(src);
     const tensors = [...hfTensors(hf.model, 'olmoe')].filter((t) => t.name !== 'model.layers.1.mlp.experts.3.up_proj.weight');
@@ -180,9 +130,9 @@ describe('Hugging Face configs', () => {
   });
 
   it('reads sharded checkpoints and F16/BF16 weights', async () => {
-    const src = path.dirname(fixture('hf/qwen3_moe/config.json'));
+    const src = fixtureDir('qwen3_moe');
     const hf = await loadHfModel(src);
-    const ref = JSON.parse(readFileSync(path.join(src, 'reference.json'), 'utf8')) as Reference;
+    const ref = readReference(src);
     const want = mk.noGrad(() => hf.model.forward(ids(ref.input_ids)).logits.dataSync());
     const sharded = path.join(tmp, 'sharded');
     const files = await exportHf(hf.model, 'qwen3_moe', sharded, { baseConfig: hf.raw, maxShardBytes: 64 * 1024 });

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { KVCache } from '../../src/nn/index.js';
 import { MoELM, denseBaseline, parseConfig, tiny, type ModelConfigInput } from '../../src/models/index.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
@@ -18,7 +19,6 @@ function batch(V: number, seed = 1): { ids: mk.Tensor; targets: mk.Tensor } {
   return { ids: mk.tensor(ids, [B, T], 'i32'), targets: mk.tensor(tg, [B, T], 'i32') };
 }
 
-const maxDiff = (a: number[], b: number[]): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 const variants: [string, ModelConfigInput][] = [
   ['moe softmax-topk, tied', tiny],
@@ -142,7 +142,7 @@ describe('MoELM', () => {
     }
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
-        expect(maxDiff(steps[t]!.slice(b * V, (b + 1) * V), full.slice((b * T + t) * V, (b * T + t + 1) * V))).toBeLessThan(1e-4);
+        expect(maxAbsDiff(steps[t]!.slice(b * V, (b + 1) * V), full.slice((b * T + t) * V, (b * T + t + 1) * V))).toBeLessThan(1e-4);
       }
     }
     expect(() => m.forward(ids, { cache: cache.slice(1) })).toThrow(/1 KV caches for 2 layers/);
@@ -178,13 +178,13 @@ describe('MoELM inference forward (aux: false)', () => {
       const { ids } = batch(m.cfg.vocabSize, 3);
       const train = m.forward(ids, { routing: true });
       const inf = mk.noGrad(() => m.forward(ids, { routing: true, aux: false }));
-      expect(maxDiff(inf.logits.toArray() as number[], train.logits.toArray() as number[])).toBeLessThan(1e-5);
+      expect(maxAbsDiff(inf.logits.toArray() as number[], train.logits.toArray() as number[])).toBeLessThan(1e-5);
       expect(inf.aux).toBeNull();
       inf.stats.forEach((s, l) => {
         expect(s?.routedIds).toEqual(train.stats[l]?.routedIds);
         expect(s?.tokensPerExpert).toEqual(train.stats[l]?.tokensPerExpert);
         const want = train.routerLogits[l];
-        if (want) expect(maxDiff(inf.routerLogits[l]!.toArray() as number[], want.toArray() as number[])).toBeLessThan(1e-6);
+        if (want) expect(maxAbsDiff(inf.routerLogits[l]!.toArray() as number[], want.toArray() as number[])).toBeLessThan(1e-6);
       });
     });
   }

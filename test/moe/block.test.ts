@@ -3,12 +3,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { MoEBlock, imbalance, moe, type MoEConfig } from '../../src/moe/index.js';
 import { SwiGLU } from '../../src/nn/index.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
 });
 
-const maxDiff = (a: number[], b: number[]): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 const rowOf = (a: number[], t: number, H: number): number[] => a.slice(t * H, (t + 1) * H);
 
 describe('MoEBlock', () => {
@@ -24,7 +24,7 @@ describe('MoEBlock', () => {
     const x = mk.randn([2, 5, H], new mk.Rng(3)); // (B, T, H)
     const out = block.forward(x);
     expect(out.y.shape).toEqual([2, 5, H]);
-    expect(maxDiff(out.y.toArray(), dense.forward(x).toArray())).toBeLessThan(1e-6);
+    expect(maxAbsDiff(out.y.toArray(), dense.forward(x).toArray())).toBeLessThan(1e-6);
     expect(out.stats).toEqual({ tokensPerExpert: [10], dropped: 0 });
   });
 
@@ -48,7 +48,7 @@ describe('MoEBlock', () => {
       const w = block.weights;
       const ample = moe(x, w, { ...cfg, capacityFactor: cfg.experts / cfg.topK }); // capacity = T ≥ any count
       expect(ample.stats.dropped).toBe(0);
-      expect(maxDiff(ample.y.toArray(), a.y.toArray())).toBeLessThan(1e-6);
+      expect(maxAbsDiff(ample.y.toArray(), a.y.toArray())).toBeLessThan(1e-6);
       expect(a.stats.tokensPerExpert.reduce((s, c) => s + c, 0)).toBe(32);
 
       const tiny = moe(x, w, { ...cfg, capacityFactor: 0.1 }); // capacity ceil(0.1·32/4) = 1 slot per expert
@@ -64,7 +64,7 @@ describe('MoEBlock', () => {
         [ids[2 * t]!, ids[2 * t + 1]!].forEach((e) => seen.add(e));
         if (fresh.length === 0) {
           droppedTokens++;
-          expect(maxDiff(rowOf(y, t, 6), rowOf(sharedOnly, t, 6))).toBeLessThan(1e-6);
+          expect(maxAbsDiff(rowOf(y, t, 6), rowOf(sharedOnly, t, 6))).toBeLessThan(1e-6);
           expect(rowOf(noShared, t, 6).every((v) => v === 0)).toBe(true);
         }
       }
@@ -188,13 +188,13 @@ describe('fused inference path (moeFfn, routeTopK)', () => {
           const fused = mk.noGrad(() => block.forward(x));
           const inf = mk.noGrad(() => block.infer(x));
           const yc = composed.y.toArray() as number[];
-          expect(maxDiff(fused.y.toArray() as number[], yc)).toBeLessThan(1e-5);
-          expect(maxDiff(inf.y.toArray() as number[], yc)).toBeLessThan(1e-5);
+          expect(maxAbsDiff(fused.y.toArray() as number[], yc)).toBeLessThan(1e-5);
+          expect(maxAbsDiff(inf.y.toArray() as number[], yc)).toBeLessThan(1e-5);
           expect(inf.y.shape).toEqual(x.shape);
           expect(fused.stats).toEqual(composed.stats);
           expect(inf.stats).toEqual(composed.stats);
           expect(inf.experts.toArray()).toEqual(composed.routing.experts.toArray());
-          expect(maxDiff(fused.aux.loss.toArray() as number[], composed.aux.loss.toArray() as number[])).toBe(0);
+          expect(maxAbsDiff(fused.aux.loss.toArray() as number[], composed.aux.loss.toArray() as number[])).toBe(0);
         }
       } finally {
         mk.useBackend(prev);

@@ -2,19 +2,13 @@
 // equals the standard block, regrouping keeps the function, gradchecks, and a clustered model that trains and regroups.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
-import { relErr } from '../helpers/compare.js';
+import { maxAbsDiff, relErr } from '../helpers/compare.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ClusteredMoEBlock, MoEBlock, clusteredExperts, experts as standardExperts, indicesAndBins, offsetsTensor, permute, twoStageRoute, unpermute } from '../../src/moe/index.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
 });
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 /** y = Σ_k w_k · SwiGLU_k(x) with materialised expert weights (the reference of the fused op). */
 function materialised(x: mk.Tensor, ids: mk.Tensor, weights: mk.Tensor, eff: { E: number; H: number; I: number; gate: Float32Array; up: Float32Array; down: Float32Array }): mk.Tensor {
@@ -28,7 +22,7 @@ describe('twoStageRoute', () => {
     const [T, E, G, K] = [16, 8, 2, 2];
     const logits = mk.randn([T, E], new mk.Rng(1), 2);
     const r = twoStageRoute(logits, null, { groups: G, K, groupTopK: 1, renormalize: true });
-    expect(maxDiff(r.probs.toArray() as number[], mk.softmax(logits).toArray() as number[])).toBeLessThan(1e-6);
+    expect(maxAbsDiff(r.probs.toArray() as number[], mk.softmax(logits).toArray() as number[])).toBeLessThan(1e-6);
     const ids = r.experts.toArray() as number[];
     const pg = r.groupProbs.toArray() as number[];
     for (let t = 0; t < T; t++) {
@@ -130,7 +124,7 @@ describe('clusteredExperts (fused base + low-rank)', () => {
       const route = twoStageRoute(mk.matmul(x, block.gate.weight, { transB: true }), null, { groups: G, K, groupTopK: kg, renormalize: true });
       const got = clusteredExperts(x, route.experts, route.weights, block.experts.weights);
       const ref = materialised(x, route.experts, route.weights, block.experts.effective());
-      expect(maxDiff(got.y.toArray() as number[], ref.toArray() as number[])).toBeLessThan(1e-5);
+      expect(maxAbsDiff(got.y.toArray() as number[], ref.toArray() as number[])).toBeLessThan(1e-5);
       expect(got.tokensPerExpert.reduce((a, b) => a + b, 0)).toBe(T * K);
       if (kg === 1) expect(got.crossGroup).toBe(0);
       expect(got.tokensPerGroup.reduce((a, b) => a + b, 0)).toBe(T + got.crossGroup);
@@ -166,7 +160,7 @@ describe('ClusteredMoEBlock', () => {
     const x = mk.randn([3, 5, H], new mk.Rng(3));
     const a = std.forward(x).y.toArray() as number[];
     const b = cl.forward(x).y.toArray() as number[];
-    expect(maxDiff(a, b)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
     expect(cl.parameters('mlp.').map(([n]) => n)).toEqual([
       'mlp.gate.weight', 'mlp.experts.base_gate', 'mlp.experts.base_up', 'mlp.experts.base_down',
       'mlp.experts.gate_a', 'mlp.experts.gate_b', 'mlp.experts.up_a', 'mlp.experts.up_b', 'mlp.experts.down_a', 'mlp.experts.down_b',
@@ -205,10 +199,10 @@ describe('ClusteredMoEBlock', () => {
       expect(cl.gate.bias!.toArray()).toEqual([...cl.ids].map((id) => biasBefore[id]!)); // the bias moved with its expert
       const after = cl.forward(x).y.toArray() as number[];
       const scale = Math.max(...before.map(Math.abs));
-      expect(maxDiff(before, after) / scale).toBeLessThan(tol);
+      expect(maxAbsDiff(before, after) / scale).toBeLessThan(tol);
       // a second regrouping of unchanged experts changes nothing
       const e2 = cl.regroup({ alpha: 0.7, tau: 0.1, rng: new mk.Rng(6) });
-      if (e2.changedGroups === 0) expect(maxDiff(after, cl.forward(x).y.toArray() as number[])).toBe(0);
+      if (e2.changedGroups === 0) expect(maxAbsDiff(after, cl.forward(x).y.toArray() as number[])).toBe(0);
     }
   });
 
@@ -329,8 +323,8 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
           const fused = mk.noGrad(() => block.forward(x));
           const inf = mk.noGrad(() => block.infer(x));
           const yc = composed.y.toArray() as number[];
-          expect(maxDiff(fused.y.toArray() as number[], yc)).toBeLessThan(1e-5);
-          expect(maxDiff(inf.y.toArray() as number[], yc)).toBeLessThan(1e-5);
+          expect(maxAbsDiff(fused.y.toArray() as number[], yc)).toBeLessThan(1e-5);
+          expect(maxAbsDiff(inf.y.toArray() as number[], yc)).toBeLessThan(1e-5);
           expect(fused.stats).toEqual(composed.stats);
           expect(inf.stats).toEqual({ ...composed.stats });
           expect(inf.experts.toArray()).toEqual(composed.routing.experts.toArray());
@@ -359,7 +353,7 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
       const ws = mk.slice(wt, [0, 0], [n, 2]);
       const got = mk.noGrad(() => mk.clusteredFfn(xs, is, ws, half)).toArray() as number[];
       const want = mk.noGrad(() => mk.clusteredFfn(xs, is, ws, widened)).toArray() as number[];
-      expect(maxDiff(got, want)).toBeLessThan(1e-6);
+      expect(maxAbsDiff(got, want)).toBeLessThan(1e-6);
     }
     expect(() => mk.noGrad(() => mk.clusteredFfn(x, ids, wt, { ...w, baseGate: half.baseGate }))).toThrow(/the bases must share one dtype/);
   });
@@ -422,6 +416,6 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
     const wt = mk.rand([T, 2], new mk.Rng(11));
     const got = mk.noGrad(() => mk.clusteredFfn(x, ids, wt, block.experts.weights)).toArray() as number[];
     const want = materialised(x, ids, wt, block.experts.effective()).toArray() as number[];
-    expect(maxDiff(got, want)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(got, want)).toBeLessThan(1e-5);
   });
 });

@@ -3,12 +3,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { experts, indicesAndBins, offsetsTensor, permute, unpermute } from '../../src/moe/index.js';
 import { swiglu } from '../../src/nn/index.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
 });
 
-const maxDiff = (a: number[], b: number[]): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 const ids = () => mk.tensor([[2, 0], [0, 2], [2, 1], [0, 2]], [4, 2], 'i32'); // (T=4, K=2), E = 4
 
 describe('indicesAndBins', () => {
@@ -47,7 +47,7 @@ describe('permute / unpermute', () => {
     const y = unpermute(xs, b, w, 4).toArray();
     const xv = x.toArray();
     const factor = [0.75, 3, 3, 0];
-    expect(maxDiff(y, xv.map((v, i) => v * factor[Math.floor(i / 3)]!))).toBeLessThan(1e-6);
+    expect(maxAbsDiff(y, xv.map((v, i) => v * factor[Math.floor(i / 3)]!))).toBeLessThan(1e-6);
     expect(() => unpermute(mk.zeros([7, 3]), b, w, 4)).toThrow('unpermute: y f32(7, 3) must have 8 rows (kept slots)');
   });
 });
@@ -65,7 +65,7 @@ describe('experts', () => {
       if (hi === lo) continue;
       const pick = (t: mk.Tensor) => mk.reshape(mk.slice(t, [e, 0, 0], [1, -1, -1]), t.shape.slice(1));
       const ref = swiglu(mk.slice(xs, [lo, 0], [hi - lo, H]), mk.transpose(pick(w.gate)), mk.transpose(pick(w.up)), mk.transpose(pick(w.down))).toArray();
-      expect(maxDiff(y.slice(lo * H, hi * H), ref)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(y.slice(lo * H, hi * H), ref)).toBeLessThan(1e-4);
     }
     expect(() => experts(mk.zeros([8, 4]), offsetsTensor(b), w)).toThrow(/experts: xs f32\(8, 4\), gate f32\(4, 5, 6\)/);
   });

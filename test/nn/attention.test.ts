@@ -2,12 +2,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { Attention, KVCache, type AttentionConfig } from '../../src/nn/index.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
 });
 
-const maxDiff = (a: number[], b: number[]): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
 const configs: [string, AttentionConfig][] = [
   ['MHA', { hidden: 16, heads: 2 }],
@@ -31,7 +31,7 @@ describe.each(configs)('Attention %s', (_name, cfg) => {
     for (let t = 2; t < T; t++) steps.push(att.forward(mk.slice(x, [0, t, 0], [B, 1, cfg.hidden]), { cache }));
     expect(cache.length).toBe(T);
     const inc = mk.concat(steps, 1); // (B, T, H)
-    expect(maxDiff(inc.toArray(), full.toArray())).toBeLessThan(1e-5);
+    expect(maxAbsDiff(inc.toArray(), full.toArray())).toBeLessThan(1e-5);
     cache.dispose();
     att.dispose();
   });

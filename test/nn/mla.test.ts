@@ -4,16 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { KVCache } from '../../src/nn/index.js';
 import { MLA_LORA_NORM_EPS, MLAttention, type MlaConfig } from '../../src/nn/mla.js';
+import { maxAbsDiff } from '../helpers/compare.js';
 
 beforeAll(async () => {
   await mk.setBackend('js');
 });
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 /** y = W x (+ b), W (out, in) row-major. */
 function linear(W: number[], b: number[] | null, x: number[], out: number): number[] {
@@ -94,7 +89,7 @@ describe.each(configs)('MLAttention %s', (_name, cfg) => {
     const x = mk.randn([T, cfg.hidden], new mk.Rng(3)); // (T, H)
     const want = reference(m, Array.from({ length: T }, (_, t) => (x.toArray() as number[]).slice(t * cfg.hidden, (t + 1) * cfg.hidden)));
     const got = m.forward(x).toArray() as number[];
-    expect(maxDiff(got, want.flat())).toBeLessThan(2e-5);
+    expect(maxAbsDiff(got, want.flat())).toBeLessThan(2e-5);
     m.dispose();
   });
 
@@ -108,7 +103,7 @@ describe.each(configs)('MLAttention %s', (_name, cfg) => {
     for (let t = 3; t < T; t++) steps.push(m.forward(mk.slice(x, [0, t, 0], [B, 1, H]), { cache }));
     expect(cache.length).toBe(T);
     expect(cache.v!.shape).toEqual([B, T, cfg.heads, cfg.vHeadDim ?? cfg.headDim]);
-    expect(maxDiff(mk.concat(steps, 1).toArray() as number[], full.toArray() as number[])).toBeLessThan(1e-5);
+    expect(maxAbsDiff(mk.concat(steps, 1).toArray() as number[], full.toArray() as number[])).toBeLessThan(1e-5);
     cache.dispose();
     m.dispose();
   });

@@ -1,10 +1,10 @@
 // A tiny MoE transformer step (embedding, RMSNorm, RoPE, GQA attention, top-2 routing, grouped SwiGLU-free
 // experts, cross-entropy): loss and every gradient on each device equal the js reference, and repeated
 // steps allocate no new memory after the first.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import type { Backend } from '../../src/backend/backend.js';
-import { DEVICES } from '../helpers/devices.js';
+import { DEVICES, useDevice } from '../helpers/devices.js';
 
 const [V, H, T, Hq, Hkv, D, E, K, I] = [50, 32, 12, 4, 2, 8, 4, 2, 24];
 type Params = Record<string, mk.Tensor>;
@@ -73,20 +73,10 @@ const init = initParams(11);
 const reference = step(new mk.JsBackend(), init, ids, targets);
 
 describe.each(DEVICES)('model step on $name', (device) => {
-  let backend: Backend | null = null;
-  let reason = '';
-  beforeAll(async () => {
-    const r = await device.create();
-    if (typeof r === 'string') {
-      reason = r;
-      console.warn(`[skip] device ${device.name}: ${r}`);
-    } else backend = r;
-  });
-  afterAll(async () => backend?.dispose());
+  const dev = useDevice(device);
 
   it('loss and every gradient equal the js reference', (ctx) => {
-    if (!backend) return ctx.skip(reason);
-    const got = step(backend, init, ids, targets);
+    const got = step(dev.backend(ctx), init, ids, targets);
     expect(Math.abs(got.loss - reference.loss)).toBeLessThan(1e-5);
     for (const [n, g] of Object.entries(reference.grads)) {
       let scale = 1;
@@ -98,8 +88,7 @@ describe.each(DEVICES)('model step on $name', (device) => {
   });
 
   it('SGD steps after the first allocate nothing new', (ctx) => {
-    if (!backend) return ctx.skip(reason);
-    mk.useBackend(backend);
+    const backend = dev.use(ctx);
     const P: Params = {};
     for (const [n, v] of Object.entries(init)) P[n] = mk.variable(mk.fromTyped(v.data, v.shape, 'f32'));
     const inUse: number[] = [];

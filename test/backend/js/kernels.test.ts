@@ -1,13 +1,8 @@
 // The js reference kernels checked against independent compositions of simpler ops and known values.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../../src/index.js';
+import { maxAbsDiff } from '../../helpers/compare.js';
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 const rng = new mk.Rng(99);
 const rnd = (shape: number[], std = 1): mk.Tensor => mk.randn(shape, rng, std);
 
@@ -46,7 +41,7 @@ describe('js kernels against compositions', () => {
         const o = mk.matmul(mk.softmax(scores), vv).toArray();
         for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let d = 0; d < D; d++) ref[((b * T + t) * Hq + h) * D + d] = o[(b * T + t) * D + d]!;
       }
-      expect(maxDiff(fused, ref)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(fused, ref)).toBeLessThan(1e-5);
     }
   });
 
@@ -54,7 +49,7 @@ describe('js kernels against compositions', () => {
     const x = rnd([3, 4, 9]);
     const w = rnd([9]);
     const ref = mk.mul(mk.mul(x, mk.rsqrt(mk.add(mk.mean(mk.mul(x, x), -1, true), 1e-5))), w);
-    expect(maxDiff(mk.rmsNorm(x, w, 1e-5).toArray(), ref.toArray())).toBeLessThan(1e-5);
+    expect(maxAbsDiff(mk.rmsNorm(x, w, 1e-5).toArray(), ref.toArray())).toBeLessThan(1e-5);
   });
 
   it('cross_entropy equals -log_softmax at the target, mean over non-ignored rows', () => {
@@ -83,7 +78,7 @@ describe('js kernels against compositions', () => {
       const rows = off[e + 1]! - off[e]!;
       if (rows === 0) continue;
       const ref = mk.matmul(mk.slice(x, [off[e]!, 0], [rows, 5]), mk.reshape(mk.slice(w, [e, 0, 0], [1, 5, 6]), [5, 6])).toArray();
-      expect(maxDiff(y.slice(off[e]! * 6, off[e + 1]! * 6), ref)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(y.slice(off[e]! * 6, off[e + 1]! * 6), ref)).toBeLessThan(1e-5);
     }
     expect(() => mk.groupedMatmul(x, w, mk.tensor([0, 3, 2, 7, 8], [5], 'i32'))).toThrow(/never decrease/);
   });
@@ -96,7 +91,7 @@ describe('js kernels against compositions', () => {
         const { data, scales } = mk.quantize(w, format, g);
         const deq = mk.dequantize(data, scales, format, g);
         const ref = mk.matmul(x, deq, { transB: true }).toArray();
-        expect(maxDiff(mk.quantMatmul(x, data, scales, format, g).toArray(), ref)).toBeLessThan(1e-4);
+        expect(maxAbsDiff(mk.quantMatmul(x, data, scales, format, g).toArray(), ref)).toBeLessThan(1e-4);
         // quantisation error is at most half a step per element
         const wv = w.toArray();
         const dv = deq.toArray();
@@ -110,7 +105,7 @@ describe('js kernels against compositions', () => {
     for (const format of ['f16', 'bf16'] as const) {
       const wh = mk.cast(w, format);
       const ref = mk.matmul(x, mk.cast(wh, 'f32'), { transB: true }).toArray();
-      expect(maxDiff(mk.quantMatmul(x, wh, null, format).toArray(), ref)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(mk.quantMatmul(x, wh, null, format).toArray(), ref)).toBeLessThan(1e-4);
     }
   });
 
@@ -130,7 +125,7 @@ describe('js kernels against compositions', () => {
       expect(y[b + d + 3]).toBeCloseTo(xv[b + d + 3]! * Math.cos(a) + xv[b + d]! * Math.sin(a), 5);
     }
     const back = mk.run(mk.Op.RoPE, [mk.tensor(y, [1, T, 2, D]), pos, inv], { interleaved: false, inverse: true })[0]!;
-    expect(maxDiff(back.toArray(), xv)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(back.toArray(), xv)).toBeLessThan(1e-5);
   });
 
   it('topk equals sorting, ties to the lower index', () => {
