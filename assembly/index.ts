@@ -101,7 +101,7 @@ export function groupedMatmulWeightGrad(x: usize, dy: usize, dw: usize, offsets:
   }
 }
 
-/** y (M, N) = x (M, K) · Wᵀ, W (N, K) quantised (format 0 int8, 1 int4, 2 f16, 3 bf16), split over N. */
+/** y (M, N) = x (M, K) · Wᵀ, W (N, K) quantised (format 0 int8, 1 int4, 2 f16, 3 bf16, 4 mxfp4, 5 fp8), split over N. */
 export function qmatmul(x: usize, w: usize, scales: usize, y: usize, M: i32, N: i32, K: i32, format: i32, groupSize: i32,
   scratch: usize, scratchStride: i32, chunk: i32, nchunks: i32): void {
   const sc = scratch + slot() * <usize>scratchStride;

@@ -1,4 +1,4 @@
-// On-the-fly dequantisation (int8, int4, f16, bf16) and the quantised matmul y = x · Wᵀ.
+// On-the-fly dequantisation (int8, int4, f16, bf16, MXFP4, FP8 E4M3) and the quantised matmul y = x · Wᵀ.
 import { KC, NR, NC, OFF_BP, OFF_TMP, fma, hsum } from './common';
 import { dot, macroKernel, packBPanel } from './gemm';
 
@@ -6,6 +6,40 @@ export const FMT_INT8: i32 = 0;
 export const FMT_INT4: i32 = 1;
 export const FMT_F16: i32 = 2;
 export const FMT_BF16: i32 = 3;
+export const FMT_MXFP4: i32 = 4;
+export const FMT_FP8: i32 = 5;
+
+/** E2M1 values by 4-bit code (OCP MX FP4: +0, 0.5, 1, 1.5, 2, 3, 4, 6, then the same negated). */
+const FP4_VALUES: usize = memory.data<f32>([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], 16);
+
+/** FP8 E4M3FN code -> f32 (bias 7, subnormals m/8 · 2^-6, no infinities, 0x7F / 0xFF NaN). */
+function e4m3(c: u32): f32 {
+  const e = (c >> 3) & 15, m = c & 7;
+  const sign: u32 = (c & 0x80) << 24;
+  if (e == 15 && m == 7) return NaN;
+  // normal: rebias the exponent (7 -> 127); subnormal: m · 2^-9 (exact)
+  const mag: f32 = e == 0 ? <f32>m * reinterpret<f32>(<u32>(127 - 9) << 23) : reinterpret<f32>(((e + 120) << 23) | (m << 20));
+  return reinterpret<f32>(reinterpret<u32>(mag) | sign);
+}
+
+/** Every E4M3 code's value (filled on first use). */
+const FP8_VALUES: usize = memory.data(256 * 4, 16);
+let fp8Ready = false;
+function fp8Table(): usize {
+  if (!fp8Ready) {
+    for (let c: u32 = 0; c < 256; c++) store<f32>(FP8_VALUES + (<usize>c << 2), e4m3(c));
+    fp8Ready = true;
+  }
+  return FP8_VALUES;
+}
+
+/** E8M0 scale byte -> 2^(b - 127) (0xFF NaN; 0 is 2^-127, a subnormal, exact). */
+// @ts-ignore: decorator
+@inline function e8m0(b: u32): f32 {
+  if (b == 255) return NaN;
+  if (b == 0) return reinterpret<f32>(<u32>0x00400000);
+  return reinterpret<f32>(b << 23);
+}
 
 /** Exact IEEE half → f32 (subnormals, inf, nan included). */
 export function f16tof32(h: u32): f32 {
@@ -77,6 +111,10 @@ export function dequantRow(format: i32, w: usize, scales: usize, n: i32, K: i32,
     return;
   }
   const ng = K / gs;
+  if (format == FMT_MXFP4 || format == FMT_FP8) {
+    blockDequantRow(format, w, scales, n, K, gs, ng, k0, k1, dst);
+    return;
+  }
   const srow = scales + <usize>n * <usize>ng * 2;
   const int4 = format == FMT_INT4;
   const row = int4 ? w + <usize>n * <usize>(K >> 1) : w + <usize>n * <usize>K;
@@ -105,6 +143,32 @@ export function dequantRow(format: i32, w: usize, scales: usize, n: i32, K: i32,
       for (; k + 16 <= e; k += 16) i8x16ToF32(v128.load(row + <usize>k), sv, dst + (<usize>(k - k0) << 2));
       for (; k < e; k++) store<f32>(dst + (<usize>(k - k0) << 2), <f32>load<i8>(row + <usize>k) * s);
     }
+  }
+}
+
+/**
+ * dequantRow for the block-scaled checkpoint formats: MXFP4 (E2M1 nibbles, low first, E8M0 byte scales) and FP8 E4M3
+ * (one code per byte, f32 scales). Each value is its code's exact value times the scale, rounded once (as the loader's
+ * dequantisation).
+ */
+function blockDequantRow(format: i32, w: usize, scales: usize, n: i32, K: i32, gs: i32, ng: i32, k0: i32, k1: i32, dst: usize): void {
+  if (format == FMT_MXFP4) {
+    const row = w + <usize>n * <usize>(K >> 1);
+    const srow = scales + <usize>n * <usize>ng;
+    for (let k = k0; k < k1; k++) {
+      const byte = <u32>load<u8>(row + (<usize>k >> 1));
+      const nib = (k & 1) ? byte >> 4 : byte & 15;
+      const s = e8m0(<u32>load<u8>(srow + <usize>(k / gs)));
+      store<f32>(dst + (<usize>(k - k0) << 2), load<f32>(FP4_VALUES + (<usize>nib << 2)) * s);
+    }
+    return;
+  }
+  const table = fp8Table();
+  const row = w + <usize>n * <usize>K;
+  const srow = scales + <usize>n * <usize>ng * 4;
+  for (let k = k0; k < k1; k++) {
+    const s = load<f32>(srow + (<usize>(k / gs) << 2));
+    store<f32>(dst + (<usize>(k - k0) << 2), load<f32>(table + (<usize>load<u8>(row + <usize>k) << 2)) * s);
   }
 }
 
@@ -222,7 +286,7 @@ function qgemv4(x: usize, w: usize, scales: usize, y: usize, K: i32, format: i32
     }
     return n;
   }
-  if (gs & 15) return n;
+  if ((gs & 15) || format == FMT_MXFP4 || format == FMT_FP8) return n;
   const int4 = format == FMT_INT4;
   const rb = int4 ? <usize>(K >> 1) : <usize>K;
   const sb = <usize>(K / gs) << 1;

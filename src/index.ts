@@ -1,6 +1,6 @@
 // moekit public API: tensors, ops, autograd, backends, layers, the MoE block, the MoE language model, evaluation, training utilities, safetensors.
 
-export { Op, ALL_OPS, type OpParams, type TensorInfo, type QuantFormat, type WeightFormat, type CompareOp, type AttentionParams } from './tensor/ops.js';
+export { Op, ALL_OPS, type OpParams, type TensorInfo, type QuantFormat, type BlockFormat, type ScaledFormat, type WeightFormat, type CompareOp, type AttentionParams } from './tensor/ops.js';
 export { type DType, DTYPES, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './tensor/dtype.js';
 export { ShapeError } from './tensor/shape.js';
 export { Tensor } from './tensor/tensor.js';

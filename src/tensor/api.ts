@@ -1,7 +1,7 @@
 // Functional tensor API: creation helpers and one function per op (scalars broadcast as 0-d tensors).
 import { allocTyped, type DType, type TypedArray } from './dtype.js';
 import { ENGINE, fromTyped, reshapeView, runOp, typedFrom, wrap } from './engine.js';
-import { Op, type AttentionParams, type CompareOp, type QuantFormat, type WeightFormat } from './ops.js';
+import { Op, type AttentionParams, type CompareOp, type QuantFormat, type ScaledFormat, type WeightFormat } from './ops.js';
 import { Rng } from './random.js';
 import { ShapeError, normAxis, sizeOf } from './shape.js';
 import { Tensor } from './tensor.js';
@@ -142,7 +142,7 @@ export function quantize(w: Tensor, format: QuantFormat, groupSize = 32): { data
   const [data, scales] = runOp(Op.Quantize, [w], { format, groupSize }) as [Tensor, Tensor];
   return { data, scales };
 }
-export const dequantize = (data: Tensor, scales: Tensor, format: QuantFormat, groupSize = 32): Tensor => one(runOp(Op.Dequantize, [data, scales], { format, groupSize }));
+export const dequantize = (data: Tensor, scales: Tensor, format: ScaledFormat, groupSize = 32): Tensor => one(runOp(Op.Dequantize, [data, scales], { format, groupSize }));
 
 export interface MatmulOptions { transA?: boolean; transB?: boolean; bias?: Tensor }
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {

@@ -1,6 +1,6 @@
 // Shape and dtype inference for every op: validates inputs and names the op and values on misuse.
 import type { DType } from './dtype.js';
-import { Op, type OpParams, type TensorInfo } from './ops.js';
+import { Op, type OpParams, type ScaledFormat, type TensorInfo, type WeightFormat } from './ops.js';
 import { ShapeError, broadcastShapes, fmt, fmtInfo, normAxis, shapesEqual, sizeOf } from './shape.js';
 
 type Infer<O extends Op> = (ins: readonly TensorInfo[], p: OpParams[O]) => TensorInfo[];
@@ -73,24 +73,32 @@ function lastDimSame(op: Op, a: TensorInfo, b: TensorInfo): void {
   }
 }
 
+/** The data and scales shapes of an (n, k) weight stored in a scaled format with `groupSize` values per scale. */
 function quantShapes(op: Op, format: string, groupSize: number, n: number, k: number): { data: number[]; scales: number[] } {
-  if (!Number.isInteger(groupSize) || groupSize <= 0 || k % groupSize !== 0 || (format === 'int4' && groupSize % 2)) {
-    throw new ShapeError(`${op}: group size ${groupSize} must be a positive${format === 'int4' ? ' even' : ''} divisor of K = ${k}`);
+  const packed = format === 'int4' || format === 'mxfp4';
+  if (format === 'mxfp4' && groupSize !== 32) throw new ShapeError(`${op}: mxfp4 has one scale per 32 values, got group size ${groupSize}`);
+  if (!Number.isInteger(groupSize) || groupSize <= 0 || k % groupSize !== 0 || (packed && groupSize % 2)) {
+    throw new ShapeError(`${op}: group size ${groupSize} must be a positive${packed ? ' even' : ''} divisor of K = ${k}`);
   }
-  return { data: format === 'int4' ? [n, k / 2] : [n, k], scales: [n, k / groupSize] };
+  return { data: packed ? [n, k / 2] : [n, k], scales: [n, k / groupSize] };
 }
 
-function checkQuant(op: Op, format: string, groupSize: number, data: TensorInfo, scales: TensorInfo | undefined, n: number, k: number): void {
+/** Storage dtypes of each scaled format: its data and its scales. */
+const SCALED_DTYPES: Record<ScaledFormat, [DType, DType]> = { int8: ['i8', 'f16'], int4: ['u8', 'f16'], mxfp4: ['u8', 'u8'], fp8: ['u8', 'f32'] };
+
+function checkQuant(op: Op, format: WeightFormat, groupSize: number, data: TensorInfo, scales: TensorInfo | undefined, n: number, k: number): void {
   if (format === 'f16' || format === 'bf16') {
     dtypeIs(op, 'weight', data, format);
     if (!shapesEqual(data.shape, [n, k])) throw new ShapeError(`${op}: weight must be ${fmt([n, k])}, got ${show(data)}`);
     return;
   }
+  const dtypes = SCALED_DTYPES[format];
+  if (!dtypes) throw new ShapeError(`${op}: unknown weight format ${JSON.stringify(format)} (expected int8, int4, mxfp4, fp8, f16 or bf16)`);
   const want = quantShapes(op, format, groupSize, n, k);
-  dtypeIs(op, 'weight', data, format === 'int4' ? 'u8' : 'i8');
+  dtypeIs(op, 'weight', data, dtypes[0]);
   if (!shapesEqual(data.shape, want.data)) throw new ShapeError(`${op}: ${format} weight must be ${fmt(want.data)}, got ${show(data)}`);
   if (!scales) throw new ShapeError(`${op}: ${format} weight needs a scales input`);
-  dtypeIs(op, 'scales', scales, 'f16');
+  dtypeIs(op, 'scales', scales, dtypes[1]);
   if (!shapesEqual(scales.shape, want.scales)) throw new ShapeError(`${op}: scales must be ${fmt(want.scales)}, got ${show(scales)}`);
 }
 
@@ -277,7 +285,7 @@ export const INFER: { [O in Op]: Infer<O> } = {
     const [data, scales] = ins as [TensorInfo, TensorInfo];
     rankIs(Op.Dequantize, 'data', data, 2);
     const N = data.shape[0]!;
-    const K = p.format === 'int4' ? data.shape[1]! * 2 : data.shape[1]!;
+    const K = p.format === 'int4' || p.format === 'mxfp4' ? data.shape[1]! * 2 : data.shape[1]!;
     checkQuant(Op.Dequantize, p.format, p.groupSize, data, scales, N, K);
     return [info([N, K], 'f32')];
   },

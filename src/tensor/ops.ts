@@ -1,10 +1,18 @@
 // The closed op set: every operation a backend implements, with its typed parameters and its contract.
 import type { DType } from './dtype.js';
 
-/** Weight formats the quantised ops understand (see QuantFormat docs below). */
+/** Weight formats moekit quantises to (Quantize): symmetric int8 / int4 with f16 scales per group of a row. */
 export type QuantFormat = 'int8' | 'int4';
+/**
+ * Block-scaled formats of quantised checkpoints, read (never written) by the quantised ops: 'mxfp4' (OCP MX FP4:
+ * E2M1 codes two per byte, low nibble first, one E8M0 exponent byte per 32 values; gpt-oss) and 'fp8' (E4M3FN codes,
+ * one byte each, with an f32 factor per group of a row; DeepSeek-V3's block-scaled `weight_scale_inv`).
+ */
+export type BlockFormat = 'mxfp4' | 'fp8';
+/** Formats with per-group scales (data + scales), the ones Dequantize reads. */
+export type ScaledFormat = QuantFormat | BlockFormat;
 /** Formats a quantised matmul reads on the fly. */
-export type WeightFormat = QuantFormat | 'f16' | 'bf16';
+export type WeightFormat = ScaledFormat | 'f16' | 'bf16';
 export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
 
 /**
@@ -63,7 +71,11 @@ export enum Op {
   /** src (M, ...rest), idx i32 (M) -> (rows, ...rest): zeros with src rows added at idx (duplicates add) */
   ScatterAdd = 'scatter_add',
   Cast = 'cast',
-  /** data (N, K) int8 or (N, K/2) u8 int4, scales f16 (N, K/groupSize) -> f32 (N, K) */
+  /**
+   * data + scales (N, K/groupSize) -> f32 (N, K). int8: data i8 (N, K), scales f16; int4: u8 (N, K/2) low nibble
+   * first, scales f16; mxfp4: u8 (N, K/2) E2M1 low nibble first, scales u8 E8M0, groupSize 32; fp8: u8 (N, K) E4M3FN,
+   * scales f32.
+   */
   Dequantize = 'dequantize',
   /** w f32 (N, K) -> [data, scales f16]: symmetric, scale = max|w| / qmax per group */
   Quantize = 'quantize',
@@ -74,7 +86,7 @@ export enum Op {
   GroupedMatmul = 'grouped_matmul',
   /** x (T, K), dy (T, N), offsets i32 (E+1) -> dW (E, K, N) [(E, N, K) if transW] */
   GroupedMatmulWeightGrad = 'grouped_matmul_weight_grad',
-  /** x (M, K), w (N, K) stored in `format`, [scales f16 (N, K/groupSize)] -> (M, N) = x·Wᵀ */
+  /** x (M, K), w (N, K) stored in `format` (f16/bf16 bits, or data + scales as for Dequantize) -> (M, N) = x·Wᵀ */
   QuantMatmul = 'quant_matmul',
   /**
    * ids i32 (T, K) -> [order i32 (N), tokens i32 (N), offsets i32 (E+1)], N = T·K: the routing slots (t·K + k)
@@ -175,7 +187,7 @@ export interface OpParams {
   [Op.Gather]: NoParams;
   [Op.ScatterAdd]: { rows: number };
   [Op.Cast]: { dtype: DType };
-  [Op.Dequantize]: { format: QuantFormat; groupSize: number };
+  [Op.Dequantize]: { format: ScaledFormat; groupSize: number };
   [Op.Quantize]: { format: QuantFormat; groupSize: number };
   [Op.Matmul]: { transA: boolean; transB: boolean };
   [Op.GroupedMatmul]: { transW: boolean };

@@ -50,20 +50,23 @@ export interface GroupedMatmulWeightGradParams {
   chunks?: number;
 }
 
-/** Quantised weight formats: int8 / int4 with f16 group scales, or plain f16 / bf16 bits. */
-export type QFormat = 'int8' | 'int4' | 'f16' | 'bf16';
-const FORMAT_CODE: Record<QFormat, number> = { int8: 0, int4: 1, f16: 2, bf16: 3 };
+/** Quantised weight formats: int8 / int4 with f16 group scales, plain f16 / bf16 bits, MXFP4 (E8M0 byte scales per 32
+ *  values) or FP8 E4M3 (f32 group scales). */
+export type QFormat = 'int8' | 'int4' | 'f16' | 'bf16' | 'mxfp4' | 'fp8';
+const FORMAT_CODE: Record<QFormat, number> = { int8: 0, int4: 1, f16: 2, bf16: 3, mxfp4: 4, fp8: 5 };
+/** Formats whose data packs two values per byte. */
+const PACKED_FORMATS: ReadonlySet<QFormat> = new Set(['int4', 'mxfp4']);
 
 export interface QMatmulParams {
   x: number; // (M, K) f32
-  w: number; // int8: Int8 (N, K); int4: Uint8 (N, K/2) low nibble first; f16/bf16: Uint16 (N, K)
-  scales?: number; // f16 bits (N, K/groupSize) for int8/int4
+  w: number; // int8: Int8 (N, K); int4 / mxfp4: Uint8 (N, K/2) low nibble first; fp8: Uint8 (N, K); f16/bf16: Uint16 (N, K)
+  scales?: number; // (N, K/groupSize): f16 bits for int8/int4, E8M0 bytes for mxfp4, f32 for fp8
   y: number; // (M, N) f32
   M: number;
   N: number;
   K: number;
   format: QFormat;
-  /** Elements per scale group for int8/int4 (default 32; must divide K; even for int4). */
+  /** Elements per scale group for the scaled formats (default 32, always 32 for mxfp4; must divide K; even for int4). */
   groupSize?: number;
   /** Chunk count override (default: by problem size). */
   chunks?: number;
@@ -151,10 +154,12 @@ export function qmatmul(rt: WasmRuntime, p: QMatmulParams): void {
   checkDims('qmatmul', { M: p.M, N: p.N, K: p.K });
   const code = FORMAT_CODE[p.format];
   if (code === undefined) throw new RangeError(`qmatmul: unknown format ${String(p.format)}`);
-  const gs = p.format === 'int8' || p.format === 'int4' ? (p.groupSize ?? 32) : 1;
-  if (code <= 1) {
+  const scaled = p.format !== 'f16' && p.format !== 'bf16';
+  const gs = scaled ? (p.groupSize ?? 32) : 1;
+  if (scaled) {
     if (!Number.isInteger(gs) || gs <= 0 || p.K % gs !== 0) throw new RangeError(`qmatmul: groupSize ${gs} must divide K = ${p.K}`);
-    if (p.format === 'int4' && (gs % 2 !== 0 || p.K % 2 !== 0)) throw new RangeError(`qmatmul: int4 needs an even groupSize and K (got ${gs}, ${p.K})`);
+    if (p.format === 'mxfp4' && gs !== 32) throw new RangeError(`qmatmul: mxfp4 has one scale per 32 values, got groupSize ${gs}`);
+    if (PACKED_FORMATS.has(p.format) && (gs % 2 !== 0 || p.K % 2 !== 0)) throw new RangeError(`qmatmul: ${p.format} needs an even groupSize and K (got ${gs}, ${p.K})`);
     if (!p.scales) throw new RangeError(`qmatmul: ${p.format} needs scales`);
   }
   if (p.M === 0 || p.N === 0) return;

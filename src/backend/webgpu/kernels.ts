@@ -330,7 +330,11 @@ ${MAIN} {
   launch(b, code, [x], [o], [n, words], words);
 };
 
-/** Weight element (n, k) of a stored (N, K) matrix in `w` as f32: int8/int4 with f16 group scales in `sc`, or f16/bf16 bits. */
+/**
+ * Weight element (n, k) of a stored (N, K) matrix in `w` as f32: int8/int4 with f16 group scales in `sc`, f16/bf16
+ * bits, MXFP4 (E2M1 nibbles with E8M0 byte scales) or FP8 E4M3 (with f32 scales). The minifloats are decoded
+ * arithmetically with ldexp, exactly.
+ */
 function weightElem(format: WeightFormat, w: string, sc: string): string {
   const scale = `h2f_(${packedBits(sc, 'f16', 'n * (K / gs) + k / gs')})`;
   switch (format) {
@@ -338,8 +342,31 @@ function weightElem(format: WeightFormat, w: string, sc: string): string {
     case 'bf16': return `bitcast<f32>(${packedBits(w, 'bf16', 'n * K + k')} << 16u)`;
     case 'int8': return `f32((i32(${packedBits(w, 'i8', 'n * K + k')}) << 24u) >> 24u) * ${scale}`;
     case 'int4': return `f32(((i32((${packedBits(w, 'u8', 'n * (K / 2u) + k / 2u')} >> ((k % 2u) * 4u)) & 15u)) << 28u) >> 28u) * ${scale}`;
+    case 'mxfp4': return `fp4_((${packedBits(w, 'u8', 'n * (K / 2u) + k / 2u')} >> ((k % 2u) * 4u)) & 15u) * e8m0_(${packedBits(sc, 'u8', 'n * (K / gs) + k / gs')})`;
+    case 'fp8': return `e4m3_(${packedBits(w, 'u8', 'n * K + k')}) * bitcast<f32>(${sc}[n * (K / gs) + k / gs])`;
   }
 }
+
+/** WGSL decoders of the minifloat codes: FP4 E2M1, FP8 E4M3FN (0x7F/0xFF NaN) and E8M0 scales (0xFF NaN). */
+const MINIFLOAT = `
+fn fp4_(c: u32) -> f32 {
+  let e = i32((c >> 1u) & 3u); let m = f32(c & 1u);
+  var v = m * 0.5;
+  if (e > 0) { v = ldexp(1.0 + m * 0.5, e - 1); }
+  return select(v, -v, (c & 8u) != 0u);
+}
+fn e4m3_(c: u32) -> f32 {
+  let e = i32((c >> 3u) & 15u); let m = f32(c & 7u);
+  if ((c & 0x7fu) == 0x7fu) { return bitcast<f32>(0x7fc00000u | (c & 0u)); } // NaN (not a const-expression)
+  var v = ldexp(m, -9);
+  if (e > 0) { v = ldexp(1.0 + m / 8.0, e - 7); }
+  return select(v, -v, (c & 0x80u) != 0u);
+}
+fn e8m0_(b: u32) -> f32 {
+  if (b == 255u) { return bitcast<f32>(0x7fc00000u | (b & 0u)); }
+  if (b == 0u) { return bitcast<f32>(0x00400000u | b); }
+  return bitcast<f32>(b << 23u);
+}`;
 
 const dequantizeKernel: Kernel<Op.Dequantize> = (b, ins, p, outs) => {
   const [data, scales] = ins as [BackendInput, BackendInput];
@@ -347,6 +374,7 @@ const dequantizeKernel: Kernel<Op.Dequantize> = (b, ins, p, outs) => {
   const [N, K] = o.shape as [number, number];
   const code = `${bindings(['u32', 'u32'], ['f32'])}
 ${HALF}
+${MINIFLOAT}
 ${MAIN} {
   ${INDEX}
   if (i >= prm[0]) { return; }
@@ -364,6 +392,7 @@ const quantMatmulKernel: Kernel<Op.QuantMatmul> = (b, ins, p, outs) => {
   const N = w.shape[0]!;
   const code = `${bindings(scales ? ['f32', 'u32', 'u32'] : ['f32', 'u32'], ['f32'])}
 ${HALF}
+${MINIFLOAT}
 ${MAIN} {
   ${INDEX}
   if (i >= prm[0]) { return; }

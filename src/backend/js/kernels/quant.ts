@@ -1,5 +1,7 @@
-// js reference kernels: int8/int4 quantise and dequantise (group-wise f16 scales), and matmul with a stored weight.
+// js reference kernels: int8/int4 quantise and dequantise (group-wise f16 scales), MXFP4 / FP8 dequantise, and matmul
+// with a stored weight.
 import { bf16ToF32, f16ToF32, f32ToF16 } from '../../../tensor/dtype.js';
+import { E4M3_VALUES, E8M0_VALUES, FP4_E2M1_VALUES } from '../../../tensor/minifloat.js';
 import { Op, type QuantFormat, type WeightFormat } from '../../../tensor/ops.js';
 import { fl, type CpuKernel, type View } from '../view.js';
 
@@ -17,15 +19,17 @@ export function dequantRow(format: WeightFormat, w: View, scales: View | undefin
   const S = scales!.data;
   const groups = K / groupSize;
   for (let g = 0; g < groups; g++) {
-    const s = f16ToF32(S[n * groups + g]!);
+    const sc = S[n * groups + g]!;
+    const s = format === 'fp8' ? sc : format === 'mxfp4' ? E8M0_VALUES[sc]! : f16ToF32(sc);
     for (let j = 0; j < groupSize; j++) {
       const k = g * groupSize + j;
       let q: number;
       if (format === 'int8') q = W[n * K + k]!;
+      else if (format === 'fp8') q = E4M3_VALUES[W[n * K + k]!]!;
       else {
         const byte = W[n * (K / 2) + (k >> 1)]!;
         const nib = k & 1 ? byte >> 4 : byte & 15;
-        q = nib >= 8 ? nib - 16 : nib;
+        q = format === 'mxfp4' ? FP4_E2M1_VALUES[nib]! : nib >= 8 ? nib - 16 : nib;
       }
       out[k] = q * s;
     }
