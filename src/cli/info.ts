@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { SafetensorsFile, type StTensorInfo } from '../io/safetensors.js';
 import { parseConfig, type ModelConfig } from '../models/config.js';
 import { HF_ARCHS } from '../models/hf/config.js';
-import { quantRole } from '../models/hf/quant.js';
+import { FP8_DEFAULT_BLOCK, parseQuantization, quantRole } from '../models/hf/quant.js';
+import { loadedBytes } from '../models/hf/kept.js';
 import { findRunCheckpoint, type RunCheckpoint } from '../models/run.js';
 import { keepsStorageDtype } from '../models/hf/weights.js';
 
@@ -193,22 +194,25 @@ export async function modelDirInfo(dir: string): Promise<ModelDirInfo> {
     weightBytes += statSync(f).size;
   }
   const names = new Set(stored.map((t) => t.name));
-  const memory = { auto: 0, f32: 0 };
+  const qc = kind === 'hf' ? (raw.quantization_config as { quant_method?: unknown } | null | undefined) : undefined;
+  let parsedQuant: ReturnType<typeof parseQuantization> = null;
+  try {
+    parsedQuant = kind === 'hf' ? parseQuantization(qc, path.join(dir, 'config.json')) : null;
+  } catch {
+    // a quantisation moekit does not load is still described (memory counts its tensors as f32)
+  }
+  const memory = loadedBytes(stored, parsedQuant?.method === 'fp8' ? parsedQuant.blockSize : FP8_DEFAULT_BLOCK, keepsStorageDtype);
   for (const t of stored) {
     tensors++;
     const role = quantRole(t.name, (n) => names.has(n)); // quantisation scales are not parameters
     if (role === 'skip') continue;
     const n = t.shape.reduce((a, d) => a * d, 1) * (role === 'mxfp4' ? 2 : 1);
-    const half = role !== 'mxfp4' && (t.dtype === 'BF16' || t.dtype === 'F16') && keepsStorageDtype(t.name);
-    memory.auto += n * (half ? 2 : 4);
-    memory.f32 += n * 4;
     if (isBuffer(t.name)) continue;
     total += n;
     if (isExpert(t.name)) expert += n;
     const dt = role === 'mxfp4' ? 'MXFP4' : t.dtype;
     dtypes[dt] = (dtypes[dt] ?? 0) + n;
   }
-  const qc = kind === 'hf' ? (raw.quantization_config as { quant_method?: unknown } | null | undefined) : undefined;
   const quantization = qc && typeof qc === 'object' && typeof qc.quant_method === 'string' ? qc.quant_method : null;
   const { experts: E, top_k: K } = config;
   const active = E && K ? total - expert + (expert * K) / E : E === 0 ? total : null;
@@ -287,6 +291,6 @@ function printModelDir(m: ModelDirInfo): void {
   console.log(`dtypes     ${Object.entries(m.dtypes).map(([d, n]) => `${d} ${human(n)}`).join(', ') || 'none'}${m.quantization ? ` (quantization ${m.quantization}, dequantised at load time)` : ''}`);
   console.log(`tensors    ${m.tensors} in ${bytesText(m.weight_bytes)} of safetensors, ${bytesText(m.bytes)} in all`);
   const fit = (k: 'auto' | 'f32'): string => (m.budget ? (m.budget[k] ? ` fits --budget ${bytesText(m.budget.bytes)}` : ` does NOT fit --budget ${bytesText(m.budget.bytes)}`) : '');
-  console.log(`memory     weights once loaded: ${bytesText(m.memory.auto)} with --load-dtype auto (BF16/F16 kept)${fit('auto')}; ${bytesText(m.memory.f32)} with --load-dtype f32${fit('f32')}`);
+  console.log(`memory     weights once loaded: ${bytesText(m.memory.auto)} with --load-dtype auto (BF16/F16/MXFP4/FP8 kept)${fit('auto')}; ${bytesText(m.memory.f32)} with --load-dtype f32${fit('f32')}`);
   for (const f of m.files) console.log(`  ${f.name.padEnd(24)} ${bytesText(f.bytes).padStart(10)}`);
 }

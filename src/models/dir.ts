@@ -9,6 +9,7 @@ import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { loadHfModel } from './hf/load.js';
+import { logicalShape } from '../nn/packed.js';
 import { parameterF32, type LoadDtype } from './hf/weights.js';
 import { HF_ARCHS, type HfArch } from './hf/config.js';
 import { MoELM } from './moe-lm.js';
@@ -172,7 +173,7 @@ export async function saveModelDir(
 ): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const tensors = [...model.parameters(), ...model.buffers().filter(([n]) => n.endsWith(SELECTION_BIAS))].map(([name, t]) => ({
-    name, dtype: 'F32' as const, shape: [...t.shape], data: parameterF32(name, t), // kept bf16/f16 weights widened
+    name, dtype: 'F32' as const, shape: logicalShape(t), data: parameterF32(name, t), // weights kept as stored are widened
   }));
   await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt', moekit: MOEKIT_MODEL_FORMAT });
   const slots: Record<string, number[]> = {};

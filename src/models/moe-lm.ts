@@ -2,12 +2,13 @@
 import { Attention, type AttentionConfig, type KVCache } from '../nn/attention.js';
 import { MLAttention, type MlaConfig } from '../nn/mla.js';
 import { mscaleOf } from '../nn/yarn.js';
-import { Embedding, Linear, RMSNorm, isHalf } from '../nn/layers.js';
+import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { isKept, storedBytes, widenWeight } from '../nn/packed.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { SwiGLU } from '../nn/swiglu.js';
 import { MoEBlock, type MoEConfig } from '../moe/block.js';
 import { ClusteredMoEBlock, type ClusteredConfig } from '../moe/clustered.js';
-import { add, cast, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, softmax, sum, topk } from '../tensor/api.js';
+import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, softmax, sum, topk } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -288,15 +289,16 @@ export class MoELM extends Module {
     return { total, expert, active };
   }
 
-  /** Bytes of parameter storage (bf16/f16 weights kept from a checkpoint count 2 per element, f32 4). */
+  /** Bytes of parameter storage: f32 4 per element, weights kept from a checkpoint as stored (bf16/f16 2, FP8 1 plus
+   *  its scales, MXFP4 ½ plus its scales). */
   paramBytes(): number {
-    return this.parameters().reduce((n, [, p]) => n + p.size * (isHalf(p) ? 2 : 4), 0);
+    return this.parameters().reduce((n, [, p]) => n + storedBytes(p), 0);
   }
 
   /**
-   * Widens every weight kept in bf16/f16 (a checkpoint loaded with loadDtype 'auto') to f32 in place, routed experts
-   * back to the (E, in, out) layout: training and compression need f32 weights. Returns how many tensors and how many
-   * half-precision bytes were upcast (0 and 0 for an f32 model); callers say so.
+   * Widens every weight kept as stored (bf16/f16, MXFP4, FP8: a checkpoint loaded with loadDtype 'auto') to f32 in
+   * place, routed experts back to the (E, in, out) layout: training and compression need f32 weights. Returns how many
+   * tensors and how many stored bytes were upcast (0 and 0 for an f32 model); callers say so.
    */
   upcast(): { tensors: number; bytes: number } {
     let tensors = 0;
@@ -308,10 +310,10 @@ export class MoELM extends Module {
       bytes += b;
     }
     for (const [name, p] of this.parameters()) {
-      if (!isHalf(p)) continue;
+      if (!isKept(p)) continue;
       tensors++;
-      bytes += p.size * 2;
-      this.setTensor(name, noGrad(() => cast(p, 'f32')));
+      bytes += storedBytes(p);
+      this.setTensor(name, widenWeight(p));
     }
     return { tensors, bytes };
   }

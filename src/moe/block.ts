@@ -1,15 +1,16 @@
 // MoEBlock: route -> indicesAndBins -> permute -> experts -> unpermute, plus shared expert and balancing.
-import { Linear, isHalf, linear, type HalfDType } from '../nn/layers.js';
+import { Linear, linear } from '../nn/layers.js';
+import { logicalShape, storedBytes, storedForm, widenWeight } from '../nn/packed.js';
 import { Module, initNormal } from '../nn/module.js';
 import { SwiGLU, swiglu } from '../nn/swiglu.js';
-import { add, backendSupports, canReadSync, cast, expertBins, gather, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, scatterAdd, sigmoid, tensor, transpose, zeros } from '../tensor/api.js';
-import { Op } from '../tensor/ops.js';
+import { add, backendSupports, canReadSync, expertBins, gather, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, scatterAdd, sigmoid, tensor, transpose, zeros } from '../tensor/api.js';
+import { Op, type WeightFormat } from '../tensor/ops.js';
 import { getBackend, noGrad, tidy } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { countSlots, indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
-import { SWIGLU, experts, halfExperts, plainSwiglu, type ExpertActivation, type ExpertWeights } from './experts.js';
+import { SWIGLU, experts, keptExperts, plainSwiglu, type ExpertActivation, type ExpertWeights } from './experts.js';
 import { route, type RouteResult, type RouterKind } from './route.js';
 
 export interface MoEConfig {
@@ -131,7 +132,7 @@ export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
 /** Whether the expert computation can run as the fused inference kernel: plain SwiGLU without biases, nothing to
  *  differentiate, and the backend has it. */
 function fusedExperts(xt: Tensor, weights: Tensor, e: ExpertWeights, act: ExpertActivation): boolean {
-  return plainSwiglu(e, act) && !halfExperts(e) && !needsGrad(xt, weights, e.gate, e.up, e.down) && backendSupports(Op.MoeFfn);
+  return plainSwiglu(e, act) && !keptExperts(e) && !needsGrad(xt, weights, e.gate, e.up, e.down) && backendSupports(Op.MoeFfn);
 }
 
 /** xt (T, H) -> router logits (T, E), with the router's bias when it has one. */
@@ -175,8 +176,8 @@ export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInfer
   const xt = reshape(x, [T, H]);
   const logits = routerLogits(xt, w); // (T, E)
   const r = routeTopK(logits, cfg.topK, { renormalize: cfg.renormalize ?? true, ...(w.bias ? { bias: w.bias } : {}) });
-  // bf16/f16 experts have no fused kernel (moeFfn reads f32): they run per expert segment in `experts`
-  let y = T > 0 && backendSupports(Op.MoeFfn) && !halfExperts(w.experts) ? moeFfn(xt, r.ids, r.weights, w.experts) : null;
+  // experts kept as stored have no fused kernel (moeFfn reads f32): they run per expert segment in `experts`
+  let y = T > 0 && backendSupports(Op.MoeFfn) && !keptExperts(w.experts) ? moeFfn(xt, r.ids, r.weights, w.experts) : null;
   if (!y) {
     const bins = indicesAndBins(r.ids, cfg.experts);
     y = bins.order.length === 0 ? zeros([T, H]) : unpermute(experts(permute(xt, bins), offsetsTensor(bins), w.experts), bins, r.weights, T);
@@ -202,37 +203,42 @@ export class Experts extends Module {
       this.addParameter('down_proj_bias', zeros([E, H])); // (E, H)
     }
   }
-  /** The storage dtype when the weights are kept in bf16/f16 (gate/up (E, I, H), down (E, H, I)), else null. */
-  get half(): HalfDType | null {
-    const g = this.param('gate_proj');
-    return isHalf(g) ? g.dtype : null;
+  /** The storage format when the weights are kept as stored (bf16/f16, MXFP4, FP8; gate/up (E, I, H), down
+   *  (E, H, I)), else null. */
+  get kept(): WeightFormat | null {
+    return storedForm(this.param('gate_proj'))?.format ?? null;
   }
 
   /**
-   * Keeps the routed weights in bf16/f16 as a checkpoint stores them, in the (N, K) orientation quantMatmul reads:
-   * gate/up (E, I, H), down (E, H, I) (HF's per-expert Linear layout). Used by the checkpoint loader.
+   * Keeps the routed weights as a checkpoint stores them — bf16/f16, or packed MXFP4 / FP8 (nn/packWeight) — in the
+   * (N, K) orientation quantMatmul reads: gate/up (E, I, H), down (E, H, I) (HF's per-expert Linear layout; logical
+   * shapes). All three in one format. Used by the checkpoint loader.
    */
-  setHalf(gate: Tensor, up: Tensor, down: Tensor): void {
-    const s = this.param('gate_proj').shape; // f32 (E, H, I) or half (E, I, H)
-    const [E, H, I] = this.half ? [s[0]!, s[2]!, s[1]!] : [s[0]!, s[1]!, s[2]!];
+  setKept(gate: Tensor, up: Tensor, down: Tensor): void {
+    const s = logicalShape(this.param('gate_proj')); // f32 (E, H, I) or kept (E, I, H)
+    const [E, H, I] = this.kept ? [s[0]!, s[2]!, s[1]!] : [s[0]!, s[1]!, s[2]!];
+    const format = storedForm(gate)?.format;
     const want: [string, Tensor, number[]][] = [['gate', gate, [E, I, H]], ['up', up, [E, I, H]], ['down', down, [E, H, I]]];
     for (const [n, t, shape] of want) {
-      if (!isHalf(t) || t.dtype !== gate.dtype || t.shape.join() !== shape.join()) throw new ShapeError(`Experts.setHalf: ${n} ${fmtInfo(t.shape, t.dtype)} must be bf16 or f16 (${shape.join(', ')}), the dtype of gate`);
+      const ls = logicalShape(t);
+      if (!format || storedForm(t)?.format !== format || ls.join() !== shape.join()) throw new ShapeError(`Experts.setKept: ${n} ${fmtInfo(ls, t.dtype)} must be kept as stored (bf16, f16 or packed) with shape (${shape.join(', ')}), in the format of gate (${format ?? 'f32'})`);
     }
     this.replaceParameter('gate_proj', gate);
     this.replaceParameter('up_proj', up);
     this.replaceParameter('down_proj', down);
   }
 
-  /** Widens kept bf16/f16 weights back to f32 in the (E, in, out) layout (to train or compress); returns the bytes
-   *  of half weights replaced (0 when already f32). */
+  /** Widens weights kept as stored back to f32 in the (E, in, out) layout (to train or compress); returns the stored
+   *  bytes replaced (0 when already f32). */
   upcast(): number {
-    if (!this.half) return 0;
+    if (!this.kept) return 0;
     let bytes = 0;
     for (const n of ['gate_proj', 'up_proj', 'down_proj']) {
       const t = this.param(n);
-      bytes += t.size * 2;
-      this.replaceParameter(n, noGrad(() => tidy(() => transpose(cast(t, 'f32'), [0, 2, 1])))); // (E, N, K) -> (E, K, N)
+      bytes += storedBytes(t);
+      const wide = widenWeight(t); // (E, N, K) f32
+      this.replaceParameter(n, noGrad(() => tidy(() => transpose(wide, [0, 2, 1])))); // (E, N, K) -> (E, K, N)
+      wide.dispose();
     }
     return bytes;
   }

@@ -1,10 +1,12 @@
-// Basic layers: Linear (weight (out, in) like torch nn.Linear, f32 or kept bf16/f16), Embedding and RMSNorm.
+// Basic layers: Linear (weight (out, in) like torch nn.Linear, f32 or kept as stored: bf16/f16, MXFP4, FP8), Embedding
+// and RMSNorm.
 import { add, canReadSync, compare, gather, matmul, mul, needsGrad, ones, quantMatmul, reshape, rmsNorm, sub, zeros } from '../tensor/api.js';
 import { ENGINE, noGrad } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Module, initNormal } from './module.js';
+import { logicalShape, storedForm } from './packed.js';
 
 export interface LinearOptions {
   /** add a bias (out); default false (LLM projections have none) */
@@ -13,19 +15,16 @@ export interface LinearOptions {
   std?: number;
 }
 
-/** The half-precision storage dtypes a weight may keep from a checkpoint (computed with quantMatmul). */
-export type HalfDType = 'bf16' | 'f16';
-export const isHalf = (t: Tensor): t is Tensor & { dtype: HalfDType } => t.dtype === 'bf16' || t.dtype === 'f16';
-
 /**
- * x (..., in) · Wᵀ (+ b) with W (out, in) f32 (matmul) or bf16/f16 as stored (quantMatmul, widened on the fly; no
- * gradient reaches a half weight, only x) -> (..., out).
+ * x (..., in) · Wᵀ (+ b) with W (out, in) f32 (matmul) or kept as stored — bf16/f16, or packed MXFP4 / FP8 (nn/packed)
+ * — through quantMatmul, widened on the fly (no gradient reaches a kept weight, only x) -> (..., out).
  */
 export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
-  if (!isHalf(w)) return matmul(x, w, b ? { transB: true, bias: b } : { transB: true });
-  if (needsGrad(w)) throw new Error(halfTrainingError(`a ${w.dtype} Linear weight (${w.shape.join(' x ')})`));
-  const [N, K] = w.shape as [number, number];
-  const y = quantMatmul(reshape(x, [x.size / K, K]), w, null, w.dtype); // (M, N)
+  const s = storedForm(w);
+  if (!s) return matmul(x, w, b ? { transB: true, bias: b } : { transB: true });
+  const [N, K] = logicalShape(w) as [number, number];
+  if (needsGrad(w)) throw new Error(halfTrainingError(`a ${s.format} Linear weight (${N} x ${K})`));
+  const y = quantMatmul(reshape(x, [x.size / K, K]), w, s.scales, s.format, s.groupSize); // (M, N)
   return reshape(b ? add(y, b) : y, [...x.shape.slice(0, -1), N]);
 }
 

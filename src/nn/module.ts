@@ -5,6 +5,7 @@ import { keep } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { freeWeight, logicalShape, logicalSize } from './packed.js';
 
 export class Module {
   readonly #params = new Map<string, Tensor>();
@@ -66,13 +67,14 @@ export class Module {
 
   numParams(): number {
     let n = 0;
-    for (const [, t] of this.parameters()) n += t.size;
+    for (const [, t] of this.parameters()) n += logicalSize(t); // a packed weight counts the values it stands for
     return n;
   }
 
   /**
    * Replaces a parameter or buffer by dotted name (loading weights, optimiser steps). The new tensor must
-   * have the old one's shape; the old tensor and its gradient are disposed.
+   * have the old one's (logical) shape — a packed weight (nn/packed) may replace an f32 one or the reverse; the old
+   * tensor and its gradient are disposed.
    */
   setTensor(name: string, t: Tensor): void {
     const dot = name.indexOf('.');
@@ -85,13 +87,14 @@ export class Module {
     const isParam = this.#params.has(name);
     const old = this.#params.get(name) ?? this.#buffers.get(name);
     if (!old) throw new Error(`${this.constructor.name}: no parameter or buffer "${name}"`);
-    if (old.shape.length !== t.shape.length || old.shape.some((d, i) => d !== t.shape[i])) {
-      throw new ShapeError(`${this.constructor.name}: "${name}" has shape ${fmt(old.shape)}, got ${fmt(t.shape)}`);
+    const [os, ns] = [logicalShape(old), logicalShape(t)];
+    if (os.length !== ns.length || os.some((d, i) => d !== ns[i])) {
+      throw new ShapeError(`${this.constructor.name}: "${name}" has shape ${fmt(os)}, got ${fmt(ns)}`);
     }
     if (old !== t) {
       old.grad?.dispose();
       old.grad = null;
-      old.dispose();
+      freeWeight(old);
     }
     if (isParam) this.#params.set(name, variable(t));
     else this.#buffers.set(name, keep(t));
@@ -106,7 +109,7 @@ export class Module {
     if (!old) throw new Error(`${this.constructor.name}: no parameter "${name}"`);
     if (old !== t) {
       old.grad?.dispose();
-      old.dispose();
+      freeWeight(old);
     }
     this.#params.set(name, variable(t));
   }
@@ -115,7 +118,7 @@ export class Module {
   dispose(): void {
     for (const t of [...this.#params.values(), ...this.#buffers.values()]) {
       t.grad?.dispose();
-      t.dispose();
+      freeWeight(t);
     }
     for (const m of this.#children.values()) m.dispose();
   }

@@ -186,7 +186,7 @@ describe('moekit info --budget: memory per --load-dtype before loading', () => {
       expect(j.memory.f32).toBe(params * 4);
       expect(j.budget).toEqual({ bytes: kept.model.paramBytes(), auto: true, f32: false });
       kept.model.dispose();
-      expect(run(['info', dir, '--budget', '1GiB'])).toMatch(/memory {5}weights once loaded: .* with --load-dtype auto \(BF16\/F16 kept\) fits --budget 1024\.0 MiB; .* with --load-dtype f32 fits/);
+      expect(run(['info', dir, '--budget', '1GiB'])).toMatch(/memory {5}weights once loaded: .* with --load-dtype auto \(BF16\/F16\/MXFP4\/FP8 kept\) fits --budget 1024\.0 MiB; .* with --load-dtype f32 fits/);
       expect(fail(['info', dir, '--budget', 'lots']).stderr).toContain('--budget must be a size such as 8GB, 512MiB or a number of bytes, got "lots"');
     } finally {
       rmSync(dir, { recursive: true, force: true });

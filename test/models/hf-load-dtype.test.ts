@@ -17,6 +17,8 @@ const CASES = [
   { arch: 'mixtral', layout: 'legacy' },
   { arch: 'qwen3_moe', layout: 'fused' },
   { arch: 'qwen2_moe', layout: 'legacy' }, // shared expert + its gate
+  { arch: 'gpt_oss', layout: 'fused' }, // experts (E, H, 2I) with gate/up interleaved, with biases
+  { arch: 'deepseek_v3', layout: 'legacy' }, // MLA projections, shared experts, a dense first layer
 ] as const;
 
 /** The BF16 export of a fixture, written once per case (on the js backend). */
@@ -47,7 +49,7 @@ describe.each([JS, ...DEVICES])('loadDtype on $name', (device) => {
     try {
       const dtypes = new Map(kept.model.parameters().map(([n, p]) => [n, p.dtype]));
       for (const [n, d] of dtypes) {
-        const linear = /(_proj|^lm_head)\.weight$/.test(n) || /\.mlp\.experts\.(gate|up|down)_proj$/.test(n);
+        const linear = /(_proj|_proj_with_mqa|^lm_head)\.weight$/.test(n) || /\.mlp\.experts\.(gate|up|down)_proj$/.test(n);
         expect(`${n}: ${d}`).toBe(`${n}: ${linear ? 'bf16' : 'f32'}`);
       }
       for (const [, p] of wide.model.parameters()) expect(p.dtype).toBe('f32');

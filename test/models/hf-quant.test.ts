@@ -8,8 +8,13 @@ import { writeSafetensors, type StTensorIn } from '../../src/io/safetensors.js';
 import { f32ToBf16 } from '../../src/tensor/dtype.js';
 import { fromHfConfig, toHfConfig } from '../../src/models/hf/config.js';
 import { Checkpoint, loadHfModel } from '../../src/models/hf/load.js';
-import { DequantSource, parseQuantization, type HfQuantization } from '../../src/models/hf/quant.js';
+import { logicalShape, packingOf } from '../../src/nn/packed.js';
+import { generate } from '../../src/serve/generate.js';
+import { DequantSource, FP8_DEFAULT_BLOCK, parseQuantization, type HfQuantization } from '../../src/models/hf/quant.js';
+import { loadedBytes } from '../../src/models/hf/kept.js';
+import { keepsStorageDtype } from '../../src/models/hf/weights.js';
 import { ids, maxAbsDiff } from '../helpers/compare.js';
+import { DEVICES, JS, useDevice } from '../helpers/devices.js';
 import { fixture } from '../helpers/fixtures.js';
 import { readReference } from '../helpers/hf-parity.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -20,6 +25,8 @@ beforeAll(async () => {
 });
 
 const tmp = tempDir('moekit-hf-quant-');
+const EXPERTS = /\.mlp\.experts\.(gate|up|down)_proj$/;
+const LINEAR = /_proj(_with_mqa)?\.weight$/;
 const f32 = (name: string, shape: number[], data: Float32Array): StTensorIn => ({ name, dtype: 'F32', shape, data });
 const u8 = (name: string, shape: number[], data: Uint8Array): StTensorIn => ({ name, dtype: 'U8', shape, data });
 
@@ -36,26 +43,56 @@ async function readAll(dir: string): Promise<Map<string, { shape: number[]; data
 }
 
 /**
- * loadHfModel on the quantised directory `qDir` names its quantization, uses every tensor, and gives exactly the logits
- * and parameters of the dequantised model in `dDir`; logs that diff and the one against `src`'s transformers logits.
+ * loadHfModel on the quantised directory `qDir` names its quantization and uses every tensor. Loaded with loadDtype
+ * 'f32' it gives exactly the logits and parameters of the dequantised model in `dDir`. Loaded as stored (the default),
+ * the weights of `kept` names stay packed in their block format (fewer bytes), the logits agree within 1e-5 and greedy
+ * decoding matches, and upcast() gives the dequantised parameters exactly. Logs the diffs, and the one against `src`'s
+ * transformers logits.
  */
-async function matchesDequantised(label: string, qDir: string, dDir: string, src: string, quantization: HfQuantization): Promise<void> {
+async function matchesDequantised(label: string, qDir: string, dDir: string, src: string, quantization: HfQuantization, kept: (name: string, shape: number[]) => boolean): Promise<void> {
   const ref = readReference(src);
-  const q = await loadHfModel(qDir);
+  const q = await loadHfModel(qDir, { loadDtype: 'f32' });
   const d = await loadHfModel(dDir);
+  const k = await loadHfModel(qDir);
   try {
     expect(q.quantization).toEqual(quantization);
     expect(q.unused).toEqual([]);
+    expect(k.unused).toEqual([]);
     const lq = mk.noGrad(() => q.model.forward(ids(ref.input_ids)).logits.dataSync());
     const ld = mk.noGrad(() => d.model.forward(ids(ref.input_ids)).logits.dataSync());
     const diff = maxAbsDiff(lq, ld);
-    console.log(`${label}: logits max |diff| vs dequantised model ${diff}, vs the unquantised transformers logits ${maxAbsDiff(lq, ref.logits.flat()).toExponential(2)}`);
+    console.log(`${label}: f32 load: logits max |diff| vs dequantised model ${diff}, vs the unquantised transformers logits ${maxAbsDiff(lq, ref.logits.flat()).toExponential(2)}`);
     expect(diff).toBe(0);
     const dParams = new Map(d.model.parameters());
     for (const [name, p] of q.model.parameters()) expect(maxAbsDiff(p.dataSync(), dParams.get(name)!.dataSync()), name).toBe(0);
+
+    const format = quantization.method;
+    const packed = k.model.parameters().filter(([, p]) => packingOf(p)?.format === format).map(([n]) => n);
+    expect(packed.length).toBeGreaterThan(0);
+    for (const [n, p] of k.model.parameters()) expect(`${n}: ${packingOf(p)?.format ?? p.dtype}`).toBe(`${n}: ${kept(n, logicalShape(p)) ? format : 'f32'}`);
+    const lk = mk.noGrad(() => k.model.forward(ids(ref.input_ids)).logits.dataSync());
+    const kd = maxAbsDiff(lk, ld);
+    const prompt = ref.input_ids.slice(0, 8);
+    const gk = generate(k.model, prompt, { maxNewTokens: 8, greedy: true });
+    const gd = generate(d.model, prompt, { maxNewTokens: 8, greedy: true });
+    console.log(`${label}: kept ${format} (${packed.length} tensors, ${k.model.paramBytes()} bytes vs ${d.model.paramBytes()} f32): logits max |diff| vs dequantised model ${kd.toExponential(2)}; greedy ${gk.ids.join(' ')} vs ${gd.ids.join(' ')}`);
+    expect(kd).toBeLessThanOrEqual(1e-5);
+    expect(gk.ids).toEqual(gd.ids);
+    expect(k.model.paramBytes()).toBeLessThan(d.model.paramBytes());
+    // `moekit info`'s estimate from the headers equals what each load holds (parameters and buffers)
+    const ck = await Checkpoint.open(qDir);
+    const stored = [...ck.names()].map((n) => ({ name: n, ...ck.info(n) }));
+    await ck.close();
+    const est = loadedBytes(stored, quantization.method === 'fp8' ? quantization.blockSize : FP8_DEFAULT_BLOCK, keepsStorageDtype);
+    const bufferBytes = k.model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias')).reduce((a, [, b]) => a + b.size * 4, 0);
+    expect(est).toEqual({ auto: k.model.paramBytes() + bufferBytes, f32: q.model.paramBytes() + bufferBytes });
+    const up = k.model.upcast();
+    expect(up.tensors).toBe(packed.length);
+    for (const [name, p] of k.model.parameters()) expect(maxAbsDiff(p.dataSync(), dParams.get(name)!.dataSync()), name).toBe(0);
   } finally {
     q.model.dispose();
     d.model.dispose();
+    k.model.dispose();
   }
 }
 
@@ -155,8 +192,12 @@ describe('MXFP4 (gpt-oss layout) through DequantSource', () => {
     }
   });
 
-  it('end to end: loadHfModel on the MXFP4 gpt_oss checkpoint gives the logits of the dequantised model (max |diff| 0)', async () => {
-    await matchesDequantised('MXFP4 gpt_oss', dir, dDir, src, { method: 'mxfp4' });
+  describe.each([JS, ...DEVICES])('end to end on $name', (device) => {
+    const dev = useDevice(device);
+    it('loadHfModel on the MXFP4 gpt_oss checkpoint: f32 load exact, kept MXFP4 experts within 1e-5 of the dequantised model', async (ctx) => {
+      dev.use(ctx);
+      await matchesDequantised(`MXFP4 gpt_oss on ${device.name}`, dir, dDir, src, { method: 'mxfp4' }, (n) => EXPERTS.test(n));
+    });
   });
 });
 
@@ -267,11 +308,15 @@ describe('DequantSource on hand-made parts', () => {
   });
 });
 
-describe.each(['mixtral', 'deepseek_v3'] as const)('FP8 %s end to end', (arch) => {
+// [32, 32]: 48-wide experts, 24-row kv_a_proj give partial tiles (weights whose columns are not whole tiles are widened);
+// [16, 16]: every Linear and expert weight is kept
+describe.each([
+  ['mixtral', [32, 32]], ['deepseek_v3', [32, 32]], ['mixtral', [16, 16]], ['deepseek_v3', [16, 16]],
+] as const)('FP8 %s end to end, tiles %j', (arch, tile) => {
   const src = path.dirname(fixture(`hf/${arch}/config.json`));
-  const qDir = path.join(tmp, `${arch}-fp8`);
-  const dDir = path.join(tmp, `${arch}-dequantised`);
-  const block: [number, number] = [32, 32]; // 48-wide experts, 24-row kv_a_proj give partial tiles
+  const qDir = path.join(tmp, `${arch}-fp8-${tile[0]}`);
+  const dDir = path.join(tmp, `${arch}-dequantised-${tile[0]}`);
+  const block: [number, number] = [tile[0], tile[1]];
 
   beforeAll(async () => {
     const plain = await readAll(src);
@@ -297,7 +342,13 @@ describe.each(['mixtral', 'deepseek_v3'] as const)('FP8 %s end to end', (arch) =
     await writeSafetensors(path.join(dDir, 'model.safetensors'), dT);
   });
 
-  it('loadHfModel on the FP8 checkpoint gives the logits of the model built from the dequantised weights (max |diff| 0)', async () => {
-    await matchesDequantised(`FP8 ${arch}`, qDir, dDir, src, { method: 'fp8', blockSize: block });
+  describe.each([JS, ...DEVICES])('on $name', (device) => {
+    const dev = useDevice(device);
+    it('loadHfModel on the FP8 checkpoint: f32 load exact, kept FP8 within 1e-5 of the model built from the dequantised weights', async (ctx) => {
+      dev.use(ctx);
+      // a weight stays FP8 when its columns are whole tiles; a layer's experts when all of their matrices are
+      const kept = (n: string, shape: number[]): boolean => (LINEAR.test(n) ? shape.at(-1)! % block[1] === 0 : EXPERTS.test(n) && shape.slice(1).every((d) => d % block[1] === 0));
+      await matchesDequantised(`FP8 ${arch} ${block.join('x')} on ${device.name}`, qDir, dDir, src, { method: 'fp8', blockSize: block }, kept);
+    });
   });
 });

@@ -96,7 +96,7 @@ export function gptOssExpertLayer(name: string): number | null {
 export type GptOssExperts = Record<string, { data: Float32Array; shape: number[] }>;
 
 /** (R, 2C) with columns interleaved [a0, b0, a1, b1, ...] -> a (R, C), b (R, C) (transformers' gate_up[..., ::2], [..., 1::2]). */
-function deinterleave(src: Float32Array, R: number, C: number): [Float32Array, Float32Array] {
+export function deinterleave(src: Float32Array, R: number, C: number): [Float32Array, Float32Array] {
   const a = new Float32Array(R * C);
   const b = new Float32Array(R * C);
   for (let r = 0; r < R; r++) {

@@ -3,7 +3,8 @@
 import type { StDType } from '../../io/safetensors.js';
 import { MXFP4_BLOCK_BYTES, MXFP4_BLOCK_VALUES, dequantFp8Blocks, dequantMxfp4, fp8ScaleGrid, transposeLast2 } from '../../tensor/blockquant.js';
 import { E4M3_VALUES, E5M2_VALUES } from '../../tensor/minifloat.js';
-import { halfOfStDType, u16Words, type TensorSource } from './source.js';
+import type { BlockFormat } from '../../tensor/ops.js';
+import { halfOfStDType, u16Words, type PackedData, type TensorSource } from './source.js';
 
 /** config.json `quantization_config`, understood. */
 export type HfQuantization = { method: 'mxfp4' } | { method: 'fp8'; blockSize: readonly [number, number] };
@@ -164,6 +165,43 @@ export class DequantSource implements TensorSource {
   async readHalf(name: string): Promise<Uint16Array> {
     if (!this.halfDtype(name)) throw new HfQuantError(`${this.where(name)}: tensor "${name}" is not stored as BF16 or F16`);
     return u16Words(await this.raw.readBytes(name));
+  }
+
+  /** The block format `name` is kept in as stored: MXFP4, or FP8 E4M3 whose tiles' columns divide its rows (FP8 E5M2
+   *  and ragged tiles are read dequantised); null for every other tensor. */
+  packedFormat(name: string): BlockFormat | null {
+    const p = this.plan(name);
+    if (p.kind === 'mxfp4') return 'mxfp4';
+    if (p.kind === 'fp8' && p.values === E4M3_VALUES && p.cols % (this.opts.fp8Block ?? FP8_DEFAULT_BLOCK)[1] === 0) return 'fp8';
+    return null;
+  }
+
+  async readPacked(name: string): Promise<PackedData> {
+    const p = this.plan(name);
+    const format = this.packedFormat(name);
+    if (p.kind === 'mxfp4') {
+      const codes = await this.raw.readBytes(p.blocks); // (lead, rows, G, 16) = (lead, rows, cols/2)
+      const scales = await this.raw.readBytes(p.scales); // (lead, rows, G)
+      const what = `${this.where(p.blocks)}: MXFP4 tensor "${name}" (from "${p.blocks}" and "${p.scales}")`;
+      for (let g = 0; g < scales.length; g++) {
+        if (scales[g]! < 0xfe) continue;
+        // 0xFF is NaN; 2^127 takes the codes of magnitude 2 and above past float32
+        const bad = scales[g] === 0xff || codes.subarray(g * MXFP4_BLOCK_BYTES, (g + 1) * MXFP4_BLOCK_BYTES).some((b) => (b & 7) >= 4 || ((b >> 4) & 7) >= 4);
+        if (bad) throw new HfQuantError(`${what} dequantises to non-finite values in block ${g} (scale 0x${scales[g]!.toString(16)}) (expected scales that keep weights within float32)`);
+      }
+      return { format: 'mxfp4', shape: [...p.shape.slice(0, -2), p.rows, p.cols], codes, scales, groupSize: MXFP4_BLOCK_VALUES };
+    }
+    if (p.kind !== 'fp8' || format !== 'fp8') throw new HfQuantError(`${this.where(name)}: tensor "${name}" is not stored in a block format moekit keeps (MXFP4, or FP8 E4M3 with whole tiles across its columns)`);
+    const [bR, bC] = this.opts.fp8Block ?? FP8_DEFAULT_BLOCK;
+    const codes = await this.raw.readBytes(name); // (n, rows, cols)
+    const grid = await this.raw.readF32(p.scale); // (n, gR, gC)
+    const [gR, gC] = fp8ScaleGrid(p.rows, p.cols, bR, bC);
+    const what = `${this.where(name)}: FP8 tensor "${name}" times "${p.scale}"`;
+    for (let i = 0; i < codes.length; i++) if ((codes[i]! & 0x7f) === 0x7f) throw new HfQuantError(`${what} has the NaN code 0x${codes[i]!.toString(16)} at flat index ${i} (expected finite weights)`);
+    for (let i = 0; i < grid.length; i++) if (!Number.isFinite(grid[i]! * 448)) throw new HfQuantError(`${what} has the scale ${grid[i]} at flat index ${i}, which takes weights beyond float32 (expected scales that keep weights within float32)`);
+    const scales = new Float32Array(p.n * p.rows * gC); // (n, rows, cols / bC): each tile's factor on each of its rows
+    for (let m = 0; m < p.n; m++) for (let r = 0; r < p.rows; r++) scales.set(grid.subarray((m * gR + Math.floor(r / bR)) * gC, (m * gR + Math.floor(r / bR) + 1) * gC), (m * p.rows + r) * gC);
+    return { format: 'fp8', shape: p.shape, codes, scales, groupSize: bC };
   }
 
   async readF32(name: string): Promise<Float32Array> {

@@ -2,13 +2,13 @@
 // (`experts.E.gate_proj.weight` [I, H], Mixtral `w1/w3/w2`) and the fused transformers-5 tensors
 // (`experts.gate_up_proj` [E, 2I, H], `experts.down_proj` [E, H, I]).
 import type { MoELM } from '../moe-lm.js';
-import { MoEBlock } from '../../moe/block.js';
 import { canReadSync, tensor } from '../../tensor/api.js';
-import { bf16ToF32, f16ToF32 } from '../../tensor/dtype.js';
+import { isKept, logicalShape, widenWeight } from '../../nn/packed.js';
 import { noGrad } from '../../tensor/engine.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { HfArch } from './config.js';
 import type { TensorSource } from './source.js';
+import { keptForm, loadKeptExperts, readKeptLinear, type KeptForm } from './kept.js';
 import { gptOssExpertLayer, gptOssExpertTensors, gptOssName, readGptOssExperts } from './gpt-oss.js';
 
 export type { TensorSource } from './source.js';
@@ -21,9 +21,9 @@ export class HfWeightsError extends Error {
 
 /** Parameters that are Linear weights (attention, dense and shared MLP projections, lm_head): kept in bf16/f16. */
 const LINEAR_WEIGHT = /(?:^lm_head|_proj|_proj_with_mqa)\.weight$/;
-/** Whether a loaded BF16/F16 tensor of this (Hugging Face or moekit) name stays in its dtype (`loadDtype: 'auto'`): Linear
- *  weights and routed experts; norms, biases, routers and embeddings are widened to f32. */
-export const keepsStorageDtype = (name: string): boolean => LINEAR_WEIGHT.test(name) || name.includes('.experts.');
+/** Whether a loaded tensor of this (Hugging Face or moekit) name may stay as stored (`loadDtype: 'auto'`): Linear
+ *  weights and routed-expert weights; norms, biases, routers and embeddings are widened to f32. */
+export const keepsStorageDtype = (name: string): boolean => LINEAR_WEIGHT.test(name) || (name.includes('.experts.') && !/_bias$/.test(name));
 
 const EXPERT_PARAM = /^model\.layers\.(\d+)\.mlp\.experts\.(gate_proj|up_proj|down_proj)$/;
 const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
@@ -84,8 +84,8 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
     return name;
   };
   const read = async (names: readonly string[], shape: readonly number[], what: string): Promise<Float32Array> => src.readF32(resolve(names, shape, what));
-  const keep = (opts.loadDtype ?? 'auto') === 'auto' && src.halfDtype !== undefined && src.readHalf !== undefined;
-  const halfOf = (name: string): 'bf16' | 'f16' | null => (keep ? src.halfDtype!(name) : null);
+  const keep = (opts.loadDtype ?? 'auto') === 'auto';
+  const keptOf = (name: string): KeptForm | null => (keep ? keptForm(src, name) : null);
   const { experts: E, hidden: H, expertWidth: I } = model.cfg;
   const set = (name: string, data: Float32Array, shape: readonly number[]): void => noGrad(() => model.setTensor(name, tensor(data, shape)));
   const doneLayers = new Set<number>();
@@ -95,6 +95,7 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
       // gpt_oss: one layout on disk and in memory, gate and up interleaved in gate_up_proj, with biases
       if (doneLayers.has(gl)) continue;
       doneLayers.add(gl);
+      if (keep && canReadSync() && (await loadKeptExperts(model, arch, gl, src, resolve, () => [[], [], []]))) continue;
       const ex = await readGptOssExperts(gl, E, H, I, (n, shape) => read([n], shape, `layer ${gl} experts`));
       for (const [n, t] of Object.entries(ex)) set(n, t.data, t.shape);
       continue;
@@ -103,10 +104,10 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
     if (!m) {
       const candidates = [hfName(arch, name, 'legacy'), name];
       const hn = resolve([...new Set(candidates)], p.shape, `parameter ${name}`);
-      const half = LINEAR_WEIGHT.test(name) ? halfOf(hn) : null;
-      if (half) {
-        const bits = await src.readHalf!(hn); // (out, in) as stored
-        noGrad(() => model.setTensor(name, tensor(bits, p.shape, half)));
+      const form = LINEAR_WEIGHT.test(name) ? keptOf(hn) : null;
+      if (form) {
+        const w = await readKeptLinear(src, hn, form, p.shape); // (out, in) as stored
+        noGrad(() => model.setTensor(name, w));
       }
       else set(name, await src.readF32(hn), p.shape);
       continue;
@@ -114,9 +115,14 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
     const l = Number(m[1]);
     if (doneLayers.has(l)) continue;
     doneLayers.add(l);
-    // half experts run per expert segment with host-side offsets: on a backend that reads only asynchronously (webgpu)
-    // they are widened, while half Linear weights stay (quantMatmul runs there)
-    if (keep && canReadSync() && (await loadHalfExperts(model, arch, l, src, resolve))) continue;
+    // kept experts run per expert segment with host-side offsets: on a backend that reads only asynchronously (webgpu)
+    // they are widened, while kept Linear weights stay (quantMatmul runs there)
+    const legacy = (e: number): [string[], string[], string[]] => {
+      const n = legacyExpertNames(arch, l, e);
+      const alt = arch === 'mixtral' ? legacyExpertNames('qwen2_moe', l, e) : n;
+      return [[n.gate, alt.gate], [n.up, alt.up], [n.down, alt.down]];
+    };
+    if (keep && canReadSync() && (await loadKeptExperts(model, arch, l, src, resolve, legacy))) continue;
     const gate = new Float32Array(E * H * I); // (E, H, I)
     const up = new Float32Array(E * H * I); // (E, H, I)
     const down = new Float32Array(E * I * H); // (E, I, H)
@@ -154,64 +160,23 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
   return { unused };
 }
 
-/**
- * Layer l's routed experts kept as stored, when every expert tensor of the layer is BF16 (or every one F16): gate/up
- * (E, I, H), down (E, H, I) bits copied without widening. False (nothing read) when the layer is not all half.
- */
-async function loadHalfExperts(model: MoELM, arch: HfArch, l: number, src: TensorSource, resolve: (names: readonly string[], shape: readonly number[], what: string) => string): Promise<boolean> {
-  const block = model.layers[l]?.mlp;
-  if (!(block instanceof MoEBlock) || block.experts.hasBias) return false;
-  const { experts: E, hidden: H, expertWidth: I } = model.cfg;
-  const prefixes = arch === 'mixtral' ? [`model.layers.${l}.mlp.experts`, `model.layers.${l}.block_sparse_moe.experts`] : [`model.layers.${l}.mlp.experts`];
-  const fused = prefixes.find((pre) => src.has(`${pre}.gate_up_proj`));
-  const pick = (names: readonly string[]): string | undefined => names.find((n) => src.has(n));
-  const names: (string | undefined)[] = fused ? [`${fused}.gate_up_proj`, `${fused}.down_proj`] : [];
-  if (!fused) {
-    for (let e = 0; e < E; e++) {
-      const n = legacyExpertNames(arch, l, e);
-      const alt = arch === 'mixtral' ? legacyExpertNames('qwen2_moe', l, e) : n;
-      names.push(pick([n.gate, alt.gate]), pick([n.up, alt.up]), pick([n.down, alt.down]));
-    }
-  }
-  const dtype = names[0] === undefined ? null : src.halfDtype!(names[0]);
-  if (!dtype || names.some((n) => n === undefined || src.halfDtype!(n) !== dtype)) return false; // the f32 path names what is missing
-  const gate = new Uint16Array(E * I * H); // (E, I, H)
-  const up = new Uint16Array(E * I * H); // (E, I, H)
-  let down: Uint16Array; // (E, H, I)
-  if (fused) {
-    const gu = await src.readHalf!(resolve([`${fused}.gate_up_proj`], [E, 2 * I, H], `layer ${l} fused experts`)); // (E, 2I, H)
-    for (let e = 0; e < E; e++) {
-      gate.set(gu.subarray(e * 2 * I * H, e * 2 * I * H + I * H), e * I * H);
-      up.set(gu.subarray(e * 2 * I * H + I * H, (e + 1) * 2 * I * H), e * I * H);
-    }
-    down = Uint16Array.from(await src.readHalf!(resolve([`${fused}.down_proj`], [E, H, I], `layer ${l} fused experts`)));
-  } else {
-    down = new Uint16Array(E * H * I);
-    for (let e = 0; e < E; e++) {
-      gate.set(await src.readHalf!(resolve([names[3 * e]!], [I, H], `layer ${l} expert ${e} gate`)), e * I * H);
-      up.set(await src.readHalf!(resolve([names[3 * e + 1]!], [I, H], `layer ${l} expert ${e} up`)), e * I * H);
-      down.set(await src.readHalf!(resolve([names[3 * e + 2]!], [H, I], `layer ${l} expert ${e} down`)), e * H * I);
-    }
-  }
-  noGrad(() => block.experts.setHalf(tensor(gate, [E, I, H], dtype), tensor(up, [E, I, H], dtype), tensor(down, [E, H, I], dtype)));
-  return true;
-}
+/** A parameter's (or its gradient's) values as f32 in the f32 layout: weights kept as stored (bf16/f16, MXFP4, FP8)
+ *  widened, and kept routed experts (stored (E, N, K)) turned back to (E, K, N). */
+export const parameterF32 = (name: string, t: Tensor): Float32Array => valuesF32(t, EXPERT_PARAM.test(name));
 
-/** A parameter's (or its gradient's) values as f32 in the f32 layout: bf16/f16 widened, and half routed experts
- *  (stored (E, N, K)) turned back to (E, K, N). */
-export const parameterF32 = (name: string, t: Tensor): Float32Array => valuesF32(t, /\.mlp\.experts\.(gate_proj|up_proj|down_proj)$/.test(name));
-
-function valuesF32(t: Tensor, halfExpert: boolean): Float32Array {
-  const d = t.dataSync();
-  if (t.dtype !== 'bf16' && t.dtype !== 'f16') return Float32Array.from(d);
-  const widen = t.dtype === 'bf16' ? bf16ToF32 : f16ToF32;
-  const out = new Float32Array(d.length);
-  if (!halfExpert) {
-    for (let i = 0; i < d.length; i++) out[i] = widen(d[i]!);
+function valuesF32(t: Tensor, expert: boolean): Float32Array {
+  if (!isKept(t)) return Float32Array.from(t.dataSync());
+  const wide = widenWeight(t); // logical shape, f32
+  const d = wide.dataSync();
+  if (!expert) {
+    const out = Float32Array.from(d);
+    wide.dispose();
     return out;
   }
-  const [E, N, K] = t.shape as [number, number, number];
-  for (let e = 0; e < E; e++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[e * K * N + k * N + n] = widen(d[e * N * K + n * K + k]!);
+  const [E, N, K] = wide.shape as [number, number, number];
+  const out = new Float32Array(d.length);
+  for (let e = 0; e < E; e++) for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[e * K * N + k * N + n] = d[e * N * K + n * K + k]!;
+  wide.dispose();
   return out;
 }
 
@@ -246,7 +211,7 @@ export function* hfTensors(model: MoELM, arch: HfArch, layout: ExpertLayout = 'l
     const m = EXPERT_PARAM.exec(name);
     if (!m) {
       const v = values(name);
-      if (v) yield { name: hfName(arch, name, layout), shape: [...p.shape], data: v };
+      if (v) yield { name: hfName(arch, name, layout), shape: logicalShape(p), data: v };
       continue;
     }
     const l = Number(m[1]);
