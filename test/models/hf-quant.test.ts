@@ -81,7 +81,7 @@ async function matchesDequantised(label: string, qDir: string, dDir: string, src
     expect(k.model.paramBytes()).toBeLessThan(d.model.paramBytes());
     // `moekit info`'s estimate from the headers equals what each load holds (parameters and buffers)
     const ck = await Checkpoint.open(qDir);
-    const stored = [...ck.names()].map((n) => ({ name: n, ...ck.info(n) }));
+    const stored = [...ck.names()].map((n) => ({ ...ck.info(n), name: n }));
     await ck.close();
     const est = loadedBytes(stored, quantization.method === 'fp8' ? quantization.blockSize : FP8_DEFAULT_BLOCK, keepsStorageDtype);
     const bufferBytes = k.model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias')).reduce((a, [, b]) => a + b.size * 4, 0);
