@@ -1,11 +1,11 @@
 // moekit bench paper: the reproduction benchmark of the clustered-experts paper (docs/PAPER_RESULTS.md).
 import type { Command } from 'commander';
-import { PAPER_PRESETS, paperBench, type PaperResult } from '../eval/paper.js';
+import { PAPER_PRESETS, paperBench, type PaperResult } from './paper/experiment.js';
 import os from 'node:os';
 import { checkWritableDir, checkWritableFile, fsErrorWords } from '../io/outputs.js';
 import { getBackend, setBackend } from '../tensor/engine.js';
 import { intOption } from './args.js';
-import { paperHtml } from './report.js';
+import { paperHtml } from './paper/report.js';
 import { writeFileAtomic } from '../io/safetensors.js';
 
 const kib = (v: number): string => `${(v / 1024).toFixed(0)} KiB`;

@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spreadSample, type Agg, type PaperResult } from '../../src/eval/paper.js';
+import { spreadSample, type Agg, type PaperResult } from '../../src/cli/paper/experiment.js';
 import { finishPaper, SMOKE_NOTE } from '../../src/cli/bench.js';
-import { colorScale } from '../../src/cli/report.js';
+import { colorScale } from '../../src/cli/paper/report.js';
 import { mountReadOnly, unmount } from '../helpers/readonly.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'moekit-bench-'));

@@ -1,7 +1,7 @@
 // The HTML report of `moekit bench paper --html FILE`: the claims and the per-model table, plus charts rendered to
 // static SVG with Vega-Lite at write time (the page needs no script and no network to be read).
 import os from 'node:os';
-import type { Agg, ModelResult, PaperResult } from '../eval/paper.js';
+import type { Agg, ModelResult, PaperResult } from './experiment.js';
 
 type VlSpec = Record<string, unknown>;
 

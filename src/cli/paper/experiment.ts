@@ -3,22 +3,22 @@
 // bytes; plus post-training compression baselines applied to the trained standard MoE at the clustered budget.
 import os from 'node:os';
 import path from 'node:path';
-import { brownGenreTask } from '../io/brown.js';
-import { readMrpc, readSst2 } from '../io/glue.js';
-import { loadWikitext } from '../io/wikitext.js';
-import { denseBaseline, parseConfig, type ModelConfig, type ModelConfigInput } from '../models/config.js';
-import type { MoELM } from '../models/moe-lm.js';
-import { MoEBlock } from '../moe/block.js';
-import { Rng } from '../tensor/random.js';
-import { encodeTexts, brownCorpus, type BrownCorpus } from '../train/corpus.js';
-import { train } from '../train/loop.js';
+import { brownGenreTask } from '../../io/brown.js';
+import { readMrpc, readSst2 } from '../../io/glue.js';
+import { loadWikitext } from '../../io/wikitext.js';
+import { denseBaseline, parseConfig, type ModelConfig, type ModelConfigInput } from '../../models/config.js';
+import type { MoELM } from '../../models/moe-lm.js';
+import { MoEBlock } from '../../moe/block.js';
+import { Rng } from '../../tensor/random.js';
+import { encodeTexts, brownCorpus, type BrownCorpus } from '../../train/corpus.js';
+import { train } from '../../train/loop.js';
 import fs from 'node:fs';
-import { fusedInferenceWeights, quantizeClustered, quantizedMatmuls } from '../compress/precision.js';
-import { ExpertStore, writeOffloadFile } from '../serve/offload.js';
-import { calibrate, clusteredExpertParams, compressBaseline, layerExperts, setLayerExperts, type LayerExperts } from '../compress/baselines.js';
-import { ClassifierHead, evaluateClassifier, fineTuneClassifier, type ClassifyRow } from './classify.js';
-import { inferenceSpeed, inferenceSpeeds, routingSummary } from './inference.js';
-import { perplexity } from './perplexity.js';
+import { fusedInferenceWeights, quantizeClustered, quantizedMatmuls } from '../../compress/precision.js';
+import { ExpertStore, writeOffloadFile } from '../../serve/offload.js';
+import { calibrate, clusteredExpertParams, compressBaseline, layerExperts, setLayerExperts, type LayerExperts } from '../../compress/baselines.js';
+import { ClassifierHead, evaluateClassifier, fineTuneClassifier, type ClassifyRow } from '../../eval/classify.js';
+import { inferenceSpeed, inferenceSpeeds, routingSummary } from '../../eval/inference.js';
+import { perplexity } from '../../eval/perplexity.js';
 
 export interface PaperPreset {
   /** the standard MoE; the clustered model adds ffn 'clustered' and the dense baseline is FLOP-matched */
