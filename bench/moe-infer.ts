@@ -3,8 +3,8 @@
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import {
-  ClusteredMoEBlock, MoEBlock, SwiGLU, Rng, WasmBackend, clusteredExperts, experts, f32Matmuls, fusedInferenceWeights, indicesAndBins, keep, matmul,
-  noGrad, offsetsTensor, permute, quantizeClustered, randn, route, setBackend, tidy, twoStageRoute, unpermute, type Tensor,
+  ClusteredMoEBlock, MoEBlock, SwiGLU, Rng, WasmBackend, clusteredExperts, experts, f32Matmuls, indicesAndBins, keep, matmul,
+  noGrad, offsetsTensor, permute, randn, route, setBackend, tidy, twoStageRoute, unpermute, type Tensor,
 } from '../src/index.js';
 import { fmt, machineHeader, parseThreads, progress, renderTable, timeInterleaved } from './common.js';
 import { startLoadProbe } from './engines/load.js';
@@ -57,7 +57,10 @@ async function main(): Promise<void> {
   const wm = moe.weights;
   const wc = cl.weights;
   const mm = f32Matmuls(wc.experts);
-  const fp16 = fusedInferenceWeights(quantizeClustered(cl.experts, { format: 'int4' })); // FP16 bases, INT4 factors
+  const q = cl.f32Experts().toQuantized({ format: 'int4' });
+  const fp16 = q.toFused(); // FP16 bases, INT4 factors
+  q.dispose();
+  const f32 = cl.f32Experts();
   const rows: Row[] = [];
   if (opts.out) writeFileSync(opts.out, '');
   for (const T of tokens) {
@@ -75,11 +78,11 @@ async function main(): Promise<void> {
       })),
       'clustered fused': () => noGrad(() => tidy(() => { cl.infer(x).y.dataSync(); })),
       'clustered fused FP16/INT4': () => noGrad(() => tidy(() => {
-        cl.inferenceWeights = fp16.weights;
+        cl.setExperts(fp16);
         try {
           cl.infer(x).y.dataSync();
         } finally {
-          cl.inferenceWeights = null;
+          cl.setExperts(f32);
         }
       })),
       dense: () => noGrad(() => tidy(() => { dense.forward(x).dataSync(); })),

@@ -17,7 +17,6 @@ export { WebGpuBackend, type WebGpuOptions, type GpuDevice, type GpuBuffer, type
 export * from './nn/index.js';
 export * from './moe/index.js';
 export * from './cluster/index.js';
-export { fusedInferenceWeights, quantizeClustered, quantizedMatmuls, type FusedClustered, type QuantizedClustered } from './compress/precision.js';
 export { calibrate, compressBaseline, clusteredExpertParams, layerExperts, setLayerExperts, BASELINE_METHODS, type BaselineMethod, type BaselineResult, type Calibration, type LayerExperts } from './compress/baselines.js';
 export { toClustered, type ToClusteredOptions, type ToClusteredResult } from './compress/convert.js';
 export { HF_ARCHS, HfConfigError, fromHfConfig, toHfConfig, type HfArch, type HfModelConfig } from './models/hf/config.js';

@@ -11,7 +11,8 @@ import { cosineMatrix } from '../cluster/similarity.js';
 import { plainExpertsProblem } from '../models/config.js';
 import type { MoELM } from '../models/moe-lm.js';
 import { MoEBlock } from '../moe/block.js';
-import type { HostExperts } from '../moe/clustered.js';
+import type { HostExperts } from '../moe/clustered-ffn.js';
+import { RoutingRecorder } from '../moe/pipeline.js';
 import { matmul, mul, reshape, sigmoid, sum, tensor, topk } from '../tensor/api.js';
 import { assign, noGrad, tidy } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -72,26 +73,15 @@ export function calibrate(model: MoELM, ids: Int32Array, opts: { batch?: number;
   if (rows < 1) throw new RangeError(`calibrate: ${ids.length} calibration tokens, need at least one window of ${T}`);
   const blocks = model.layers.map((l) => (l.mlp instanceof MoEBlock ? l.mlp : null));
   const inputs: Float32Array[][] = blocks.map(() => []);
-  const restore: (() => void)[] = [];
-  blocks.forEach((b, i) => {
-    if (!b) return;
-    const orig = b.forward;
-    b.forward = (x: Tensor) => {
-      inputs[i]!.push(Float32Array.from(x.dataSync() as Float32Array));
-      return orig.call(b, x);
-    };
-    restore.push(() => (b.forward = orig));
+  // the routing observer hands over each MoE layer's input (the hidden state entering the block)
+  const rec = new RoutingRecorder({ hidden: true });
+  noGrad(() => {
+    for (let r = 0; r < rows; r += B) {
+      const n = Math.min(B, rows - r);
+      tidy(() => model.forward(tensor(ids.subarray(r * T, (r + n) * T), [n, T], 'i32'), { observer: rec, aux: false }));
+    }
   });
-  try {
-    noGrad(() => {
-      for (let r = 0; r < rows; r += B) {
-        const n = Math.min(B, rows - r);
-        tidy(() => model.forward(tensor(ids.subarray(r * T, (r + n) * T), [n, T], 'i32')));
-      }
-    });
-  } finally {
-    for (const f of restore) f();
-  }
+  for (const e of rec.events()) if (blocks[e.layer]) inputs[e.layer]!.push(e.hidden!);
   return blocks.map((b, i) => {
     if (!b) return null;
     const H = b.cfg.hidden;

@@ -5,7 +5,8 @@ import { clusterExperts } from '../cluster/kmeans.js';
 import { parseConfig, plainExpertsProblem, type ModelConfigInput } from '../models/config.js';
 import { MoELM } from '../models/moe-lm.js';
 import { MoEBlock } from '../moe/block.js';
-import { ClusteredMoEBlock, type HostExperts } from '../moe/clustered.js';
+import { ClusteredMoEBlock } from '../moe/clustered.js';
+import type { HostExperts } from '../moe/clustered-ffn.js';
 import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
@@ -97,7 +98,7 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
     const perm = cl.groups.flat(); // slot s holds original expert perm[s]
     const moved: HostExperts = { E, H, I, gate: new Float32Array(ex.gate.length), up: new Float32Array(ex.up.length), down: new Float32Array(ex.down.length) };
     for (const k of ['gate', 'up', 'down'] as const) perm.forEach((e, s) => moved[k].set(ex[k].subarray(e * H * I, (e + 1) * H * I), s * H * I));
-    const relError = b.experts.compressFrom(moved, { seed: rng.nextU32() });
+    const relError = b.f32Experts('toClustered').compressFrom(moved, { seed: rng.nextU32() });
     const router = layer.mlp.gate.weight.dataSync(); // (E, H)
     const permuted = new Float32Array(E * H);
     perm.forEach((e, s) => permuted.set(router.subarray(e * H, (e + 1) * H), s * H));
@@ -117,6 +118,6 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
     b.ids = Int32Array.from(perm);
     layers.push({ layer: l, groups: cl.groups, intraSimilarity: cl.intraSimilarity, relError });
   });
-  const after = [...blocks.values()].reduce((a, b) => a + b.experts.numParams(), 0);
+  const after = [...blocks.values()].reduce((a, b) => a + b.f32Experts('toClustered').numParams(), 0);
   return { model: out, layers, expertParamsBefore: before, expertParamsAfter: after };
 }

@@ -2,6 +2,7 @@
 // token's top-K expert set at one MoE layer) and the largest logit that change when the bias is dropped.
 import { selectionBiases } from '../models/hf/fit.js';
 import type { MoELM } from '../models/moe-lm.js';
+import { RoutingRecorder } from '../moe/pipeline.js';
 import { tensor } from '../tensor/api.js';
 import { noGrad, tidy } from '../tensor/engine.js';
 
@@ -27,14 +28,14 @@ function runAll(model: MoELM, ids: Int32Array, window: number): { routes: Int32A
   const K = model.cfg.topK;
   for (let b = 0; b < ids.length; b += window) {
     const chunk = ids.subarray(b, Math.min(b + window, ids.length));
+    const rec = new RoutingRecorder();
     tidy(() => noGrad(() => {
-      const out = model.forward(tensor(Int32Array.from(chunk), [1, chunk.length], 'i32'), { routing: true, aux: false });
+      const out = model.forward(tensor(Int32Array.from(chunk), [1, chunk.length], 'i32'), { observer: rec, aux: false });
       logits.push(Float32Array.from(out.logits.dataSync()));
-      routes.push(out.stats.filter((s) => s?.routedIds).map((s) => {
-        const r = Int32Array.from(s!.routedIds!);
-        for (let t = 0; t < r.length; t += K) r.subarray(t, t + K).sort();
-        return r;
-      }));
+    }));
+    routes.push(rec.events().map(({ experts: r }) => {
+      for (let t = 0; t < r.length; t += K) r.subarray(t, t + K).sort();
+      return r;
     }));
   }
   return { routes, logits };

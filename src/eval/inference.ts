@@ -1,6 +1,7 @@
 // Inference measurements: expert-load statistics on held-out text, the all-to-all proxy (tokens whose experts
 // sit in different groups), and prefill / decode tokens per second with a KV cache.
 import type { MoELM } from '../models/moe-lm.js';
+import { RoutingRecorder } from '../moe/pipeline.js';
 import { loadStats } from '../moe/route.js';
 import { KVCache } from '../nn/attention.js';
 import { argmax, tensor } from '../tensor/api.js';
@@ -35,13 +36,15 @@ export function routingSummary(model: MoELM, ids: Int32Array, o: { seqLen: numbe
   let cross: number[] | null = null;
   for (let w = 0; w < windows; w += batch) {
     const b = Math.min(batch, windows - w);
-    const stats = noGrad(() => tidy(() => model.forward(tensor(ids.subarray(w * o.seqLen, (w + b) * o.seqLen), [b, o.seqLen], 'i32'), { routing: true, aux: false }).stats));
+    const rec = new RoutingRecorder();
+    const stats = noGrad(() => tidy(() => model.forward(tensor(ids.subarray(w * o.seqLen, (w + b) * o.seqLen), [b, o.seqLen], 'i32'), { observer: rec, aux: false }).stats));
     const moe = stats.filter((s): s is NonNullable<typeof s> => s !== null);
+    const routed = rec.events();
     counts ??= moe.map(() => new Array<number>(E).fill(0));
     cross ??= moe.map(() => 0);
     moe.forEach((s, l) => {
       s.tokensPerExpert.forEach((c, e) => (counts![l]![e]! += c));
-      const r = s.routedIds!;
+      const r = routed[l]!.experts;
       for (let t = 0; t < r.length / K; t++) {
         const g = Math.floor(r[t * K]! / M);
         for (let k = 1; k < K; k++) if (Math.floor(r[t * K + k]! / M) !== g) { cross![l]!++; break; }

@@ -208,7 +208,7 @@ export function materialize(model: MoELM): MoELM {
       continue;
     }
     // slot s holds original expert b.ids[s]: scatter slots back to the original order
-    const eff = b.experts.effective();
+    const eff = b.f32Experts('save').effective();
     const src = m[2] === 'gate.weight' ? Float32Array.from(b.gate.weight.dataSync()) : m[3] === 'gate_proj' ? eff.gate : m[3] === 'up_proj' ? eff.up : eff.down;
     const per = m[2] === 'gate.weight' ? H : H * I;
     const dst = new Float32Array(E * per);

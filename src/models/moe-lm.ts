@@ -8,6 +8,7 @@ import { Module, ModuleList } from '../nn/module.js';
 import { SwiGLU } from '../nn/swiglu.js';
 import { MoEBlock, type MoEConfig } from '../moe/block.js';
 import { ClusteredMoEBlock, type ClusteredConfig } from '../moe/clustered.js';
+import type { LayerStats, RoutingObserver } from '../moe/pipeline.js';
 import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, softmax, sum, topk } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
@@ -17,20 +18,8 @@ import { clusterGroupsOf, denseWidthOf, parseConfig, type ModelConfig, type Mode
 import { ropeFrequenciesOf } from './rope.js';
 import { allocationProblem } from './sizes.js';
 
-/** Routing statistics of one forward pass, per layer (null for dense layers). */
-export interface LayerStats {
-  tokensPerExpert: number[];
-  dropped: number;
-  /** clustered layers: (token, group) pairs per group */
-  tokensPerGroup?: number[];
-  /** clustered layers: tokens whose experts sit in more than one group */
-  crossGroup?: number;
-  /** with `routing: true`: the chosen expert ids, (tokens, K) row-major */
-  routedIds?: Int32Array;
-  /** backends that read only asynchronously (webgpu): the (E+1) expert offsets on the device; `resolveStats` turns
-   *  them into tokensPerExpert */
-  offsets?: Tensor;
-}
+/** Routing statistics of one forward pass, per layer (null for dense layers): the MoE pipeline's `LayerStats`. */
+export type { LayerStats };
 export type ModelStats = (LayerStats | null)[];
 
 /** Reads the device-side expert offsets of GPU forwards into tokensPerExpert (and frees them); a no-op on CPU stats. */
@@ -47,8 +36,9 @@ export async function resolveStats(stats: ModelStats): Promise<void> {
 export interface LMForwardOptions {
   /** one KV cache per layer; keys/values are appended and positions start at the cache length */
   cache?: readonly KVCache[];
-  /** also return each MoE layer's chosen expert ids in its stats (`routedIds`) */
-  routing?: boolean;
+  /** called by every MoE layer with what routing decided (expert ids, gate weights, router logits, optionally the
+   *  hidden state); `RoutingRecorder` keeps them as host arrays */
+  observer?: RoutingObserver;
   /** compute the balance losses (default true); false for inference, where MoE layers then run their fused kernels */
   aux?: boolean;
 }
@@ -162,29 +152,14 @@ export class DecoderLayer extends Module {
   }
 
   /** x (B, T, H) -> (B, T, H), with the block's aux loss, z-loss, router logits and stats when it is an MoE block */
-  forward(x: Tensor, cache?: KVCache, opts: { routing?: boolean; aux?: boolean } = {}): { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits?: Tensor; stats: LayerStats | null } {
+  forward(x: Tensor, cache?: KVCache, opts: { aux?: boolean; observer?: RoutingObserver; layer?: number } = {}): { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits?: Tensor; stats: LayerStats | null } {
     const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), cache ? { cache } : {})); // (B, T, H)
     const n = this.postAttentionLayernorm.forward(h); // (B, T, H)
-    if (opts.aux === false && (this.mlp instanceof MoEBlock || this.mlp instanceof ClusteredMoEBlock)) {
-      const o = this.mlp.infer(n);
-      const stats: LayerStats = { ...o.stats };
-      if (opts.routing) stats.routedIds = Int32Array.from(o.experts.dataSync());
-      return { y: add(h, o.y), aux: null, routerLogits: o.logits, stats };
-    }
-    if (this.mlp instanceof MoEBlock) {
-      const o = this.mlp.forward(n);
-      const stats: LayerStats = { ...o.stats };
-      if (opts.routing) stats.routedIds = Int32Array.from(o.routing.experts.dataSync());
-      return { y: add(h, o.y), aux: o.aux.loss, z: o.aux.z, routerLogits: o.routing.logits, stats };
-    }
-    if (this.mlp instanceof ClusteredMoEBlock) {
-      const o = this.mlp.forward(n);
-      const { tokensPerExpert, dropped, tokensPerGroup, crossGroup } = o.stats;
-      const stats: LayerStats = { tokensPerExpert, dropped, tokensPerGroup, crossGroup };
-      if (opts.routing) stats.routedIds = Int32Array.from(o.routing.experts.dataSync());
-      return { y: add(h, o.y), aux: o.aux.loss, stats };
-    }
-    return { y: add(h, this.mlp.forward(n)), aux: null, stats: null };
+    if (this.mlp instanceof SwiGLU) return { y: add(h, this.mlp.forward(n)), aux: null, stats: null };
+    const o = this.mlp.run(n, { aux: opts.aux ?? true, ...(opts.observer ? { observer: opts.observer, layer: opts.layer ?? 0 } : {}) });
+    const out: { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits: Tensor; stats: LayerStats } = { y: add(h, o.y), aux: o.aux?.loss ?? null, routerLogits: o.routing.logits, stats: o.stats };
+    if (o.aux) out.z = o.aux.z;
+    return out;
   }
 }
 
@@ -242,7 +217,7 @@ export class MoELM extends Module {
     const routerLogits: (Tensor | null)[] = [];
     const global = this.cfg.balanceLoss === 'global';
     this.layers.forEach((layer, l) => {
-      const o = layer.forward(x, cache?.[l], { routing: opts.routing ?? false, aux: opts.aux ?? true });
+      const o = layer.forward(x, cache?.[l], { aux: opts.aux ?? true, ...(opts.observer ? { observer: opts.observer, layer: l } : {}) });
       x = o.y; // (B, T, H)
       const a = global ? (o.z && this.cfg.zLossCoef > 0 ? mul(o.z, this.cfg.zLossCoef) : null) : o.aux;
       if (a) aux = aux ? add(aux, a) : a;
@@ -281,7 +256,7 @@ export class MoELM extends Module {
         expert += e;
         active -= e - (e * this.cfg.topK) / this.cfg.experts;
       } else if (layer.mlp instanceof ClusteredMoEBlock) {
-        const e = layer.mlp.experts.numParams();
+        const e = layer.mlp.f32Experts('paramCounts').numParams();
         expert += e;
         active -= e - layer.mlp.activeExpertParams();
       }

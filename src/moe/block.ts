@@ -1,16 +1,19 @@
-// MoEBlock: route -> indicesAndBins -> permute -> experts -> unpermute, plus shared expert and balancing.
-import { Linear, linear } from '../nn/layers.js';
+// MoEBlock: the standard MoE layer's stages for the pipeline (route -> plan -> permute -> experts -> unpermute, or
+// the fused kernels), its modules (router, stacked experts, shared expert) and aux-loss-free balancing.
+import { Linear } from '../nn/layers.js';
 import { logicalShape, storedBytes, storedForm, widenWeight } from '../nn/packed.js';
 import { Module, initNormal } from '../nn/module.js';
-import { SwiGLU, swiglu } from '../nn/swiglu.js';
-import { add, backendSupports, canReadSync, expertBins, gather, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, scatterAdd, sigmoid, tensor, transpose, zeros } from '../tensor/api.js';
+import { SwiGLU } from '../nn/swiglu.js';
+import { add, backendSupports, canReadSync, expertBins, gather, matmul, moeFfn, mul, needsGrad, reshape, routeTopK, scatterAdd, tensor, transpose, zeros } from '../tensor/api.js';
 import { Op, type WeightFormat } from '../tensor/ops.js';
 import { getBackend, noGrad, tidy } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
+import { countSlots } from '../tensor/moe-plan.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { countSlots, indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
+import { indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
 import { SWIGLU, experts, keptExperts, plainSwiglu, type ExpertActivation, type ExpertWeights } from './experts.js';
+import { runMoE, type LayerStats, type MoEResult, type MoEStages, type PipelineOptions, type Routing, type RoutingObserver } from './pipeline.js';
 import { route, type RouteResult, type RouterKind } from './route.js';
 
 export interface MoEConfig {
@@ -68,71 +71,77 @@ export interface MoEOutput {
     switch: Tensor; // () unscaled Switch balance loss (1 when balanced)
     z: Tensor; // () unscaled router z-loss
   };
-  stats: {
-    /** routing slots per expert before any capacity drop (feed to `updateBias`); empty on backends that read only
-     *  asynchronously, which get `offsets` instead */
-    tokensPerExpert: number[];
-    dropped: number;
-    /** webgpu: the (E+1) expert offsets of the device-side binning, for `resolveStats` to read when awaited */
-    offsets?: Tensor;
-  };
+  stats: LayerStats;
   routing: RouteResult;
 }
 
-/**
- * The MoE block as a function of its weights (used by MoEBlock and by gradchecks). The dense FLOP-matched
- * baseline of this block is `new SwiGLU(H, K·I + sharedWidth, rng)`: same active multiply-adds per token.
- */
-export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEOutput {
-  const H = cfg.hidden;
-  const E = cfg.experts;
-  if ((x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H) throw new ShapeError(`MoE: input ${fmtInfo(x.shape, x.dtype)} must be (T, ${H}) or (B, T, ${H})`);
-  const T = x.size / H;
-  const xt = reshape(x, [T, H]); // (T, H)
-  const logits = routerLogits(xt, w); // (T, E) router logits
-  const act = cfg.expertAct ?? SWIGLU;
-  const r = route(logits, {
-    kind: cfg.router ?? 'softmax-topk', K: cfg.topK, renormalize: cfg.renormalize ?? true,
-    groups: cfg.groups ?? 1, topGroups: cfg.topGroups ?? cfg.groups ?? 1, routedScale: cfg.routedScale ?? 1,
-    ...(w.bias ? { bias: w.bias } : {}),
-  });
-  let y: Tensor; // (T, H)
-  let stats: MoEOutput['stats'];
-  if (cfg.capacityFactor === undefined && T > 0 && fusedExperts(xt, r.weights, w.experts, act)) {
-    // no gradient to record: the fused kernel (same function, one op)
-    y = moeFfn(xt, r.experts, r.weights, w.experts);
-    stats = { tokensPerExpert: canReadSync() ? countSlots(r.experts.dataSync(), E, cfg.topK) : [], dropped: 0 };
-  } else if (!canReadSync()) {
-    // a backend that reads only asynchronously (webgpu): the same dropless dispatch, binned on the device
-    if (cfg.capacityFactor !== undefined) throw new Error(`MoE: capacityFactor ${cfg.capacityFactor} needs the host binning; backend ${getBackend().name} reads asynchronously and runs dropless only`);
-    const b = expertBins(r.experts, E);
-    const ys = experts(gather(xt, b.tokens), b.offsets, w.experts, act); // (N, H) rows sorted by expert
-    y = scatterAdd(mul(ys, gather(reshape(r.weights, [r.weights.size, 1]), b.order)), b.tokens, T); // (T, H)
-    stats = { tokensPerExpert: [], dropped: 0, offsets: b.offsets };
-  } else {
-    const bins = indicesAndBins(r.experts, E, cfg.capacityFactor === undefined ? {} : { capacityFactor: cfg.capacityFactor });
-    if (bins.order.length === 0) y = zeros([T, H]);
-    else {
-      const xs = permute(xt, bins); // (N, H) rows sorted by expert
-      const ys = experts(xs, offsetsTensor(bins), w.experts, act); // (N, H)
-      y = unpermute(ys, bins, r.weights, T); // (T, H)
+/** The route stage: router logits, then softmax top-k or sigmoid group-limited selection. Without balance losses, a
+ *  softmax top-k router of plain SwiGLU experts runs as the fused `routeTopK` op where the backend has it. */
+function routeStage(w: MoEWeights, cfg: MoEConfig): MoEStages<Routing>['route'] {
+  return (xt, withAux) => {
+    const logits = routerLogits(xt, w); // (T, E)
+    const kind = cfg.router ?? 'softmax-topk';
+    const fused = !withAux && kind === 'softmax-topk' && cfg.capacityFactor === undefined && plainSwiglu(w.experts, cfg.expertAct)
+      && backendSupports(Op.RouteTopK) && !needsGrad(xt, w.router, w.experts.gate, w.experts.up, w.experts.down);
+    if (fused) {
+      const r = routeTopK(logits, cfg.topK, { renormalize: cfg.renormalize ?? true, ...(w.bias ? { bias: w.bias } : {}) });
+      return { routing: { logits, experts: r.ids, weights: r.weights }, aux: null };
     }
-    stats = { tokensPerExpert: bins.routed, dropped: bins.dropped };
-  }
-  y = addShared(y, xt, w);
-  const loss = add(mul(r.aux.switch, cfg.auxLossCoef ?? 1e-2), mul(r.aux.z, cfg.zLossCoef ?? 1e-3)); // ()
-  return {
-    y: reshape(y, x.shape),
-    aux: { loss, switch: r.aux.switch, z: r.aux.z },
-    stats,
-    routing: r,
+    const r = route(logits, {
+      kind, K: cfg.topK, renormalize: cfg.renormalize ?? true,
+      groups: cfg.groups ?? 1, topGroups: cfg.topGroups ?? cfg.groups ?? 1, routedScale: cfg.routedScale ?? 1,
+      ...(w.bias ? { bias: w.bias } : {}),
+    });
+    if (!withAux) return { routing: r, aux: null };
+    const loss = add(mul(r.aux.switch, cfg.auxLossCoef ?? 1e-2), mul(r.aux.z, cfg.zLossCoef ?? 1e-3)); // ()
+    return { routing: r, aux: { loss, switch: r.aux.switch, z: r.aux.z } };
   };
 }
 
-/** Whether the expert computation can run as the fused inference kernel: plain SwiGLU without biases, nothing to
- *  differentiate, and the backend has it. */
-function fusedExperts(xt: Tensor, weights: Tensor, e: ExpertWeights, act: ExpertActivation): boolean {
-  return plainSwiglu(e, act) && !keptExperts(e) && !needsGrad(xt, weights, e.gate, e.up, e.down) && backendSupports(Op.MoeFfn);
+/**
+ * The experts stage: plan (bins on the host, or on the device where the backend reads only asynchronously) ->
+ * permute -> experts -> unpermute; or all of it as the fused `moeFfn` kernel (plain SwiGLU in f32, nothing to
+ * differentiate, dropless, and the backend has it).
+ */
+function expertsStage(w: ExpertWeights, cfg: MoEConfig): MoEStages<Routing>['experts'] {
+  const act = cfg.expertAct ?? SWIGLU;
+  const E = cfg.experts;
+  return (xt, r) => {
+    const T = xt.shape[0]!;
+    if (cfg.capacityFactor === undefined && T > 0 && plainSwiglu(w, act) && !keptExperts(w) && !needsGrad(xt, r.weights, w.gate, w.up, w.down) && backendSupports(Op.MoeFfn)) {
+      const y = moeFfn(xt, r.experts, r.weights, w); // (T, H)
+      return { y, stats: { tokensPerExpert: canReadSync() ? countSlots(r.experts.dataSync(), E, cfg.topK) : [], dropped: 0 } };
+    }
+    if (!canReadSync()) {
+      // a backend that reads only asynchronously (webgpu): the same dropless dispatch, binned on the device
+      if (cfg.capacityFactor !== undefined) throw new Error(`MoE: capacityFactor ${cfg.capacityFactor} needs the host binning; backend ${getBackend().name} reads asynchronously and runs dropless only`);
+      const b = expertBins(r.experts, E);
+      const ys = experts(gather(xt, b.tokens), b.offsets, w, act); // (N, H) rows sorted by expert
+      const y = scatterAdd(mul(ys, gather(reshape(r.weights, [r.weights.size, 1]), b.order)), b.tokens, T); // (T, H)
+      return { y, stats: { tokensPerExpert: [], dropped: 0, offsets: b.offsets } };
+    }
+    const bins = indicesAndBins(r.experts, E, cfg.capacityFactor === undefined ? {} : { capacityFactor: cfg.capacityFactor });
+    const stats = { tokensPerExpert: bins.routed, dropped: bins.dropped };
+    if (bins.order.length === 0) return { y: zeros([T, xt.shape[1]!]), stats };
+    const ys = experts(permute(xt, bins), offsetsTensor(bins), w, act); // (N, H) rows sorted by expert
+    return { y: unpermute(ys, bins, r.weights, T), stats }; // (T, H)
+  };
+}
+
+/** The pipeline stages of a standard block with these weights. */
+export function moeStages(w: MoEWeights, cfg: MoEConfig): MoEStages<Routing> {
+  const st: MoEStages<Routing> = { hidden: cfg.hidden, route: routeStage(w, cfg), experts: expertsStage(w.experts, cfg) };
+  if (w.shared) st.shared = { ...w.shared, ...(w.sharedGate ? { sharedGate: w.sharedGate } : {}) };
+  return st;
+}
+
+/**
+ * The MoE block as a function of its weights, with its balance losses (used by MoEBlock and by gradchecks). The dense
+ * FLOP-matched baseline of this block is `new SwiGLU(H, K·I + sharedWidth, rng)`: same active multiply-adds per token.
+ */
+export function moe(x: Tensor, w: MoEWeights, cfg: MoEConfig, opts: { observer?: RoutingObserver; layer?: number } = {}): MoEOutput {
+  const o = runMoE('MoE', x, moeStages(w, cfg), { ...opts, aux: true });
+  return { y: o.y, aux: o.aux!, stats: o.stats, routing: o.routing as RouteResult };
 }
 
 /** xt (T, H) -> router logits (T, E), with the router's bias when it has one. */
@@ -140,19 +149,11 @@ function routerLogits(xt: Tensor, w: MoEWeights): Tensor {
   return matmul(xt, w.router, w.routerBias ? { transB: true, bias: w.routerBias } : { transB: true });
 }
 
-/** y + the (gated) shared expert of xt, when the block has one. */
-function addShared(y: Tensor, xt: Tensor, w: { shared?: { gate: Tensor; up: Tensor; down: Tensor }; sharedGate?: Tensor }): Tensor {
-  if (!w.shared) return y;
-  let s = swiglu(xt, w.shared.gate, w.shared.up, w.shared.down); // (T, H)
-  if (w.sharedGate) s = mul(sigmoid(linear(xt, w.sharedGate)), s); // (T, 1) gate times (T, H)
-  return add(y, s);
-}
-
 /** What an inference forward (no balance losses) returns. */
 export interface MoEInference {
   y: Tensor; // as the input
   /** tokensPerExpert is empty on backends that read only asynchronously (webgpu): counting would stall the queue */
-  stats: { tokensPerExpert: number[]; dropped: number };
+  stats: LayerStats;
   /** (T, K) i32 chosen experts */
   experts: Tensor;
   /** (T, E) router logits */
@@ -162,29 +163,11 @@ export interface MoEInference {
 /**
  * The block for inference: no balance losses, no gradient. With softmax top-k routing (with or without a selection
  * bias, no capacity) on a backend with the fused kernels it is three ops: the router matmul, `routeTopK`, `moeFfn`
- * (plus the shared expert); otherwise it is `moe` without its losses.
+ * (plus the shared expert).
  */
-export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig): MoEInference {
-  const H = cfg.hidden;
-  // biased or clamped-SwiGLU experts (gpt-oss) have no fused kernel: the composed block (no gradient is recorded)
-  const simple = (cfg.router ?? 'softmax-topk') === 'softmax-topk' && cfg.capacityFactor === undefined && plainSwiglu(w.experts, cfg.expertAct);
-  if (!simple || !backendSupports(Op.RouteTopK) || (x.rank !== 2 && x.rank !== 3) || x.shape.at(-1) !== H || needsGrad(x, w.router, w.experts.gate, w.experts.up, w.experts.down)) {
-    const o = moe(x, w, cfg);
-    return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
-  }
-  const T = x.size / H;
-  const xt = reshape(x, [T, H]);
-  const logits = routerLogits(xt, w); // (T, E)
-  const r = routeTopK(logits, cfg.topK, { renormalize: cfg.renormalize ?? true, ...(w.bias ? { bias: w.bias } : {}) });
-  // experts kept as stored have no fused kernel (moeFfn reads f32): they run per expert segment in `experts`
-  let y = T > 0 && backendSupports(Op.MoeFfn) && !keptExperts(w.experts) ? moeFfn(xt, r.ids, r.weights, w.experts) : null;
-  if (!y) {
-    const bins = indicesAndBins(r.ids, cfg.experts);
-    y = bins.order.length === 0 ? zeros([T, H]) : unpermute(experts(permute(xt, bins), offsetsTensor(bins), w.experts), bins, r.weights, T);
-  }
-  y = addShared(y, xt, w);
-  const tokensPerExpert = canReadSync() ? countSlots(r.ids.dataSync(), cfg.experts, cfg.topK) : [];
-  return { y: reshape(y, x.shape), stats: { tokensPerExpert, dropped: 0 }, experts: r.ids, logits };
+export function moeInference(x: Tensor, w: MoEWeights, cfg: MoEConfig, opts: { observer?: RoutingObserver; layer?: number } = {}): MoEInference {
+  const o = runMoE('MoE', x, moeStages(w, cfg), { ...opts, aux: false });
+  return { y: o.y, stats: o.stats, experts: o.routing.experts, logits: o.routing.logits };
 }
 
 /** Stacked routed experts; parameters gate_proj/up_proj (E, H, I) and down_proj (E, I, H), and with `bias`
@@ -329,14 +312,19 @@ export class MoEBlock extends Module {
     return w;
   }
 
-  /** x (T, H) or (B, T, H) */
-  forward(x: Tensor): MoEOutput {
-    return moe(x, this.weights, this.cfg);
+  /** The block through the MoE pipeline: x (T, H) or (B, T, H); `aux` adds the balance losses (training). */
+  run(x: Tensor, opts: PipelineOptions): MoEResult<Routing> {
+    return runMoE('MoEBlock', x, moeStages(this.weights, this.cfg), opts);
+  }
+
+  /** Training forward, with the balance losses: x (T, H) or (B, T, H). */
+  forward(x: Tensor, opts: { observer?: RoutingObserver; layer?: number } = {}): MoEOutput {
+    return moe(x, this.weights, this.cfg, opts);
   }
 
   /** Inference forward without balance losses (see `moeInference`). */
-  infer(x: Tensor): MoEInference {
-    return moeInference(x, this.weights, this.cfg);
+  infer(x: Tensor, opts: { observer?: RoutingObserver; layer?: number } = {}): MoEInference {
+    return moeInference(x, this.weights, this.cfg, opts);
   }
 
   /**

@@ -2,20 +2,9 @@
 import { gather, mul, reshape, scatterAdd, tensor } from '../tensor/api.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { binSlots, type SlotBins } from '../tensor/moe-plan.js';
 
-export interface Bins {
-  /** kept slots (flat t·K + k) sorted by expert, then by slot (token) index */
-  order: Int32Array;
-  /** token row of each kept slot, in `order` */
-  tokens: Int32Array;
-  /** slots routed to each expert before any drop (E) */
-  routed: number[];
-  /** slots kept per expert (E) */
-  counts: number[];
-  /** (E+1) prefix sums of counts: expert e owns rows offsets[e]..offsets[e+1] of the permuted tensor */
-  offsets: Int32Array;
-  /** slots dropped by the capacity limit */
-  dropped: number;
+export interface Bins extends SlotBins {
   /** per-expert slot capacity (Infinity when dropless) */
   capacity: number;
 }
@@ -30,28 +19,10 @@ export interface BinsOptions {
 export function indicesAndBins(experts: Tensor, E: number, opts: BinsOptions = {}): Bins {
   if (experts.rank !== 2 || experts.dtype !== 'i32') throw new ShapeError(`indicesAndBins: experts must be i32 (T, K), got ${fmtInfo(experts.shape, experts.dtype)}`);
   const [T, K] = experts.shape as [number, number];
-  const ids = experts.dataSync();
-  const routed = new Array<number>(E).fill(0);
-  for (let s = 0; s < ids.length; s++) {
-    const e = ids[s]!;
-    if (!(e >= 0 && e < E)) throw new Error(`indicesAndBins: slot ${s} (token ${Math.floor(s / K)}) names expert ${e}, outside [0, ${E})`);
-    routed[e]!++;
-  }
   const f = opts.capacityFactor;
   if (f !== undefined && !(f > 0)) throw new Error(`indicesAndBins: capacityFactor ${f} must be > 0`);
   const capacity = f === undefined ? Infinity : Math.ceil((f * T * K) / E);
-  const counts = routed.map((c) => Math.min(c, capacity));
-  const offsets = new Int32Array(E + 1);
-  for (let e = 0; e < E; e++) offsets[e + 1] = offsets[e]! + counts[e]!;
-  const total = offsets[E]!;
-  const order = new Int32Array(total);
-  const fill = offsets.slice(0, E);
-  for (let s = 0; s < ids.length; s++) {
-    const e = ids[s]!;
-    if (fill[e]! < offsets[e + 1]!) order[fill[e]!++] = s; // slots visited in token order: first come, first kept
-  }
-  const tokens = order.map((s) => Math.floor(s / K));
-  return { order, tokens, routed, counts, offsets, dropped: T * K - total, capacity };
+  return { ...binSlots(experts.dataSync(), E, K, capacity, 'indicesAndBins'), capacity };
 }
 
 /** Rows of x (T, H) in bin order -> (N, H), N = kept slots. */
@@ -70,14 +41,3 @@ export function unpermute(y: Tensor, bins: Bins, weights: Tensor, T: number): Te
 
 /** The offsets as an i32 tensor (E+1) for groupedMatmul. */
 export const offsetsTensor = (bins: Bins): Tensor => tensor(bins.offsets, [bins.offsets.length], 'i32');
-
-/** Routing slots per expert from host ids (T·K), checking every id is in [0, E). */
-export function countSlots(ids: ArrayLike<number>, E: number, K: number): number[] {
-  const counts = new Array<number>(E).fill(0);
-  for (let s = 0; s < ids.length; s++) {
-    const e = ids[s]!;
-    if (!(e >= 0 && e < E)) throw new Error(`countSlots: slot ${s} (token ${Math.floor(s / K)}) names expert ${e}, outside [0, ${E})`);
-    counts[e]!++;
-  }
-  return counts;
-}

@@ -32,6 +32,15 @@ export class Module {
     return m;
   }
 
+  /** Swaps the child module `name` for `m` (a module of the same role, e.g. experts in another form) and returns the
+   *  previous one, which the caller now owns (it is not disposed). */
+  protected replaceModule<M extends Module>(name: string, m: M): Module {
+    const old = this.#children.get(name);
+    if (!old) throw new Error(`${this.constructor.name}: no child module "${name}"; have ${[...this.#children.keys()].join(', ') || 'none'}`);
+    this.#children.set(name, m);
+    return old;
+  }
+
   /** The current tensor of a parameter of this module (not a child). */
   protected param(name: string): Tensor {
     const t = this.#params.get(name);

@@ -4,11 +4,12 @@
 // would be exceeded the least recently used unit leaves, and units that saw no tokens for `idleSteps` forward
 // passes leave on their own. Peak resident bytes, loads, evictions and stall time are recorded.
 import fs from 'node:fs';
-import { quantizeClustered, type QuantFactor } from '../compress/precision.js';
 import { checkFinite, parseHeader, writeSafetensors, MAX_HEADER_BYTES, type StTensorIn, type StTensorInfo } from '../io/safetensors.js';
 import type { MoELM } from '../models/moe-lm.js';
-import type { ExpertMatmuls, ExpertMatrix } from '../moe/clustered.js';
-import { concat, quantMatmul, slice, tensor, zeros } from '../tensor/api.js';
+import { composedExperts, type ClusteredExpertsForm, type ClusteredExpertsResult, type ExpertMatmuls, type ExpertMatrix } from '../moe/clustered-ffn.js';
+import { quantizeClustered, segmented, type QuantFactor } from '../moe/clustered-quant.js';
+import { Module } from '../nn/module.js';
+import { quantMatmul, tensor } from '../tensor/api.js';
 import { keep, noGrad, tidy } from '../tensor/engine.js';
 import type { QuantFormat } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -33,7 +34,7 @@ export async function writeOffloadFile(model: MoELM, file: string, opts: { forma
   const layout: OffloadLayout = { format, layers: [] };
   const unitBytes: number[][] = [];
   for (const [l, b] of blocks) {
-    const qc = quantizeClustered(b.experts, { format, ...(opts.groupSize ? { groupSize: opts.groupSize } : {}) });
+    const qc = quantizeClustered(b.f32Experts('writeOffloadFile'), { format, ...(opts.groupSize ? { groupSize: opts.groupSize } : {}) });
     try {
       const { G, E, H, I, r } = qc;
       const M = E / G;
@@ -303,22 +304,20 @@ export class ExpertStore {
     const M = L.E / L.G;
     const outDim = (m: ExpertMatrix): number => (m === 'down' ? L.H : L.I);
     const qmm = (x: Tensor, f: QuantFactor): Tensor => quantMatmul(x, f.data, f.scales, this.format, f.groupSize);
-    const segmented = (x: Tensor, off: Int32Array, m: ExpertMatrix, f: (seg: Tensor, i: number) => Tensor): Tensor => {
-      const parts: Tensor[] = [];
-      for (let i = 0; i + 1 < off.length; i++) {
-        const n = off[i + 1]! - off[i]!;
-        if (n > 0) parts.push(f(slice(x, [off[i]!, 0], [n, x.shape[1]!]), i));
-      }
-      if (parts.length === 0) return zeros([0, outDim(m)]);
-      return parts.length === 1 ? parts[0]! : concat(parts, 0);
-    };
     return {
-      base: (x, m, off) => segmented(x, off, m, (seg, g) => quantMatmul(seg, this.unit(layer, g).bases[m], null, 'f16')),
-      lowRank: (x, m, off) => segmented(x, off, m, (seg, e) => {
+      base: (x, m, off) => segmented(x, off, outDim(m), (seg, g) => quantMatmul(seg, this.unit(layer, g).bases[m], null, 'f16')),
+      lowRank: (x, m, off) => segmented(x, off, outDim(m), (seg, e) => {
         const f = this.unit(layer, Math.floor(e / M)).factors[e % M]![m];
         return qmm(qmm(seg, f.a), f.b);
       }),
     };
+  }
+
+  /** One clustered layer's experts served from this store, as an experts module (`ClusteredMoEBlock.setExperts`). */
+  experts(layer: number): OffloadedClusteredExperts {
+    const L = this.layout.layers.find((x) => x.layer === layer);
+    if (!L) throw new Error(`ExpertStore: layer ${layer} is not a clustered layer of ${this.file} (it has ${this.layout.layers.map((x) => x.layer).join(', ')})`);
+    return new OffloadedClusteredExperts(L, this.matmuls(layer));
   }
 
   /**
@@ -333,9 +332,8 @@ export class ExpertStore {
       if (!L || L.E !== b.cfg.experts || L.G !== b.cfg.groups || L.H !== b.cfg.hidden || L.I !== b.cfg.expertWidth || L.r !== b.cfg.rank) {
         throw new Error(`ExpertStore.attach: layer ${l} of the model (E=${b.cfg.experts}, G=${b.cfg.groups}, H=${b.cfg.hidden}, I=${b.cfg.expertWidth}, r=${b.cfg.rank}) does not match ${this.file}`);
       }
-      const prev = b.inference;
-      b.inference = this.matmuls(l);
-      this.detachers.push(() => (b.inference = prev));
+      const prev = b.setExperts(this.experts(l));
+      this.detachers.push(() => void b.setExperts(prev));
     }
     const forward = model.forward;
     model.forward = (...args: Parameters<MoELM['forward']>) => {
@@ -355,5 +353,24 @@ export class ExpertStore {
     this.detach();
     for (const u of [...this.units.values()]) this.drop(u);
     fs.closeSync(this.fd);
+  }
+}
+
+/** A clustered layer's experts in their inference form, multiplied through an `ExpertStore` (units read on demand). */
+export class OffloadedClusteredExperts extends Module implements ClusteredExpertsForm {
+  readonly form = 'offloaded';
+  readonly G: number;
+  readonly E: number;
+  readonly H: number;
+  readonly I: number;
+  readonly r: number;
+  readonly #matmuls: ExpertMatmuls;
+  constructor(dims: { G: number; E: number; H: number; I: number; r: number }, matmuls: ExpertMatmuls) {
+    super();
+    ({ G: this.G, E: this.E, H: this.H, I: this.I, r: this.r } = dims);
+    this.#matmuls = matmuls;
+  }
+  run(xt: Tensor, ids: Tensor, weights: Tensor, opts: { inputSums?: boolean } = {}): ClusteredExpertsResult {
+    return composedExperts(xt, ids, weights, this, this.#matmuls, opts.inputSums ?? false);
   }
 }

@@ -122,8 +122,8 @@ describe('clusteredExperts (fused base + low-rank)', () => {
       const block = new ClusteredMoEBlock({ hidden: H, experts: E, topK: K, expertWidth: I, groups: G, rank: r, groupTopK: kg }, new mk.Rng(5 + kg));
       const x = mk.randn([T, H], new mk.Rng(9));
       const route = twoStageRoute(mk.matmul(x, block.gate.weight, { transB: true }), null, { groups: G, K, groupTopK: kg, renormalize: true });
-      const got = clusteredExperts(x, route.experts, route.weights, block.experts.weights);
-      const ref = materialised(x, route.experts, route.weights, block.experts.effective());
+      const got = clusteredExperts(x, route.experts, route.weights, block.f32Experts().weights);
+      const ref = materialised(x, route.experts, route.weights, block.f32Experts().effective());
       expect(maxAbsDiff(got.y.toArray() as number[], ref.toArray() as number[])).toBeLessThan(1e-5);
       expect(got.tokensPerExpert.reduce((a, b) => a + b, 0)).toBe(T * K);
       if (kg === 1) expect(got.crossGroup).toBe(0);
@@ -154,7 +154,7 @@ describe('ClusteredMoEBlock', () => {
     const std = new MoEBlock({ hidden: H, experts: E, topK: K, expertWidth: I, selectionBias: false }, new mk.Rng(1));
     const cl = new ClusteredMoEBlock({ hidden: H, experts: E, topK: K, expertWidth: I, groups: 2, rank: Math.min(H, I), groupTopK: 2 }, new mk.Rng(2));
     const w = std.experts.weights;
-    const err = cl.experts.compressFrom({ E, H, I, gate: w.gate.dataSync() as Float32Array, up: w.up.dataSync() as Float32Array, down: w.down.dataSync() as Float32Array });
+    const err = cl.f32Experts().compressFrom({ E, H, I, gate: w.gate.dataSync() as Float32Array, up: w.up.dataSync() as Float32Array, down: w.down.dataSync() as Float32Array });
     expect(err).toBeLessThan(1e-6);
     mk.assign(cl.gate.weight, std.gate.weight);
     const x = mk.randn([3, 5, H], new mk.Rng(3));
@@ -183,7 +183,7 @@ describe('ClusteredMoEBlock', () => {
     };
     for (const [rank, tol] of [[Math.min(H, I), 1e-5], [3, 5e-3]] as const) {
       const cl = new ClusteredMoEBlock({ hidden: H, experts: E6, topK: K, expertWidth: I, groups: 3, rank, groupTopK: 3, selectionBias: true }, new mk.Rng(4));
-      if (rank < Math.min(H, I)) cl.experts.compressFrom({ E: E6, H, I, gate: structured(H, I), up: structured(H, I), down: structured(I, H) });
+      if (rank < Math.min(H, I)) cl.f32Experts().compressFrom({ E: E6, H, I, gate: structured(H, I), up: structured(H, I), down: structured(I, H) });
       const bias = mk.randn([E6], new mk.Rng(8), 0.05);
       const biasBefore = bias.toArray() as number[];
       mk.noGrad(() => cl.gate.setTensor('e_score_correction_bias', bias));
@@ -208,7 +208,7 @@ describe('ClusteredMoEBlock', () => {
 
   it('counts active expert parameters: k_g bases and K experts’ factors', () => {
     const cl = new ClusteredMoEBlock({ hidden: 16, experts: 8, topK: 2, expertWidth: 8, groups: 2, rank: 2 }, new mk.Rng(1));
-    expect(cl.experts.numParams()).toBe(3 * (2 * 16 * 8 + 8 * 2 * (16 + 8)));
+    expect(cl.f32Experts().numParams()).toBe(3 * (2 * 16 * 8 + 8 * 2 * (16 + 8)));
     expect(cl.activeExpertParams()).toBe(3 * 16 * 8 + 2 * 3 * 2 * (16 + 8));
     expect(() => new ClusteredMoEBlock({ hidden: 16, experts: 8, topK: 3, expertWidth: 8, groups: 4, rank: 2 }, new mk.Rng(1))).toThrow('groupTopK 1 must be <= groups 4 and hold topK 3 experts (2 per group)');
   });
@@ -339,7 +339,7 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
 
   it('clusteredFfn with f16 bases equals the f32 op on the widened bases', () => {
     const block = new ClusteredMoEBlock({ hidden: 12, experts: 6, topK: 2, expertWidth: 10, groups: 3, rank: 2 }, new mk.Rng(18));
-    const w = block.experts.weights;
+    const w = block.f32Experts().weights;
     const T = 21;
     const x = mk.randn([T, 12], new mk.Rng(19));
     const rng = new mk.Rng(20);
@@ -361,7 +361,7 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
   it('wasm clusteredFfn with f16 bases matches js when the fast widening does not apply: inf/NaN bases, |x| >= 2^15, a base overwritten in place', async () => {
     const H = 16, I = 16, E = 4, G = 2, T = 3;
     const block = new ClusteredMoEBlock({ hidden: H, experts: E, topK: 2, expertWidth: I, groups: G, rank: 2 }, new mk.Rng(31));
-    const host = Object.fromEntries(Object.entries(block.experts.weights).map(([k, t]) => [k, { data: Float32Array.from(t.dataSync() as Float32Array), shape: [...t.shape] }]));
+    const host = Object.fromEntries(Object.entries(block.f32Experts().weights).map(([k, t]) => [k, { data: Float32Array.from(t.dataSync() as Float32Array), shape: [...t.shape] }]));
     const x0 = Float32Array.from(mk.randn([T, H], new mk.Rng(32)).dataSync() as Float32Array);
     const ids = Int32Array.from([0, 1, 2, 3, 1, 0]);
     const wts = Float32Array.from([0.6, 0.4, 0.7, 0.3, 0.5, 0.5]);
@@ -414,8 +414,8 @@ describe('fused inference path (clusteredFfn, routeTopK over groups)', () => {
     const rng = new mk.Rng(10);
     const ids = mk.tensor(Int32Array.from({ length: T * 2 }, () => rng.int(6)), [T, 2], 'i32'); // any pairs, also across groups
     const wt = mk.rand([T, 2], new mk.Rng(11));
-    const got = mk.noGrad(() => mk.clusteredFfn(x, ids, wt, block.experts.weights)).toArray() as number[];
-    const want = materialised(x, ids, wt, block.experts.effective()).toArray() as number[];
+    const got = mk.noGrad(() => mk.clusteredFfn(x, ids, wt, block.f32Experts().weights)).toArray() as number[];
+    const want = materialised(x, ids, wt, block.f32Experts().effective()).toArray() as number[];
     expect(maxAbsDiff(got, want)).toBeLessThan(1e-5);
   });
 });

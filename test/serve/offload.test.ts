@@ -30,15 +30,13 @@ describe('ExpertStore', () => {
     expect(unitBytes.length).toBe(cfg.layers);
     const total = unitBytes.flat().reduce((a, b) => a + b, 0);
     // reference: the whole quantised form resident
-    const qcs = model.clusteredBlocks().map(([, b]) => {
-      const qc = mk.quantizeClustered(b.experts, { format: 'int4' });
-      b.inference = mk.quantizedMatmuls(qc);
-      return qc;
-    });
-    expect(qcs.reduce((a, q) => a + q.bytes.total, 0)).toBe(total);
+    const blocks = model.clusteredBlocks().map(([, b]) => b);
+    const qs = blocks.map((b) => b.f32Experts().toQuantized({ format: 'int4' }));
+    const f32 = blocks.map((b, i) => b.setExperts(qs[i]!));
+    expect(qs.reduce((a, q) => a + q.bytes.total, 0)).toBe(total);
     const want = logits(model, ids);
-    for (const [, b] of model.clusteredBlocks()) b.inference = null;
-    for (const q of qcs) q.dispose();
+    blocks.forEach((b, i) => b.setExperts(f32[i]!));
+    for (const q of qs) q.dispose();
 
     for (const budget of [total, Math.max(...unitBytes.flat()) * 2, Math.max(...unitBytes.flat())]) {
       const store = mk.ExpertStore.open(file, { budgetBytes: budget, idleSteps: 0 });

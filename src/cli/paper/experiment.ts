@@ -13,7 +13,6 @@ import { Rng } from '../../tensor/random.js';
 import { encodeTexts, brownCorpus, type BrownCorpus } from '../../train/corpus.js';
 import { train } from '../../train/loop.js';
 import fs from 'node:fs';
-import { fusedInferenceWeights, quantizeClustered, quantizedMatmuls } from '../../compress/precision.js';
 import { ExpertStore, writeOffloadFile } from '../../serve/offload.js';
 import { calibrate, clusteredExpertParams, compressBaseline, layerExperts, setLayerExperts, type LayerExperts } from '../../compress/baselines.js';
 import { ClassifierHead, evaluateClassifier, fineTuneClassifier, type ClassifyRow } from '../../eval/classify.js';
@@ -211,23 +210,21 @@ function residentFfnBytes(model: MoELM): number {
 async function clusteredInference(model: MoELM, valid: Int32Array, p: PaperPreset, evalWindow: { window: number; stride: number; batch: number }, budget: number | undefined, seed: number): Promise<Partial<ModelResult>> {
   const out: Partial<ModelResult> = {};
   const blocks = model.clusteredBlocks();
-  const qcs = blocks.map(([, b]) => {
-    const qc = quantizeClustered(b.experts, { format: 'int4' });
-    b.inference = quantizedMatmuls(qc);
-    return qc;
-  });
+  const qs = blocks.map(([, b]) => b.f32Experts('toQuantized').toQuantized({ format: 'int4' }));
+  const f32 = blocks.map(([, b], i) => b.setExperts(qs[i]!));
+  const int4Bytes = qs.reduce((a, q) => a + q.bytes.total, 0);
   try {
     out.ppl_int4 = perplexity(model, valid, evalWindow).ppl;
-    out.int4_expert_bytes = qcs.reduce((a, q) => a + q.bytes.total, 0);
+    out.int4_expert_bytes = int4Bytes;
   } finally {
-    for (const [, b] of blocks) b.inference = null;
-    for (const q of qcs) q.dispose();
+    blocks.forEach(([, b], i) => b.setExperts(f32[i]!));
+    for (const q of qs) q.dispose();
   }
   const file = path.join(os.tmpdir(), `moekit-paper-offload-${process.pid}-${seed}.safetensors`);
   try {
     const { unitBytes } = await writeOffloadFile(model, file, { format: 'int4' });
     const largest = Math.max(...unitBytes.flat());
-    const budgetBytes = budget ?? Math.max(largest, Math.ceil(out.int4_expert_bytes / 2));
+    const budgetBytes = budget ?? Math.max(largest, Math.ceil(int4Bytes / 2));
     const store = ExpertStore.open(file, { budgetBytes, idleSteps: 16 });
     try {
       store.attach(model);
@@ -364,14 +361,15 @@ export async function paperBench(o: PaperOptions): Promise<PaperResult> {
     log(`  seed ${s} timing prefill and decode of ${trained.map((t) => t.name).join(', ')} and clustered FP16/INT4 in alternation`);
     const cl = trained.find((t) => t.name === 'clustered')!;
     const blocks = cl.model.clusteredBlocks().map(([, b]) => b);
-    const forms = blocks.map((b) => {
-      const qc = quantizeClustered(b.experts, { format: 'int4' });
-      const f = fusedInferenceWeights(qc);
-      qc.dispose();
+    const f32 = blocks.map((b) => b.f32Experts('toQuantized'));
+    const forms = f32.map((e) => {
+      const q = e.toQuantized({ format: 'int4' });
+      const f = q.toFused();
+      q.dispose();
       return f;
     });
     try {
-      const setForm = (on: boolean) => (): void => blocks.forEach((b, i) => void (b.inferenceWeights = on ? forms[i]!.weights : null));
+      const setForm = (on: boolean) => (): void => blocks.forEach((b, i) => void b.setExperts(on ? forms[i]! : f32[i]!));
       const subjects = trained.map((t) => (t === cl ? { model: t.model, activate: setForm(false) } : t.model));
       const sp = inferenceSpeeds([...subjects, { model: cl.model, activate: setForm(true) }], valid, p.speed);
       trained.forEach((t, i) => {

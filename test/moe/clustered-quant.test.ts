@@ -3,7 +3,7 @@
 // tolerance of the FP32 layer (quantisation error), with the storage bytes it reports.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
-import { factorGroupSize } from '../../src/compress/precision.js';
+import { factorGroupSize } from '../../src/moe/clustered-quant.js';
 import { ClusteredMoEBlock } from '../../src/moe/index.js';
 
 beforeAll(async () => {
@@ -35,13 +35,15 @@ describe('quantizeClustered', () => {
       const block = new ClusteredMoEBlock(cfg, new mk.Rng(1));
       const x = mk.randn([40, H], new mk.Rng(2));
       const fp32 = block.forward(x).y.toArray() as number[];
-      const qc = mk.quantizeClustered(block.experts, { format });
-      block.inference = mk.quantizedMatmuls(qc);
+      const f32 = block.f32Experts();
+      const q = f32.toQuantized({ format });
+      const qc = q.quantized;
+      expect(block.setExperts(q)).toBe(f32);
       const quant = block.forward(x).y.toArray() as number[];
       // reference: an FP32 layer holding the dequantised weights
       const ref = new ClusteredMoEBlock(cfg, new mk.Rng(1));
       mk.noGrad(() => mk.tidy(() => {
-        const w = ref.experts.weights;
+        const w = ref.f32Experts().weights;
         const mats = { gate: [w.baseGate, w.gateA, w.gateB], up: [w.baseUp, w.upA, w.upB], down: [w.baseDown, w.downA, w.downB] } as const;
         for (const m of ['gate', 'up', 'down'] as const) {
           const [base, A, B] = mats[m];
@@ -63,8 +65,10 @@ describe('quantizeClustered', () => {
       const scales = E * ([[H, I], [H, I], [I, H]] as const).reduce((a, [din, dout]) => a + (r * din) / gs(din) + (dout * r) / gs(r), 0);
       expect(qc.bytes.base).toBe(G * 3 * H * I * 2);
       expect(qc.bytes.factors).toBe(factorValues * per + 2 * scales);
-      expect(qc.bytes.total).toBeLessThan(block.experts.numParams() * 4 * (format === 'int8' ? 0.45 : 0.35));
-      qc.dispose();
+      expect(qc.bytes.total).toBeLessThan(f32.numParams() * 4 * (format === 'int8' ? 0.45 : 0.35));
+      // swapping the f32 experts back restores the FP32 layer exactly
+      block.setExperts(f32).dispose();
+      expect(block.forward(x).y.toArray()).toEqual(fp32);
     });
   }
 
@@ -76,24 +80,24 @@ describe('quantizeClustered', () => {
       try {
         for (const groupTopK of [1, 2]) {
           const block = new ClusteredMoEBlock({ ...cfg, groupTopK }, new mk.Rng(3));
-          const qc = mk.quantizeClustered(block.experts, { format: 'int4' });
-          const fused = mk.fusedInferenceWeights(qc);
+          const q = block.f32Experts().toQuantized({ format: 'int4' });
+          const qc = q.quantized;
+          const fused = q.toFused();
           expect(fused.weights.baseGate.dtype).toBe('f16');
           expect(fused.bytes.base).toBe(qc.bytes.base);
           expect(fused.bytes.factors).toBe(E * 3 * r * (H + I) * 4);
           for (const T of [1, 3, 40]) { // decode (token path) and prefill (grouped path) sizes
             const x = mk.randn([T, H], new mk.Rng(4 + T));
-            block.inference = mk.quantizedMatmuls(qc);
+            const f32 = block.setExperts(q);
             const composed = mk.noGrad(() => block.infer(x));
-            block.inference = null;
-            block.inferenceWeights = fused.weights;
+            block.setExperts(fused);
             const viaFused = mk.noGrad(() => block.infer(x));
-            block.inferenceWeights = null;
+            block.setExperts(f32);
             expect(viaFused.experts.toArray()).toEqual(composed.experts.toArray());
             expect(relErr(viaFused.y.toArray() as number[], composed.y.toArray() as number[]).max).toBeLessThan(2e-5);
           }
           fused.dispose();
-          qc.dispose();
+          q.dispose();
         }
       } finally {
         mk.useBackend(prev);

@@ -1,11 +1,13 @@
 // Heterogeneous precision for the clustered experts (the paper's §4): FP16 bases and INT4 (or INT8) group-wise
 // residual factors with FP16 scales; the inference form multiplies with the engine's quantised matmul, dequantising
-// on the fly, one call per group (bases) or expert (factors) over its contiguous rows.
-import type { ClusteredExpertWeights, ClusteredExperts, ExpertMatmuls, ExpertMatrix } from '../moe/clustered.js';
+// on the fly, one call per group (bases) or expert (factors) over its contiguous rows. `ClusteredExperts.toQuantized`
+// returns it as an experts module (`QuantizedClusteredExperts`), and its `toFused()` the form the fused kernel reads.
+import { Module } from '../nn/module.js';
 import { cast, concat, dequantize, quantMatmul, quantize, reshape, slice, transpose, zeros } from '../tensor/api.js';
 import { keep, noGrad, tidy } from '../tensor/engine.js';
 import type { QuantFormat } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { composedExperts, runClusteredExperts, type ClusteredExpertsForm, type ClusteredExpertsResult, type ClusteredExpertWeights, type ExpertMatmuls, type ExpertMatrix } from './clustered-ffn.js';
 
 export interface QuantFactor {
   data: Tensor; // (out, in/2) u8 int4 or (out, in) i8
@@ -41,7 +43,7 @@ export function factorGroupSize(k: number, want: number, format: QuantFormat): n
  * Converts trained clustered experts to the inference form. `groupSize` (default 32) applies along each factor's
  * input dim; where that dim is smaller (Bᵀ has K = r) the largest fitting divisor is used.
  */
-export function quantizeClustered(ex: ClusteredExperts, opts: { format?: QuantFormat; groupSize?: number } = {}): QuantizedClustered {
+export function quantizeClustered(ex: { G: number; E: number; H: number; I: number; r: number; weights: ClusteredExpertWeights }, opts: { format?: QuantFormat; groupSize?: number } = {}): QuantizedClustered {
   const format = opts.format ?? 'int4';
   const gs = opts.groupSize ?? 32;
   const { G, E, H, I, r } = ex;
@@ -84,7 +86,7 @@ export function quantizeClustered(ex: ClusteredExperts, opts: { format?: QuantFo
 }
 
 /** Runs f on each non-empty contiguous row segment of x and stacks the results (rows stay in order). */
-function segmented(x: Tensor, off: Int32Array, outDim: number, f: (seg: Tensor, i: number) => Tensor): Tensor {
+export function segmented(x: Tensor, off: Int32Array, outDim: number, f: (seg: Tensor, i: number) => Tensor): Tensor {
   const parts: Tensor[] = [];
   for (let i = 0; i + 1 < off.length; i++) {
     const n = off[i + 1]! - off[i]!;
@@ -94,7 +96,7 @@ function segmented(x: Tensor, off: Int32Array, outDim: number, f: (seg: Tensor, 
   return parts.length === 1 ? parts[0]! : concat(parts, 0);
 }
 
-/** The ExpertMatmuls of the inference form (set as `ClusteredMoEBlock.inference`). */
+/** The ExpertMatmuls of the inference form (what `QuantizedClusteredExperts` multiplies with). */
 export function quantizedMatmuls(qc: QuantizedClustered): ExpertMatmuls {
   const outDim = (m: ExpertMatrix): number => (m === 'down' ? qc.H : qc.I);
   const qmm = (x: Tensor, f: QuantFactor): Tensor => quantMatmul(x, f.data, f.scales, qc.format, f.groupSize);
@@ -114,7 +116,7 @@ export interface FusedClustered {
 }
 
 /**
- * The inference form laid out for the fused `clusteredFfn` kernel (set as `ClusteredMoEBlock.inferenceWeights`):
+ * The inference form laid out for the fused `clusteredFfn` kernel (what `FusedClusteredExperts` runs):
  * the FP16 bases as they are, the quantised factors widened once to f32 (exact: int × f16 scale fits f32). It computes
  * the same function as `quantizedMatmuls(qc)` in one op per layer; decode reads half the base bytes of the f32 model.
  */
@@ -149,4 +151,79 @@ export function fusedInferenceWeights(qc: QuantizedClustered): FusedClustered {
       for (const t of made) t.dispose();
     },
   };
+}
+
+/** Options of `ClusteredExperts.toQuantized`. */
+export interface QuantizeOptions {
+  /** factor format; default 'int4' */
+  format?: QuantFormat;
+  /** quantisation group along each factor's input dim; default 32 (the largest fitting divisor where smaller) */
+  groupSize?: number;
+}
+
+/** The clustered experts in their inference form (FP16 bases, INT4/INT8 factors), multiplied with quantised matmuls.
+ *  Owns its tensors (freed by `dispose`). */
+export class QuantizedClusteredExperts extends Module implements ClusteredExpertsForm {
+  readonly form = 'quantized';
+  readonly G: number;
+  readonly E: number;
+  readonly H: number;
+  readonly I: number;
+  readonly r: number;
+  readonly quantized: QuantizedClustered;
+  readonly #matmuls: ExpertMatmuls;
+  constructor(qc: QuantizedClustered) {
+    super();
+    this.quantized = qc;
+    ({ G: this.G, E: this.E, H: this.H, I: this.I, r: this.r } = qc);
+    this.#matmuls = quantizedMatmuls(qc);
+  }
+  /** storage bytes: bases (f16) and factors (data + scales) */
+  get bytes(): QuantizedClustered['bytes'] {
+    return this.quantized.bytes;
+  }
+  run(xt: Tensor, ids: Tensor, weights: Tensor, opts: { inputSums?: boolean } = {}): ClusteredExpertsResult {
+    return composedExperts(xt, ids, weights, this, this.#matmuls, opts.inputSums ?? false);
+  }
+  /** The same function laid out for the fused kernel: FP16 bases, factors widened once to f32. */
+  toFused(): FusedClusteredExperts {
+    return new FusedClusteredExperts(fusedInferenceWeights(this.quantized));
+  }
+  override dispose(): void {
+    this.quantized.dispose();
+    super.dispose();
+  }
+}
+
+/** The clustered experts' inference form laid out for the fused `clusteredFfn` kernel (FP16 bases, f32 factors):
+ *  where the backend has no fused kernel, the composed computation on the same weights. Owns its tensors. */
+export class FusedClusteredExperts extends Module implements ClusteredExpertsForm {
+  readonly form = 'fused';
+  readonly G: number;
+  readonly E: number;
+  readonly H: number;
+  readonly I: number;
+  readonly r: number;
+  readonly fused: FusedClustered;
+  constructor(f: FusedClustered) {
+    super();
+    this.fused = f;
+    const w = f.weights;
+    [this.G, this.H, this.I] = w.baseGate.shape as [number, number, number];
+    [this.E, , this.r] = w.gateA.shape as [number, number, number];
+  }
+  /** resident bytes: bases (f16) and factors (f32) */
+  get bytes(): FusedClustered['bytes'] {
+    return this.fused.bytes;
+  }
+  get weights(): ClusteredExpertWeights {
+    return this.fused.weights;
+  }
+  run(xt: Tensor, ids: Tensor, weights: Tensor, opts: { inputSums?: boolean } = {}): ClusteredExpertsResult {
+    return runClusteredExperts(xt, ids, weights, this.fused.weights, opts);
+  }
+  override dispose(): void {
+    this.fused.dispose();
+    super.dispose();
+  }
 }
