@@ -1,6 +1,7 @@
 // Text generation with a KV cache: greedy or sampled (temperature, top-k, top-p), repetition penalty, stop ids,
 // streaming. The logits processors follow transformers' order: repetition penalty, temperature, top-k, top-p.
 import type { MoELM } from '../models/moe-lm.js';
+import type { RoutingObserver } from '../moe/pipeline.js';
 import { KVCache } from '../nn/attention.js';
 import { slice, tensor } from '../tensor/api.js';
 import { noGrad, tidy } from '../tensor/engine.js';
@@ -23,6 +24,8 @@ export interface GenerateOptions {
   stopIds?: readonly number[];
   /** seed of the sampler; default 0 */
   seed?: number;
+  /** shown every MoE layer's routing of every forward (prefill, then one per decoded token) */
+  observer?: RoutingObserver;
 }
 
 export type StopReason = 'stop' | 'length' | 'max-seq';
@@ -38,7 +41,7 @@ export interface GenerateResult {
   decodeMs: number;
 }
 
-function check(o: GenerateOptions): Required<Omit<GenerateOptions, 'stopIds'>> & { stopIds: readonly number[] } {
+function check(o: GenerateOptions): Required<Omit<GenerateOptions, 'stopIds' | 'observer'>> & { stopIds: readonly number[] } {
   const maxNewTokens = o.maxNewTokens ?? 32;
   const temperature = o.temperature ?? 1;
   const topK = o.topK ?? 0;
@@ -113,10 +116,10 @@ function start(model: MoELM, prompt: readonly number[], opts: GenerateOptions): 
 }
 
 /** The logits of the last input position, (1, V), kept past the call's scope. */
-function lastLogits(model: MoELM, cache: readonly KVCache[], input: readonly number[]) {
+function lastLogits(model: MoELM, cache: readonly KVCache[], input: readonly number[], observer?: RoutingObserver) {
   const V = model.cfg.vocabSize;
   return noGrad(() => tidy(() => {
-    const logits = model.forward(tensor(Int32Array.from(input), [1, input.length], 'i32'), { cache, aux: false }).logits; // (T, V)
+    const logits = model.forward(tensor(Int32Array.from(input), [1, input.length], 'i32'), { cache, aux: false, ...(observer ? { observer } : {}) }).logits; // (T, V)
     return slice(logits, [input.length - 1, 0], [1, V]);
   }));
 }
@@ -205,7 +208,7 @@ export function* generateStream(model: MoELM, prompt: readonly number[], opts: G
         yield q.token;
         r = it.next();
       } else {
-        const t = lastLogits(model, q.cache, q.input);
+        const t = lastLogits(model, q.cache, q.input, opts.observer);
         let v: Float32Array;
         try {
           v = Float32Array.from(t.dataSync());
@@ -245,7 +248,7 @@ export async function* generateStreamAsync(model: MoELM, prompt: readonly number
         yield q.token;
         r = it.next();
       } else {
-        const t = lastLogits(model, q.cache, q.input);
+        const t = lastLogits(model, q.cache, q.input, opts.observer);
         let v: Float32Array;
         try {
           v = Float32Array.from(await t.data());
