@@ -4,28 +4,13 @@
 import type { Op } from '../../tensor/ops.js';
 import { chunksFor } from './chunks.js';
 import type { WasmRuntime } from './runtime.js';
+import { binSlots, countSlots, groupPairs } from '../../tensor/moe-plan.js';
 import type { WasmKernel, WasmView } from './table.js';
 import * as K from './kernels.js';
 
 /** Elements (rows × width) one chunk of a row kernel should get at least: waking workers costs more below. */
 const MIN_ELEMENTS_PER_CHUNK = 1 << 16;
 const rowChunks = (_rt: WasmRuntime, rows: number, width: number): number => chunksFor(rows * width, MIN_ELEMENTS_PER_CHUNK, rows);
-
-/** Slots (t·K + k) sorted by expert, stable: offsets (E + 1), order and token row of each slot. */
-function binSlots(op: Op, ids: Int32Array, E: number, Kk: number): { offsets: Int32Array; order: Int32Array; tokens: Int32Array } {
-  const offsets = new Int32Array(E + 1);
-  for (let s = 0; s < ids.length; s++) {
-    const e = ids[s]!;
-    if (!(e >= 0 && e < E)) throw new RangeError(`${op}: slot ${s} (token ${Math.floor(s / Kk)}) names expert ${e}, outside [0, ${E})`);
-    offsets[e + 1]!++;
-  }
-  for (let e = 0; e < E; e++) offsets[e + 1]! += offsets[e]!;
-  const fill = offsets.slice(0, E);
-  const order = new Int32Array(ids.length);
-  for (let s = 0; s < ids.length; s++) order[fill[ids[s]!]!++] = s;
-  const tokens = order.map((s) => Math.floor(s / Kk));
-  return { offsets, order, tokens };
-}
 
 /** Allocates named f32/i32 buffers (element counts) in one block; `free` releases it. */
 function temps<N extends string>(rt: WasmRuntime, sizes: Record<N, number>): { ptr: Record<N, number>; free: () => void } {
@@ -43,14 +28,6 @@ function temps<N extends string>(rt: WasmRuntime, sizes: Record<N, number>): { p
 
 /** Batches of at most this many routing slots run token by token (GEMVs, one call); larger ones as grouped GEMMs. */
 export const TOKEN_PATH_SLOTS = 16;
-
-/** Checks host ids (T·K) are in [0, E). */
-function checkIds(op: string, ids: Int32Array, E: number, Kk: number): void {
-  for (let s = 0; s < ids.length; s++) {
-    const e = ids[s]!;
-    if (!(e >= 0 && e < E)) throw new RangeError(`${op}: slot ${s} (token ${Math.floor(s / Kk)}) names expert ${e}, outside [0, ${E})`);
-  }
-}
 
 /** Runs a token-path kernel with `floats` of workspace per thread slot; chunks split the T tokens. */
 function tokenPath(rt: WasmRuntime, kernel: string, args: number[], T: number, floats: number, macsPerToken: number): void {
@@ -75,11 +52,11 @@ export const moeFfn: WasmKernel<Op.MoeFfn> = (rt, ins, _p, outs) => {
   const y = outs[0]!;
   if (T === 0 || H === 0) return;
   if (T * Kk <= TOKEN_PATH_SLOTS) {
-    checkIds('moe_ffn', ids.data as Int32Array, E, Kk);
+    countSlots(ids.data as Int32Array, E, Kk, 'moe_ffn'); // checks the ids
     tokenPath(rt, 'moe_ffn_tokens', [x.ptr, ids.ptr, wt.ptr, gate.ptr, up.ptr, down.ptr, y.ptr, T, Kk, H, I], T, 2 * I + 8, Kk * 3 * H * I);
     return;
   }
-  const b = binSlots('moe_ffn' as Op, Int32Array.from(ids.data as Int32Array), E, Kk);
+  const b = binSlots(ids.data as Int32Array, E, Kk, Infinity, 'moe_ffn');
   const N = T * Kk;
   const w = Float32Array.from(b.order, (s) => (wt.data as Float32Array)[s]!);
   const tm = temps(rt, { off: E + 1, tok: N, w: N, xs: N * H, g: N * I, u: N * I, ys: N * H });
@@ -122,7 +99,7 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
   const y = outs[0]!;
   if (T === 0 || H === 0) return;
   if (T * Kk <= TOKEN_PATH_SLOTS) {
-    checkIds('clustered_ffn', ids.data as Int32Array, E, Kk);
+    countSlots(ids.data as Int32Array, E, Kk, 'clustered_ffn'); // checks the ids
     // f16 bases: 2 when all three are known finite (the kernel's faster widening), 1 otherwise
     const h16 = bg.dtype !== 'f16' ? 0 : [bg, bu, bd].every((b) => f16Finite(rt, b)) ? 2 : 1;
     const args = [x.ptr, ids.ptr, wt.ptr, bg.ptr, bu.ptr, bd.ptr, ga.ptr, gb.ptr, ua.ptr, ub.ptr, da.ptr, db.ptr, y.ptr, T, Kk, M, H, I, R, h16];
@@ -130,36 +107,14 @@ export const clusteredFfn: WasmKernel<Op.ClusteredFfn> = (rt, ins, _p, outs) => 
     return;
   }
   const idv = Int32Array.from(ids.data as Int32Array);
-  const b = binSlots('clustered_ffn' as Op, idv, E, Kk);
+  const b = binSlots(idv, E, Kk, Infinity, 'clustered_ffn');
   const N = T * Kk;
-  // (token, group) pairs in token order, then sorted by group (stable)
-  const pairGroup: number[] = [];
-  const pairToken: number[] = [];
-  const pairOfSlot = new Int32Array(N);
-  for (let t = 0; t < T; t++) {
-    const first = pairGroup.length;
-    for (let k = 0; k < Kk; k++) {
-      const g = Math.floor(idv[t * Kk + k]! / M);
-      let q = first;
-      while (q < pairGroup.length && pairGroup[q] !== g) q++;
-      if (q === pairGroup.length) {
-        pairGroup.push(g);
-        pairToken.push(t);
-      }
-      pairOfSlot[t * Kk + k] = q;
-    }
-  }
-  const P = pairGroup.length;
-  const gOff = new Int32Array(G + 1);
-  for (const g of pairGroup) gOff[g + 1]!++;
-  for (let g = 0; g < G; g++) gOff[g + 1]! += gOff[g]!;
-  const fill = gOff.slice(0, G);
-  const rowOfPair = new Int32Array(P);
-  for (let q = 0; q < P; q++) rowOfPair[q] = fill[pairGroup[q]!]!++;
+  // (token, group) pairs sorted by group (stable), as the composed clustered layer plans them
+  const { groupOffsets: gOff, pairTokens, slotPair } = groupPairs(idv, b.order, Kk, E, G);
+  const P = pairTokens.length;
   const cat = new Int32Array(P + N); // scatter index of [base down rows (P); low-rank down rows (N)]
-  for (let q = 0; q < P; q++) cat[rowOfPair[q]!] = pairToken[q]!;
+  cat.set(pairTokens);
   cat.set(b.tokens, P);
-  const slotPair = Int32Array.from(b.order, (s) => rowOfPair[pairOfSlot[s]!]!);
   const w = Float32Array.from(b.order, (s) => (wt.data as Float32Array)[s]!);
   const rowExpert = new Int32Array(N);
   for (let e = 0; e < E; e++) rowExpert.fill(e, b.offsets[e]!, b.offsets[e + 1]!);
