@@ -5,18 +5,11 @@
 import type { Backend, BackendInput, DataId } from '../backend.js';
 import { bytesPerElement, allocTyped, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Op, OpParams, TensorInfo } from '../../tensor/ops.js';
+import type { DeviceContext, Stored } from './context.js';
 import { KERNELS } from './kernels.js';
 import type { GpuBuffer, GpuComputePipeline, GpuDevice } from './gpu-types.js';
 
 export type { GpuBuffer, GpuBufferLike, GpuComputePipeline, GpuComputePipelineLike, GpuDevice, GpuDeviceLike } from './gpu-types.js';
-
-interface Stored {
-  buffer: GpuBuffer;
-  dtype: DType;
-  size: number;
-  /** the pool bucket (buffer size in bytes) */
-  bytes: number;
-}
 
 export interface WebGpuOptions {
   /** a device to use (e.g. one the page already has); default: request one */
@@ -51,7 +44,7 @@ const bucket = (bytes: number): number => {
   return Math.ceil(b / (1 << 20)) * (1 << 20);
 };
 
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend implements Backend, DeviceContext {
   readonly name = 'webgpu';
   readonly device: GpuDevice;
   readonly adapterInfo: string;
