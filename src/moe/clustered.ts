@@ -79,19 +79,12 @@ export interface ClusteredInference {
   logits: Tensor;
 }
 
-/** The router side of a clustered block: what the route stage reads. */
-interface ClusteredRouter {
-  router: Tensor; // (E, H)
-  bias?: Tensor; // (E)
-  groupRouter?: Tensor; // (G, H)
-}
-
 /**
  * The clustered pipeline stages. route: two-stage group -> expert routing with its losses; without losses and with
  * 'lse' group scores, the fused `routeTopK` over groups where the backend has it (the same choice). experts: the
  * experts module's `run`, in whatever form it is (f32, quantised, fused, offloaded).
  */
-export function clusteredStages(w: ClusteredRouter & { shared?: ClusteredWeights['shared']; sharedGate?: Tensor }, ex: Pick<ClusteredExpertsForm, 'run'>, cfg: ClusteredConfig, opts: { inputSums?: boolean } = {}): MoEStages<Routing> {
+export function clusteredStages(w: Omit<ClusteredWeights, 'experts'>, ex: Pick<ClusteredExpertsForm, 'run'>, cfg: ClusteredConfig, opts: { inputSums?: boolean } = {}): MoEStages<Routing> {
   const st: MoEStages<Routing> = {
     hidden: cfg.hidden,
     route: (xt, withAux) => {
@@ -228,8 +221,9 @@ export class ClusteredMoEBlock extends Module {
     return prev;
   }
 
-  get weights(): ClusteredWeights {
-    const w: ClusteredWeights = { router: this.gate.weight, experts: this.f32Experts('weights').weights };
+  /** Every weight but the experts': routers, selection bias, shared expert. */
+  #outerWeights(): Omit<ClusteredWeights, 'experts'> {
+    const w: Omit<ClusteredWeights, 'experts'> = { router: this.gate.weight };
     if (this.gate.bias) w.bias = this.gate.bias;
     if (this.groupGate) w.groupRouter = this.groupGate.weight;
     if (this.sharedExpert) w.shared = { gate: this.sharedExpert.gateProj.weight, up: this.sharedExpert.upProj.weight, down: this.sharedExpert.downProj.weight };
@@ -237,15 +231,15 @@ export class ClusteredMoEBlock extends Module {
     return w;
   }
 
+  /** The weights with the f32 experts (`clusteredMoe` reads these). */
+  get weights(): ClusteredWeights {
+    return { ...this.#outerWeights(), experts: this.f32Experts('weights').weights };
+  }
+
   /** The block through the MoE pipeline, with its experts in their current form; `aux` adds the losses (training).
    *  While `tracking`, the routed inputs update the activation centroids. */
   run(x: Tensor, opts: PipelineOptions): MoEResult<Routing> {
-    const w: ClusteredRouter & { shared?: ClusteredWeights['shared']; sharedGate?: Tensor } = { router: this.gate.weight };
-    if (this.gate.bias) w.bias = this.gate.bias;
-    if (this.groupGate) w.groupRouter = this.groupGate.weight;
-    if (this.sharedExpert) w.shared = { gate: this.sharedExpert.gateProj.weight, up: this.sharedExpert.upProj.weight, down: this.sharedExpert.downProj.weight };
-    if (this.sharedExpertGate) w.sharedGate = this.sharedExpertGate.weight;
-    const out = runMoE('clustered MoE', x, clusteredStages(w, this.#experts, this.cfg, { inputSums: this.tracking }), opts);
+    const out = runMoE('clustered MoE', x, clusteredStages(this.#outerWeights(), this.#experts, this.cfg, { inputSums: this.tracking }), opts);
     const sums = out.stats.inputSums;
     if (sums) {
       this.centroids.update(sums, out.stats.tokensPerExpert);
