@@ -14,10 +14,8 @@ import { parameterF32, type LoadDtype } from './hf/weights.js';
 import { HF_ARCHS, type HfArch } from './hf/config.js';
 import { MoELM } from './moe-lm.js';
 import { withoutInit } from '../nn/module.js';
+import { SELECTION_BIAS } from '../moe/names.js';
 import { findRunCheckpoint, readRunState, runTokenizer, type RunCheckpoint } from './run.js';
-
-/** Selection-bias buffers, saved with the weights; files written before clustered routers had one lack them (zeros). */
-const SELECTION_BIAS = 'e_score_correction_bias';
 
 export const MOEKIT_MODEL_FORMAT = 'moekit-model';
 

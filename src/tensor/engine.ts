@@ -1,7 +1,6 @@
-// The engine: the current backend, op dispatch with shape checks, tidy scopes and autograd recording.
+// The engine: the current backend, op dispatch with shape checks, tidy scopes and autograd recording. It knows
+// backends only by the Backend interface and the factories registered by name (src/backend/registry.ts).
 import type { Backend } from '../backend/backend.js';
-import { JsBackend } from '../backend/js/index.js';
-import { WasmBackend } from '../backend/wasm/index.js';
 import { allocTyped, matchesDType, type DType, type TypedArray } from './dtype.js';
 import { INFER } from './infer.js';
 import { Op, type OpParams } from './ops.js';
@@ -10,6 +9,8 @@ import { Tensor, shareStorage, type TapeNode } from './tensor.js';
 
 export type BackendName = 'js' | 'wasm' | 'webgpu';
 export type BackendFactory = () => Promise<Backend>;
+/** Creates a backend at once: the one MOEKIT_BACKEND names, made on first use when nothing awaited ready(). */
+export type SyncBackendFactory = () => Backend;
 
 /** Ops whose outputs carry no gradient: comparisons, indices, backward kernels, quantisation. */
 export const NON_DIFFERENTIABLE: ReadonlySet<Op> = new Set<Op>([
@@ -19,12 +20,9 @@ export const NON_DIFFERENTIABLE: ReadonlySet<Op> = new Set<Op>([
 
 class Engine {
   backend: Backend | null = null;
-  readonly factories = new Map<string, BackendFactory>([
-    ['js', () => Promise.resolve(new JsBackend())],
-    ['wasm', () => WasmBackend.create(envThreads())],
-    // loaded on demand: Dawn (the `webgpu` package) in Node, navigator.gpu in browsers
-    ['webgpu', async () => (await import('../backend/webgpu/index.js')).WebGpuBackend.create()],
-  ]);
+  /** filled by registerBackend: src/backend/registry.ts registers js, wasm and webgpu */
+  readonly factories = new Map<string, BackendFactory>();
+  readonly syncFactories = new Map<string, SyncBackendFactory>();
   readonly scopes: Set<Tensor>[] = [];
   gradEnabled = true;
   seq = 0;
@@ -32,8 +30,9 @@ class Engine {
   current(): Backend {
     if (this.backend) return this.backend;
     const want = envBackend();
-    if (want === 'js') {
-      this.backend = new JsBackend();
+    const sync = this.syncFactories.get(want);
+    if (sync) {
+      this.backend = sync();
       return this.backend;
     }
     throw new Error(`no backend is ready: call "await setBackend('${want}')" (or "await ready()") before running ops, or set MOEKIT_BACKEND=js`);
@@ -61,9 +60,15 @@ function envBackend(): string {
   return env && env.length > 0 ? env : 'wasm';
 }
 
-/** Registers a backend factory under a name (used by the wasm and webgpu modules). */
-export function registerBackend(name: string, factory: BackendFactory): void {
+/**
+ * Registers a backend factory under a name, for setBackend(name) and MOEKIT_BACKEND; `sync`, where the backend can be
+ * made synchronously, lets the first op make it without `await ready()`. src/backend/registry.ts registers the
+ * built-in ones.
+ */
+export function registerBackend(name: string, factory: BackendFactory, sync?: SyncBackendFactory): void {
   ENGINE.factories.set(name, factory);
+  if (sync) ENGINE.syncFactories.set(name, sync);
+  else ENGINE.syncFactories.delete(name);
 }
 
 /** Creates (or takes) a backend and makes it current. */
@@ -73,7 +78,12 @@ export async function setBackend(which: string | Backend): Promise<Backend> {
     return which;
   }
   const factory = ENGINE.factories.get(which);
-  if (!factory) throw new Error(`setBackend: unknown backend "${which}"; known: ${[...ENGINE.factories.keys()].join(', ')}`);
+  if (!factory) {
+    const known = [...ENGINE.factories.keys()];
+    throw new Error(known.length > 0
+      ? `setBackend: unknown backend "${which}"; known: ${known.join(', ')}`
+      : `setBackend: unknown backend "${which}": no backend is registered; import 'moekit' (or src/backend/registry.js) first`);
+  }
   ENGINE.backend = await factory();
   return ENGINE.backend;
 }

@@ -1,6 +1,7 @@
 // Checkpoints: weights and optimizer moments as safetensors plus a JSON state, written so a crash never
 // corrupts the last good one (each checkpoint is built in a temp directory, renamed, then `latest.json` swapped).
 import { SafetensorsFile, writeFileAtomic, writeSafetensors, type StTensorIn } from '../io/safetensors.js';
+import { SELECTION_BIAS } from '../moe/names.js';
 import { assign, fromTyped } from '../tensor/engine.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { AdamW } from './optim.js';
@@ -65,15 +66,12 @@ export async function latestCheckpoint(dir: string): Promise<string | null> {
   }
 }
 
-/** Selection-bias buffers may be absent from older files; they then stay zeros (no bias). */
-export const OPTIONAL_BIAS = 'e_score_correction_bias';
-
 async function loadInto(file: string, targets: readonly [string, Tensor][]): Promise<void> {
   const f = await SafetensorsFile.open(file);
   try {
     for (const [n, t] of targets) {
       // clustered checkpoints written before clustered routers had a selection bias: unbiased, i.e. zeros
-      if (n.endsWith(OPTIONAL_BIAS) && !f.tensors.has(n)) continue;
+      if (n.endsWith(SELECTION_BIAS) && !f.tensors.has(n)) continue;
       const info = f.info(n);
       if (info.dtype !== 'F32' || info.shape.length !== t.rank || info.shape.some((d, i) => d !== t.shape[i])) {
         throw new Error(`checkpoint: ${file}: tensor "${n}" is ${info.dtype} [${info.shape.join(', ')}], expected F32 [${t.shape.join(', ')}]`);

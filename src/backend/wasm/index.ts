@@ -4,7 +4,8 @@ import type { Op, OpParams, TensorInfo } from '../../tensor/ops.js';
 import { sizeOf } from '../../tensor/shape.js';
 import type { Backend, BackendInput, DataId } from '../backend.js';
 import { WasmRuntime, type WasmRuntimeOptions } from './runtime.js';
-import { WASM_KERNELS, type WasmView } from './table.js';
+import type { WasmView } from './kernel.js';
+import { WASM_KERNELS } from './table.js';
 
 interface Slot {
   ptr: number;

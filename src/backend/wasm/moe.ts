@@ -5,7 +5,7 @@ import type { Op } from '../../tensor/ops.js';
 import { chunksFor } from './chunks.js';
 import type { WasmRuntime } from './runtime.js';
 import { binSlots, countSlots, groupPairs } from '../../tensor/moe-plan.js';
-import type { WasmKernel, WasmView } from './table.js';
+import type { WasmKernel, WasmView } from './kernel.js';
 import * as K from './kernels.js';
 
 /** Elements (rows × width) one chunk of a row kernel should get at least: waking workers costs more below. */

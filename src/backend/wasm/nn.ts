@@ -7,7 +7,7 @@ import { Op, type OpParams } from '../../tensor/ops.js';
 import { normAxis, splitAxis } from '../../tensor/shape.js';
 import { chunksFor } from './chunks.js';
 import type { WasmRuntime } from './runtime.js';
-import type { WasmKernel, WasmView } from './table.js';
+import type { WasmKernel, WasmView } from './kernel.js';
 
 /** Runs a kernel export as `nchunks` chunks on the worker pool (1 = one call on the calling thread). */
 function par(rt: WasmRuntime, name: string, args: number[], nchunks: number): void {

@@ -4,23 +4,10 @@ import { checkOffsets } from '../js/kernels/linalg.js';
 import { ix, type View } from '../js/view.js';
 import { Op, type OpParams } from '../../tensor/ops.js';
 import { sizeOf } from '../../tensor/shape.js';
-import type { WasmRuntime } from './runtime.js';
+import type { WasmKernel, WasmView } from './kernel.js';
 import * as K from './kernels.js';
 import * as NN from './nn.js';
 import * as MOE from './moe.js';
-
-/** A view that also knows its byte address in wasm memory. */
-export interface WasmView extends View {
-  readonly ptr: number;
-  /** elements (data.length, without making the view) */
-  readonly size: number;
-  /**
-   * A fact about the stored values, computed once per storage and kept until the storage is written in place
-   * (write, copy) or freed: e.g. "these f16 weights are all finite".
-   */
-  memo<T>(key: string, compute: () => T): T;
-}
-export type WasmKernel<O extends Op> = (rt: WasmRuntime, ins: readonly WasmView[], p: OpParams[O], outs: readonly WasmView[]) => void;
 
 /** Runs the js reference kernel directly on the wasm memory views (cold ops). */
 function viaJs<O extends Op>(op: O): WasmKernel<O> {
