@@ -92,7 +92,7 @@ async function generate(dir: string, s: Shape): Promise<void> {
 /** Child: loads the directory and prints one JSON line (peak RSS, parameter bytes, seconds). */
 async function measure(dir: string, loadDtype: 'f32' | 'auto'): Promise<void> {
   const { loadHfModel } = await import('../src/models/hf/load.js');
-  const { setBackend } = await import('../src/tensor/engine.js');
+  const { setBackend } = await import('../src/backend/registry.js');
   await setBackend('js'); // weights in JS typed arrays: RSS is what the process holds
   const t0 = performance.now();
   const hf = await loadHfModel(dir, { loadDtype });

@@ -37,7 +37,7 @@ export const LAYERS = {
 /** The layer of a file, by its path relative to src/ ('/'-separated). */
 export function layerOf(rel) {
   if (CONTRACT.includes(rel)) return 'contract';
-  if (rel === 'backend/registry.ts') return 'registry';
+  if (rel === 'backend/registry.ts' || rel === 'backend/gradcheck.ts') return 'registry';
   const top = rel.split('/')[0];
   if (!rel.includes('/')) return 'entry';
   return top in LAYERS ? top : null;

@@ -10,7 +10,7 @@ export { useBackend, assign, getBackend, registerBackend, tidy, keep, dispose, n
 export { setBackend, ready } from './backend/registry.js';
 export * from './tensor/api.js';
 export { backward, zeroGrad, variable, unbroadcast, GRAD } from './tensor/autograd.js';
-export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckResult } from './tensor/gradcheck.js';
+export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckResult } from './backend/gradcheck.js';
 export type { Backend, DataId } from './backend/backend.js';
 export { JsBackend } from './backend/js/index.js';
 export { JS_KERNELS } from './backend/js/kernels/index.js';

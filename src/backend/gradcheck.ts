@@ -1,12 +1,12 @@
 // gradcheck: compares autograd gradients with central finite differences, in float64 on the js backend.
-import { JsBackend } from '../backend/js/index.js';
-import { allocTyped, type DType, type TypedArray } from './dtype.js';
-import * as T from './api.js';
-import { backward } from './autograd.js';
-import { ENGINE, fromTyped, keep, noGrad, tidy } from './engine.js';
-import { Rng } from './random.js';
-import { sizeOf } from './shape.js';
-import type { Tensor } from './tensor.js';
+import { JsBackend } from './js/index.js';
+import { allocTyped, type DType, type TypedArray } from '../tensor/dtype.js';
+import * as T from '../tensor/api.js';
+import { backward } from '../tensor/autograd.js';
+import { ENGINE, fromTyped, keep, noGrad, tidy } from '../tensor/engine.js';
+import { Rng } from '../tensor/random.js';
+import { sizeOf } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export interface GradcheckInput {
   data: ArrayLike<number>;

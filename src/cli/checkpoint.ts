@@ -7,7 +7,7 @@ import { toClustered } from '../compress/convert.js';
 import { loadBrown, splitBrown } from '../io/brown.js';
 import { loadModelDir, saveModelDir, upcastWeights, type LoadedModel } from '../models/dir.js';
 import { MoEBlock } from '../moe/block.js';
-import { setBackend } from '../tensor/engine.js';
+import { setBackend } from '../backend/registry.js';
 import { encodeTexts } from '../train/corpus.js';
 import { checkWritableDir, fsErrorWords } from '../io/outputs.js';
 import { LOAD_DTYPE_HELP, intOption, loadDtypeOption } from './args.js';

@@ -8,7 +8,7 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import { loadModelDir } from '../models/dir.js';
 import { parseConfig } from '../models/config.js';
 import { MoELM } from '../models/moe-lm.js';
-import { setBackend } from '../tensor/engine.js';
+import { setBackend } from '../backend/registry.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { encodeTexts } from '../train/corpus.js';
 import { LOAD_DTYPE_HELP, intOption, loadDtypeOption } from './args.js';

@@ -8,7 +8,7 @@ import { loadModelDir, materialize, type LoadedModel } from '../models/dir.js';
 import { HF_ARCHS, type HfArch } from '../models/hf/config.js';
 import { exportHf, exportProblem } from '../models/hf/export.js';
 import { archMismatches, archHoldsSelectionBias, selectionBiases } from '../models/hf/fit.js';
-import { setBackend } from '../tensor/engine.js';
+import { setBackend } from '../backend/registry.js';
 import { encodeTexts } from '../train/corpus.js';
 import { checkOut, sourceConfig } from './checkpoint.js';
 import { LOAD_DTYPE_HELP, loadDtypeOption } from './args.js';

@@ -5,7 +5,7 @@ import { noTokenizerReason } from '../io/tokenizer.js';
 import { checkGenerate, countNonFinite, generateStreamAsync, type GenerateOptions, type GenerateResult } from '../serve/generate.js';
 import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
-import { setBackend } from '../tensor/engine.js';
+import { setBackend } from '../backend/registry.js';
 import { LOAD_DTYPE_HELP, intOption, loadDtypeOption } from './args.js';
 
 /** "3,17,42" -> [3, 17, 42]; anything else is an error naming the option (`flag`, e.g. "--stop") and the value. */

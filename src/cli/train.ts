@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { checkWritableDir } from '../io/outputs.js';
 import { PRESETS, denseBaseline, parseConfig, type ModelConfig, type PresetName } from '../models/config.js';
-import { setBackend } from '../tensor/engine.js';
+import { setBackend } from '../backend/registry.js';
 import { brownCorpus, VocabMismatchError, type BrownCorpus } from '../train/corpus.js';
 import { train } from '../train/loop.js';
 import { describeRun, hashFile, moveAside, occupiedError } from '../train/rundir.js';

@@ -6,7 +6,7 @@ import type { Backend } from '../../src/backend/backend.js';
 import { CASES, type OpCase } from '../helpers/cases.js';
 import { DEVICES, useDevice } from '../helpers/devices.js';
 import { allocTyped } from '../../src/tensor/dtype.js';
-import type { GradcheckInput } from '../../src/tensor/gradcheck.js';
+import type { GradcheckInput } from '../../src/backend/gradcheck.js';
 import { relErr } from '../helpers/compare.js';
 
 const SIZES = [1, 3, 17, 129];

@@ -14,7 +14,7 @@ import { WebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { KERNELS } from '../../src/backend/webgpu/kernels.js';
 import { CASES, type OpCase } from '../helpers/cases.js';
 import { allocTyped } from '../../src/tensor/dtype.js';
-import type { GradcheckInput } from '../../src/tensor/gradcheck.js';
+import type { GradcheckInput } from '../../src/backend/gradcheck.js';
 import { relErr } from '../helpers/compare.js';
 import { fixture } from '../helpers/fixtures.js';
 import { HF_ARCHS } from '../../src/models/hf/config.js';

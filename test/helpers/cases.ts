@@ -6,7 +6,7 @@ import { INFER } from '../../src/tensor/infer.js';
 import { Op, type OpParams } from '../../src/tensor/ops.js';
 import { Rng } from '../../src/tensor/random.js';
 import { sizeOf } from '../../src/tensor/shape.js';
-import type { GradcheckInput } from '../../src/tensor/gradcheck.js';
+import type { GradcheckInput } from '../../src/backend/gradcheck.js';
 import { allocTyped } from '../../src/tensor/dtype.js';
 
 export interface OpCase<P = unknown> {

@@ -8,7 +8,7 @@ import { Rng } from '../../src/tensor/random.js';
 import { SafetensorsError, SafetensorsFile, checkFinite, encodeSafetensors, nonFinite, writeSafetensors } from '../../src/io/safetensors.js';
 import { f32ToF16 } from '../../src/tensor/dtype.js';
 import { tensor } from '../../src/tensor/api.js';
-import { setBackend } from '../../src/tensor/engine.js';
+import { setBackend } from '../../src/backend/registry.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { poke } from '../helpers/poke.js';
