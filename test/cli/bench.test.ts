@@ -1,13 +1,18 @@
 // moekit bench paper --preset smoke: the reproduction pipeline end to end (not the claims): every model trained or
 // compressed, every field the JSON promises, the claims evaluated, the Markdown tables printed; the --html report
-// checked before the run, and the results kept on stdout when the report cannot be written after it.
+// checked before the run, and the results kept on stdout when the report cannot be written after it. The numbers are
+// checked against what they must agree with: means and stds against the per-seed runs, parameter counts against
+// freshly built models of the preset, perplexities against the vocabulary size and the run's own training
+// cross-entropy, accuracies against the held-out row count, load statistics against the routed counts, the claims
+// recomputed from the means.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { spreadSample, type Agg, type PaperResult } from '../../src/cli/paper/experiment.js';
+import * as mk from '../../src/node.js';
+import { PAPER_PRESETS, spreadSample, type Agg, type PaperResult } from '../../src/cli/paper/experiment.js';
 import { finishPaper, SMOKE_NOTE } from '../../src/cli/bench.js';
 import { colorScale } from '../../src/cli/paper/report.js';
 import { mountReadOnly, unmount } from '../helpers/readonly.js';
@@ -20,6 +25,11 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 const CLI = ['--import', 'tsx', 'src/cli/main.ts', 'bench', 'paper'];
+
+/** One model's result for one seed, as the JSON holds it. */
+type Run = Record<string, number | null | object>;
+/** Fields that are null in a run when they do not apply (the dense model's routing statistics): not aggregated. */
+const NULLABLE = new Set(['load_variance', 'imbalance', 'cross_group_fraction']);
 
 const FIELDS = ['ppl', 'accuracy', 'params_total', 'params_expert', 'params_active', 'train_tokens_per_s', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'load_variance', 'imbalance', 'cross_group_fraction', 'peak_expert_bytes'];
 
@@ -40,52 +50,196 @@ describe('moekit bench paper', () => {
   it('--preset smoke --json reports dense, moe, clustered and the post-training baselines', async () => {
     const html = path.join(tmp, 'report.html');
     // asynchronously: a minute-long synchronous child would stall the test worker's RPC with the runner
-    const { stdout: res } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', 'paper', '--preset', 'smoke', '--seeds', '2', '--json', '--html', html], { encoding: 'utf8', env: { ...process.env, MOEKIT_BACKEND: 'wasm' }, maxBuffer: 64 << 20 });
+    const { stdout: res, stderr: log } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'bench', 'paper', '--preset', 'smoke', '--seeds', '2', '--json', '--html', html], { encoding: 'utf8', env: { ...process.env, MOEKIT_BACKEND: 'wasm' }, maxBuffer: 64 << 20 });
     const r = JSON.parse(res.trim().split('\n').at(-1)!) as {
+      preset: string;
       note?: string;
       seeds: number;
-      models: Record<string, Record<string, number>>;
-      std: Record<string, Record<string, number>>;
-      runs: Record<string, unknown[]>;
+      steps: number;
+      seconds: number;
+      models: Record<string, Record<string, number | null>>;
+      std: Record<string, Record<string, number | null>>;
+      runs: Record<string, Run[]>;
       claims: { claim: string; target: string; measured: string; pass: boolean }[];
     };
+    const p = PAPER_PRESETS.smoke;
+    // the JSON line: the fields finishPaper writes, in its order (NaN, e.g. a baseline's accuracy, is written as null)
+    expect(Object.keys(r)).toEqual(['preset', 'note', 'seeds', 'steps', 'seconds', 'models', 'std', 'runs', 'claims']);
+    expect([r.preset, r.seeds, r.steps]).toEqual(['smoke', 2, p.steps]);
     expect(r.note).toBe(SMOKE_NOTE); // smoke says it checks the pipeline, not the claims
     expect(r.note).toContain("not the paper's claims");
-    expect(Object.keys(r.models)).toEqual(['dense', 'moe', 'clustered', 'd2', 'mc-smoe', 'hc-smoe']);
+    const MODELS = ['dense', 'moe', 'clustered', 'd2', 'mc-smoe', 'hc-smoe'];
+    for (const part of [r.models, r.std, r.runs]) expect(Object.keys(part)).toEqual(MODELS);
+    for (const name of MODELS) expect(r.runs[name]!.length, name).toBe(2);
+
+    // models and std are the mean and the sample standard deviation over the seeds of every field all runs report
+    for (const name of MODELS) {
+      const runs = r.runs[name]!;
+      const numeric = Object.keys(runs[0]!).filter((f) => runs.every((x) => typeof x[f] === 'number' || (x[f] === null && !NULLABLE.has(f))));
+      expect(Object.keys(r.models[name]!).sort(), name).toEqual(numeric.sort());
+      expect(Object.keys(r.std[name]!).sort(), name).toEqual(numeric.sort());
+      for (const f of numeric) {
+        const v = runs.map((x) => x[f] as number | null);
+        if (v.includes(null)) { // NaN in a run: NaN mean and std
+          expect(r.models[name]![f], `${name}.${f}`).toBeNull();
+          continue;
+        }
+        const mean = (v[0]! + v[1]!) / 2;
+        expect(r.models[name]![f], `${name}.${f}`).toBeCloseTo(mean, 9);
+        expect(r.std[name]![f], `${name}.${f} std`).toBeCloseTo(Math.abs(v[0]! - v[1]!) / Math.SQRT2, 9);
+      }
+    }
     for (const name of ['dense', 'moe', 'clustered']) {
       const m = r.models[name]!;
       for (const f of FIELDS) {
         if (name === 'dense' && ['load_variance', 'imbalance', 'cross_group_fraction'].includes(f)) expect(m[f], `${name}.${f}`).toBeUndefined();
         else expect(Number.isFinite(m[f]), `${name}.${f} = ${m[f]}`).toBe(true);
       }
-      expect(r.runs[name]!.length).toBe(2);
-      expect(m.ppl).toBeGreaterThan(1);
-      expect(m.accuracy).toBeGreaterThanOrEqual(0);
-      expect(m.accuracy).toBeLessThanOrEqual(1);
     }
-    const { moe, clustered, dense } = r.models as Record<string, Record<string, number>>;
-    expect(clustered!.params_expert).toBeLessThan(moe!.params_expert);
-    expect(clustered!.cross_group_fraction).toBe(0); // one group per token (groupTopK 1)
-    expect(dense!.params_expert).toBe(0);
-    // the inference form and offloading were measured
-    expect(clustered!.ppl_int4).toBeGreaterThan(1);
-    expect(clustered!.int4_expert_bytes).toBeLessThan(clustered!.expert_bytes_fp32!);
-    expect(clustered!.peak_expert_bytes).toBeLessThanOrEqual(clustered!.offload_budget_bytes!);
-    expect(clustered!.offload_loads).toBeGreaterThan(0);
-    // the inference form timed in the fused kernel next to the f32 form
-    expect(clustered!.decode_tokens_per_s_int4).toBeGreaterThan(0);
-    expect(clustered!.prefill_tokens_per_s_int4).toBeGreaterThan(0);
-    // baselines: post-training, at no more than the clustered expert budget
+
+    // parameters: the counts of freshly built models of the preset's configurations (training changes no shapes)
+    mk.useBackend(new mk.JsBackend());
+    const moeCfg = mk.parseConfig(p.model);
+    const build = (cfg: mk.ModelConfig): { total: number; expert: number; active: number; ffnBytes: number } => {
+      const m = new mk.MoELM(cfg);
+      const c = m.paramCounts();
+      const ffnBytes = 4 * m.layers.reduce((a, l) => a + l.mlp.numParams(), 0);
+      m.dispose();
+      return { ...c, ffnBytes };
+    };
+    const want = {
+      dense: build(mk.denseBaseline(moeCfg)), moe: build(moeCfg),
+      clustered: build(mk.parseConfig({ ...p.model, ffn: 'clustered', clusterGroups: p.clusterGroups, clusterRank: p.clusterRank, clusterEvery: p.clusterEvery, clusterWarmup: p.clusterWarmup, clusterDenseWarmup: false })),
+    };
+    for (const name of ['dense', 'moe', 'clustered'] as const) {
+      const m = r.models[name]!;
+      expect([m.params_total, m.params_expert, m.params_active], name).toEqual([want[name].total, want[name].expert, want[name].active]);
+    }
+    const clusteredBudget = moeCfg.layers * mk.clusteredExpertParams(moeCfg.experts, moeCfg.hidden, moeCfg.expertWidth, p.clusterGroups, p.clusterRank);
+    expect(r.models.clustered!.params_expert).toBe(clusteredBudget);
+    expect(r.models.dense!.params_expert).toBe(0);
+    // resident FFN bytes at f32: the dense FFNs, the routed experts, the compressed experts of each baseline
+    expect(r.models.dense!.peak_expert_bytes).toBe(want.dense.ffnBytes);
+    expect(r.models.moe!.peak_expert_bytes).toBe(4 * want.moe.expert);
+    expect(r.models.clustered!.expert_bytes_fp32).toBe(4 * want.clustered.expert);
     for (const b of ['d2', 'mc-smoe', 'hc-smoe']) {
-      expect(r.models[b]!.ppl).toBeGreaterThan(1);
-      expect(r.models[b]!.params_expert).toBeLessThanOrEqual(clustered!.params_expert!);
+      const m = r.models[b]!;
+      expect(m.params_expert, b).toBeLessThanOrEqual(clusteredBudget); // post-training, at no more than the clustered expert budget
+      expect(m.params_total, b).toBe(want.moe.total - want.moe.expert + m.params_expert!);
+      expect(m.peak_expert_bytes, b).toBe(4 * m.params_expert!);
+      for (const f of ['accuracy', 'train_tokens_per_s', 'prefill_tokens_per_s', 'decode_tokens_per_s']) expect(m[f], `${b}.${f} (not measured)`).toBeNull();
     }
-    expect(r.claims.map((c) => c.claim)).toEqual([
-      'expert parameters', 'perplexity', 'expert-load variance',
-      'inference prefill tokens/s (f32 weights)', 'inference prefill tokens/s (clustered FP16/INT4)',
-      'inference decode tokens/s (f32 weights)', 'inference decode tokens/s (clustered FP16/INT4)', 'peak resident expert bytes',
-    ]);
-    for (const c of r.claims) expect(typeof c.pass).toBe('boolean');
+
+    // perplexity: above 1, below the uniform distribution's (the vocabulary size), and within 0.5 nats of the training
+    // cross-entropy the same run logged for its last two logged steps (one batch of 4×32 tokens each:
+    // a per-token spread of ~2 nats gives ~0.15 nats of sampling noise, plus the train/held-out gap of a 30-step
+    // model); the same model's log line and the Markdown table print the same numbers
+    const V = moeCfg.vocabSize;
+    const ce = new Map<string, number[]>();
+    for (const m of log.matchAll(/^ {2}seed (\d+) (\S+)\s+step (\d+)\/(\d+)\s+ce ([\d.]+)/gm)) {
+      const k = `${m[2]} ${m[1]}`;
+      ce.set(k, [...(ce.get(k) ?? []), Number(m[5])]);
+    }
+    const valid = Number(/Brown \d+ train \/ (\d+) valid tokens/.exec(log)?.[1]);
+    expect(valid).toBe(p.evalTokens);
+    // the genre task's held-out rows: the valid split's first maxDocs documents, at most ceil(maxRows / 3) rows
+    const genreRows = Math.min(mk.brownGenreTask(mk.splitBrown(mk.loadBrown()).valid.slice(0, p.maxDocs)).length, Math.ceil(p.classify.maxRows / 3));
+    for (const name of ['dense', 'moe', 'clustered']) {
+      r.runs[name]!.forEach((run, s) => {
+        const ppl = run.ppl as number;
+        const last = ce.get(`${name} ${s}`)!.slice(-2);
+        const gap = Math.abs(Math.log(ppl) - (last[0]! + last[1]!) / 2);
+        const correct = (run.accuracy as number) * genreRows;
+        console.log(`${name} seed ${s}: valid ppl ${ppl.toFixed(3)} (ln ${Math.log(ppl).toFixed(3)}), last logged training ce ${last.join(', ')} (gap ${gap.toFixed(3)} nats); genre accuracy ${run.accuracy} = ${correct.toFixed(6)} / ${genreRows}`);
+        expect(ppl).toBeGreaterThan(1);
+        expect(ppl).toBeLessThan(V);
+        expect(gap).toBeLessThan(0.5);
+        // accuracy: correct rows / held-out rows
+        expect(run.accuracy).toBeGreaterThanOrEqual(0);
+        expect(run.accuracy).toBeLessThanOrEqual(1);
+        expect(Math.abs(correct - Math.round(correct))).toBeLessThan(1e-9);
+        expect(log).toContain(`seed ${s} ${name.padEnd(9)} ppl ${ppl.toFixed(2)}  acc ${((run.accuracy as number) * 100).toFixed(1)}%`);
+      });
+    }
+    for (const b of ['d2', 'mc-smoe', 'hc-smoe']) {
+      r.runs[b]!.forEach((run, s) => {
+        const ppl = run.ppl as number;
+        // the standard MoE compressed after training: a model of the same tokens, not one that lost them
+        const moePpl = r.runs.moe![s]!.ppl as number;
+        console.log(`${b} seed ${s}: ppl ${ppl.toFixed(3)} vs the trained moe's ${moePpl.toFixed(3)} at ${run.params_expert} expert params`);
+        expect(ppl).toBeGreaterThan(1);
+        expect(ppl).toBeLessThan(V);
+        expect(Math.abs(Math.log(ppl / moePpl))).toBeLessThan(0.5);
+        expect(log).toContain(`seed ${s} ${b.padEnd(9)} ppl ${ppl.toFixed(2)} at ${run.params_expert} expert params`);
+      });
+    }
+    const cell = (name: string, f: string, fmt: (v: number) => string): string => `${fmt(r.models[name]![f]!)} ± ${fmt(r.std[name]![f]!)}`;
+    for (const name of MODELS) expect(log, name).toContain(`| ${name} | ${cell(name, 'ppl', (v) => v.toFixed(2))} |`);
+
+    // routing on the held-out tokens: K slots per token and MoE layer, the load statistics of those counts, the
+    // cross-group share a count of tokens; clustered routes within one group (groupTopK 1)
+    for (const name of ['moe', 'clustered']) {
+      for (const run of r.runs[name]!) {
+        const pl = run.per_layer as { load_variance: number[]; imbalance: number[]; cross_group_fraction: number[]; tokens_per_expert: number[][] };
+        expect(pl.tokens_per_expert.length).toBe(moeCfg.layers);
+        pl.tokens_per_expert.forEach((c, l) => {
+          expect(c.length).toBe(moeCfg.experts);
+          expect(c.reduce((a, b) => a + b, 0)).toBe(valid * moeCfg.topK);
+          const f = c.map((x) => x / (valid * moeCfg.topK));
+          expect(pl.load_variance[l]).toBeCloseTo(f.reduce((a, x) => a + (x - 1 / f.length) ** 2, 0) / f.length, 12);
+          expect(pl.imbalance[l]).toBeCloseTo(Math.max(...f) * f.length, 12);
+          const crossed = pl.cross_group_fraction[l]! * valid;
+          expect(Math.abs(crossed - Math.round(crossed))).toBeLessThan(1e-6);
+        });
+        const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+        expect(run.load_variance).toBeCloseTo(mean(pl.load_variance), 12);
+        expect(run.imbalance).toBeCloseTo(mean(pl.imbalance), 12);
+        expect(run.cross_group_fraction).toBeCloseTo(mean(pl.cross_group_fraction), 12);
+        if (name === 'clustered') expect(pl.cross_group_fraction).toEqual([0, 0]);
+        else expect(run.cross_group_fraction).toBeGreaterThan(0); // top-2 of 8 experts in 2 groups: some tokens cross
+      }
+    }
+
+    // the clustered inference form: INT4 factors and FP16 bases of the same weights give nearly the same perplexity
+    // (within 5%: a broken scale or base would move it by far more), in fewer bytes; offloaded under the budget
+    const clustered = r.models.clustered! as Record<string, number>;
+    for (const run of r.runs.clustered!) {
+      const [ppl, int4] = [run.ppl as number, run.ppl_int4 as number];
+      console.log(`clustered: ppl ${ppl.toFixed(4)}, INT4 form ${int4.toFixed(4)} (${((int4 / ppl - 1) * 100).toFixed(3)}%), ${run.int4_expert_bytes} vs ${run.expert_bytes_fp32} expert bytes; offloaded peak ${run.peak_expert_bytes} of ${run.offload_budget_bytes}, ${run.offload_loads} loads`);
+      expect(Math.abs(Math.log(int4 / ppl))).toBeLessThan(0.05);
+      expect(run.int4_expert_bytes).toBeLessThan(run.expert_bytes_fp32 as number);
+      expect(run.peak_expert_bytes).toBeLessThanOrEqual(run.offload_budget_bytes as number);
+      expect(run.offload_loads).toBeGreaterThan(0);
+      expect(Number.isInteger(run.offload_loads)).toBe(true);
+    }
+    expect(log).toContain(`| valid ppl | ${cell('clustered', 'ppl', (v) => v.toFixed(2))} | ${cell('clustered', 'ppl_int4', (v) => v.toFixed(2))} (${((clustered.ppl_int4! / clustered.ppl! - 1) * 100).toFixed(2)}%) |`);
+    // the inference form timed in the fused kernel next to the f32 form
+    expect(clustered.decode_tokens_per_s_int4).toBeGreaterThan(0);
+    expect(clustered.prefill_tokens_per_s_int4).toBeGreaterThan(0);
+
+    // the claims: each measured value and verdict recomputed from the means above
+    const m = (k: string, f: string): number => r.models[k]![f]!;
+    const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+    const signed = (x: number): string => `${x >= 0 ? '+' : ''}${pct(x)}`;
+    const expertDown = 1 - m('clustered', 'params_expert') / m('moe', 'params_expert');
+    const pplUp = m('clustered', 'ppl') / m('moe', 'ppl') - 1;
+    const varDown = m('moe', 'load_variance') / m('clustered', 'load_variance');
+    const speed = (kind: string, f: string): number => m('clustered', f) / m('moe', `${kind}_tokens_per_s`) - 1;
+    const peak = m('clustered', 'peak_expert_bytes') / m('dense', 'peak_expert_bytes');
+    const wantClaims = [
+      { claim: 'expert parameters', target: '>= 75% fewer', measured: `${pct(expertDown)} fewer (total ${pct(1 - m('clustered', 'params_total') / m('moe', 'params_total'))} fewer)`, pass: expertDown >= 0.75 },
+      { claim: 'perplexity', target: 'within +3%', measured: signed(pplUp), pass: pplUp <= 0.03 },
+      { claim: 'expert-load variance', target: '>= 3x lower', measured: `${varDown.toFixed(2)}x lower`, pass: varDown >= 3 },
+      ...(['prefill', 'decode'] as const).flatMap((kind) => [['f32 weights', `${kind}_tokens_per_s`], ['clustered FP16/INT4', `${kind}_tokens_per_s_int4`]].map(([form, f]) => {
+        const up = speed(kind, f!);
+        return { claim: `inference ${kind} tokens/s (${form})`, target: '>= +15%', measured: signed(up), pass: up >= 0.15 };
+      })),
+      { claim: 'peak resident expert bytes', target: "<= dense FFNs'", measured: `${peak.toFixed(2)}x dense`, pass: peak <= 1 },
+    ];
+    expect(r.claims).toEqual(wantClaims);
+    expect(expertDown).toBeCloseTo(1 - clusteredBudget / want.moe.expert, 12);
+    for (const c of r.claims) expect(log).toContain(`| ${c.claim} | ${c.target} | ${c.measured} | ${c.pass ? 'yes' : '**no**'} |`);
+
     // the HTML report: the claims table and the charts as inline SVG, one per figure
     const page = fs.readFileSync(html, 'utf8');
     expect(page).toContain('<th>claim (clustered vs standard MoE)</th>');
@@ -102,7 +256,7 @@ describe('moekit bench paper', () => {
       expect(f).not.toContain('>clustered FP16/INT4</text>');
       expect(f).toContain('>clustered</text>');
     }
-  }, 120_000);
+  }, 180_000);
 
   it('rejects a bad preset or seed count with the value named', () => {
     const run = (args: string[]): string => {
