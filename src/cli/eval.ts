@@ -98,7 +98,7 @@ export function registerEval(program: Command): void {
       const maxTokens = intOption('max-tokens', o.maxTokens, 40000, 1);
       await setBackend(o.backend);
       const model = new MoELM(config);
-      const buffers = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
+      const buffers = model.selectionBiasBuffers();
       await loadCheckpoint(ckpt, [...model.parameters(), ...buffers], null);
       const tok = loadTokenizer(findTokenizer(run, ckpt, o.tokenizer));
       let ids: Int32Array;

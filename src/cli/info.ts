@@ -10,6 +10,7 @@ import { FP8_DEFAULT_BLOCK, parseQuantization, quantRole } from '../models/hf/qu
 import { loadedBytes } from '../models/hf/kept.js';
 import { findRunCheckpoint, type RunCheckpoint } from '../models/run.js';
 import { keepsStorageDtype } from '../models/hf/weights.js';
+import { SELECTION_BIAS } from '../moe/names.js';
 
 export interface CheckpointInfo {
   /** the step-N directory that was read */
@@ -25,7 +26,7 @@ export interface CheckpointInfo {
 }
 
 /** Saved tensors that are buffers, not trainable parameters (the trainer stores the selection bias). */
-const isBuffer = (name: string): boolean => name.endsWith('e_score_correction_bias') || name.endsWith('inv_freq');
+const isBuffer = (name: string): boolean => name.endsWith(SELECTION_BIAS) || name.endsWith('inv_freq');
 /** Routed-expert tensors in every layout: mlp.experts.N.*, block_sparse_moe.experts.N.* (Mixtral), fused mlp.experts.gate_up_proj. */
 const isExpert = (name: string): boolean => name.includes('.experts.');
 

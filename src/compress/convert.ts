@@ -11,6 +11,7 @@ import { tensor } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { layerExperts, type Calibration } from './baselines.js';
+import { SELECTION_BIAS } from '../moe/names.js';
 
 export interface ToClusteredOptions {
   /** G groups per MoE layer (must divide E) */
@@ -106,7 +107,7 @@ export function toClustered(model: MoELM, calib: Calibration | null, o: ToCluste
     const srcBias = layer.mlp.bias;
     if (srcBias && b.gate.bias) {
       // the selection bias moves with its expert
-      noGrad(() => out.setTensor(`model.layers.${l}.mlp.gate.e_score_correction_bias`, tensor(Float32Array.from(perm, (e) => srcBias[e]!), [E])));
+      noGrad(() => out.setTensor(`model.layers.${l}.mlp.gate.${SELECTION_BIAS}`, tensor(Float32Array.from(perm, (e) => srcBias[e]!), [E])));
     }
     if (b.groupGate) {
       // a separate group router starts as the mean of its members' router rows

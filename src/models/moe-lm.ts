@@ -9,6 +9,7 @@ import { SwiGLU } from '../nn/swiglu.js';
 import { MoEBlock, type MoEConfig } from '../moe/block.js';
 import { ClusteredMoEBlock, type ClusteredConfig } from '../moe/clustered.js';
 import type { LayerStats, RoutingObserver } from '../moe/pipeline.js';
+import { SELECTION_BIAS } from '../moe/names.js';
 import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, softmax, sum, topk } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
@@ -291,6 +292,11 @@ export class MoELM extends Module {
       this.setTensor(name, widenWeight(p));
     }
     return { tensors, bytes };
+  }
+
+  /** The routers' selection-bias buffers (E) by name (aux-loss-free balancing; saved with checkpoints). */
+  selectionBiasBuffers(): [string, Tensor][] {
+    return this.buffers().filter(([n]) => n.endsWith(`.${SELECTION_BIAS}`));
   }
 
   /** The clustered blocks, by layer index (empty unless ffn is 'clustered'). */

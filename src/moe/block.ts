@@ -12,6 +12,7 @@ import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import { countSlots } from '../tensor/moe-plan.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { indicesAndBins, offsetsTensor, permute, unpermute } from './dispatch.js';
+import { SELECTION_BIAS } from './names.js';
 import { SWIGLU, experts, keptExperts, plainSwiglu, type ExpertActivation, type ExpertWeights } from './experts.js';
 import { runMoE, type LayerStats, type MoEResult, type MoEStages, type PipelineOptions, type Routing, type RoutingObserver } from './pipeline.js';
 import { route, type RouteResult, type RouterKind } from './route.js';
@@ -244,7 +245,7 @@ export class Router extends Module {
     this.hasLogitBias = logitBias;
     this.addParameter('weight', initNormal([E, H], rng, 1 / Math.sqrt(H))); // (E, H)
     if (logitBias) this.addParameter('bias', zeros([E])); // (E)
-    if (withBias) this.addBuffer('e_score_correction_bias', zeros([E])); // (E)
+    if (withBias) this.addBuffer(SELECTION_BIAS, zeros([E])); // (E)
   }
   get weight(): Tensor {
     return this.param('weight');
@@ -254,7 +255,7 @@ export class Router extends Module {
     return this.hasLogitBias ? this.param('bias') : undefined;
   }
   get bias(): Tensor | undefined {
-    return this.hasBias ? this.buffer('e_score_correction_bias') : undefined;
+    return this.hasBias ? this.buffer(SELECTION_BIAS) : undefined;
   }
 
   /**
@@ -268,7 +269,7 @@ export class Router extends Module {
     const meanLoad = counts.reduce((a, c) => a + c, 0) / counts.length;
     const step = Float32Array.from(counts, (c) => (c > meanLoad ? -gamma : c < meanLoad ? gamma : 0));
     // on the device: no read of the bias, so GPU backends update it too
-    this.setTensor('e_score_correction_bias', noGrad(() => tidy(() => add(b, tensor(step, [step.length])))));
+    this.setTensor(SELECTION_BIAS, noGrad(() => tidy(() => add(b, tensor(step, [step.length])))));
   }
 }
 

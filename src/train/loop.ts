@@ -218,7 +218,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let opt = new AdamW(params, { weightDecay: o.weightDecay ?? 0.1 });
   let startStep = 0;
   if (last) {
-    const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
+    const biases = model.selectionBiasBuffers();
     const state = await loadCheckpoint(last, [...params, ...biases], opt);
     startStep = state.step;
   }
@@ -249,7 +249,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastGood: { dir: string; step: number } | null = last ? { dir: last, step: lastStep } : null;
   const save = async (step: number): Promise<void> => {
     if (!ckptDir) return;
-    const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias'));
+    const biases = model.selectionBiasBuffers();
     const dir = await saveCheckpoint(ckptDir, [...params, ...biases], opt, { step, format: 2, ...identity, configHash: hashConfig(o.config), lr: sched.peak, warmup: sched.warmup, ...clusterState() });
     lastGood = { dir, step };
   };

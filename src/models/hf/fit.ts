@@ -67,7 +67,7 @@ export const archHoldsSelectionBias = (arch: string): boolean => arch === 'deeps
 
 /** The selection-bias buffers (aux-loss-free balancing) of a model, by name, and the largest |bias| among them. */
 export function selectionBiases(model: MoELM): { biases: [string, Float32Array][]; maxAbs: number } {
-  const biases = model.buffers().filter(([n]) => n.endsWith('e_score_correction_bias')).map(([n, t]): [string, Float32Array] => [n, Float32Array.from(t.dataSync())]);
+  const biases = model.selectionBiasBuffers().map(([n, t]): [string, Float32Array] => [n, Float32Array.from(t.dataSync())]);
   let maxAbs = 0;
   for (const [, b] of biases) for (const x of b) maxAbs = Math.max(maxAbs, Math.abs(x));
   return { biases, maxAbs };

@@ -53,8 +53,6 @@ function hfName(arch: HfArch, name: string, layout: ExpertLayout): string {
   return name;
 }
 
-/** The selection-bias buffers (E) of a model's routers (`model.layers.L.mlp.gate.e_score_correction_bias`). */
-const selectionBiasBuffers = (model: MoELM): [string, Tensor][] => model.buffers().filter(([n]) => n.endsWith('.mlp.gate.e_score_correction_bias'));
 
 /** (R, C) row-major -> (C, R), written at out[offset..]. */
 function transposeInto(src: Float32Array, srcOff: number, R: number, C: number, out: Float32Array, outOff: number): void {
@@ -151,7 +149,7 @@ export async function loadHfWeights(model: MoELM, arch: HfArch, src: TensorSourc
   }
   if (deepseekStyle(arch)) {
     // the correction bias is a buffer, not a parameter: read it where the checkpoint has it (zeros otherwise, as transformers)
-    for (const [name, b] of selectionBiasBuffers(model)) if (src.has(name)) set(name, await read([name], b.shape, `buffer ${name}`), b.shape);
+    for (const [name, b] of model.selectionBiasBuffers()) if (src.has(name)) set(name, await read([name], b.shape, `buffer ${name}`), b.shape);
   }
   // DeepSeek-V3 / GLM-4.5 checkpoints append num_nextn_predict_layers multi-token-prediction layers after the last
   // decoder layer (model.layers.61.*, model.layers.92.*): transformers skips them, and so does moekit
@@ -247,7 +245,7 @@ export function* hfTensors(model: MoELM, arch: HfArch, layout: ExpertLayout = 'l
     }
   }
   if (deepseekStyle(arch)) {
-    for (const [name, b] of selectionBiasBuffers(model)) {
+    for (const [name, b] of model.selectionBiasBuffers()) {
       const t = pick(b); // a buffer: no gradient
       if (t) yield { name, shape: [...b.shape], data: Float32Array.from(t.dataSync()) };
     }
