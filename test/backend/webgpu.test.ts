@@ -1,12 +1,14 @@
-// The webgpu backend against the js reference, op by op, on the same random cases as the wasm parity suite.
-// Runs on any WebGPU adapter: Dawn through the `webgpu` package, in CI on SwiftShader (Debian chromium ships the
-// driver, libvulkan1 the loader; VK_ICD_FILENAMES points at /usr/lib/chromium/vk_swiftshader_icd.json, set here
-// when unset and the file exists). Without an adapter the suite is skipped with the reason printed, unless
-// MOEKIT_REQUIRE_WEBGPU=1 (CI), where a missing adapter fails. Ops without a WGSL kernel yet are skipped by name.
+// The webgpu backend against the js reference, op by op, on the same random cases as the wasm parity suite, and the
+// Hugging Face fixtures through the shared parity checks (test/helpers/hf-parity.ts) that js and the wasm devices run.
+// The device is the shared WEBGPU of test/helpers/devices.ts: Dawn through the `webgpu` package, in CI on SwiftShader
+// (Debian chromium ships the driver, libvulkan1 the loader; VK_ICD_FILENAMES points at
+// /usr/lib/chromium/vk_swiftshader_icd.json, set there when unset and the file exists). Without an adapter the suite is
+// skipped with the reason printed, unless MOEKIT_REQUIRE_WEBGPU=1 (CI), where a missing adapter fails. Ops without a
+// WGSL kernel yet are skipped by name.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import * as mk from '../../src/index.js';
 import { Op } from '../../src/tensor/ops.js';
 import type { Backend } from '../../src/backend/backend.js';
@@ -16,10 +18,10 @@ import { CASES, type OpCase } from '../helpers/cases.js';
 import { allocTyped } from '../../src/tensor/dtype.js';
 import type { GradcheckInput } from '../../src/backend/gradcheck.js';
 import { relErr } from '../helpers/compare.js';
+import { WEBGPU, useDevice, type Device } from '../helpers/devices.js';
 import { fixture } from '../helpers/fixtures.js';
-import { HF_ARCHS } from '../../src/models/hf/config.js';
-import { loadHfModel } from '../../src/models/hf/load.js';
-import { generateAsync } from '../../src/serve/generate.js';
+import { fixtureParity, parityLine } from '../helpers/hf-parity.js';
+import { HF_ARCHS, type HfArch } from '../../src/models/hf/config.js';
 import { train } from '../../src/train/loop.js';
 import { parseConfig, tiny } from '../../src/models/config.js';
 
@@ -33,37 +35,30 @@ function put(backend: Backend, i: GradcheckInput): mk.Tensor {
   return mk.fromTyped(data, i.shape, dtype, backend);
 }
 
-let gpu: WebGpuBackend | null = null;
-let reason = '';
 const reference = new mk.JsBackend();
 
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+/** The shared webgpu device, which must exist where MOEKIT_REQUIRE_WEBGPU=1 (unless MOEKIT_WEBGPU=0 turns it off). */
+const REQUIRED_WEBGPU: Device = {
+  name: WEBGPU.name,
+  create: async () => {
+    const r = await WEBGPU.create();
+    if (typeof r === 'string') {
+      if (process.env.MOEKIT_REQUIRE_WEBGPU === '1' && process.env.MOEKIT_WEBGPU !== '0') throw new Error(`MOEKIT_REQUIRE_WEBGPU=1 but ${r}`);
+    } else console.log(`webgpu adapter: ${(r as WebGpuBackend).adapterInfo}`);
+    return r;
+  },
+};
+const dev = useDevice(REQUIRED_WEBGPU);
+const gpuOf = (ctx: TestContext): WebGpuBackend => dev.backend(ctx) as WebGpuBackend;
 
-beforeAll(async () => {
-  if (process.env.MOEKIT_WEBGPU === '0') {
-    reason = 'MOEKIT_WEBGPU=0';
-    console.warn(`[skip] webgpu: ${reason}`);
-    return;
-  }
-  if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-  try {
-    gpu = await WebGpuBackend.create();
-    console.log(`webgpu adapter: ${gpu.adapterInfo}`);
-  } catch (e) {
-    reason = (e as Error).message;
-    if (process.env.MOEKIT_REQUIRE_WEBGPU === '1') throw new Error(`MOEKIT_REQUIRE_WEBGPU=1 but ${reason}`);
-    console.warn(`[skip] webgpu: ${reason}`);
-  }
-}, 60_000);
-afterAll(async () => {
-  await gpu?.dispose();
-});
+/** hf-devices.test.ts runs these on every device, webgpu included; the others are run on webgpu here. */
+const ON_DEVICES_ELSEWHERE: readonly HfArch[] = ['glm4_moe', 'deepseek_v3', 'gpt_oss'];
 
 describe('webgpu backend', () => {
   for (const op of Object.values(Op)) {
     const implemented = KERNELS[op] !== undefined;
     it(`${op} equals js at sizes ${SIZES.join(', ')}`, async (ctx) => {
-      if (!gpu) return ctx.skip(reason);
+      const gpu = gpuOf(ctx);
       if (!implemented) return ctx.skip(`${op} has no WGSL kernel yet`);
       const worst: string[] = [];
       for (const n of SIZES) {
@@ -72,7 +67,7 @@ describe('webgpu backend', () => {
           mk.useBackend(reference);
           const want = mk.tidy(() => mk.run(op, c.inputs.map((i) => put(reference, i)), c.params as never).map((t) => Array.from(t.dataSync())));
           mk.useBackend(gpu);
-          const outs = mk.run(op, c.inputs.map((i) => put(gpu!, i)), c.params as never);
+          const outs = mk.run(op, c.inputs.map((i) => put(gpu, i)), c.params as never);
           const got = await Promise.all(outs.map(async (t) => Array.from(await t.data())));
           want.forEach((w, k) => {
             const e = relErr(got[k]!, w);
@@ -85,34 +80,22 @@ describe('webgpu backend', () => {
     });
   }
 
-  it('Hugging Face fixtures: logits within 1e-3 of transformers, greedy generation exactly (generateAsync)', async (ctx) => {
-    if (!gpu) return ctx.skip(reason);
-    mk.useBackend(gpu);
-    try {
-      for (const arch of HF_ARCHS) {
-        const dir = path.dirname(fixture(`hf/${arch}/config.json`));
-        const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { input_ids: number[]; logits: number[][]; greedy_from_first8: number[] };
-        const hf = await loadHfModel(dir);
-        const ids = mk.tensor(Int32Array.from(ref.input_ids), [1, ref.input_ids.length], 'i32');
-        const logits = mk.noGrad(() => hf.model.forward(ids, { aux: false }).logits);
-        const got = await logits.data();
-        const want = ref.logits.flat();
-        let d = 0;
-        for (let i = 0; i < want.length; i++) d = Math.max(d, Math.abs(got[i]! - want[i]!));
-        console.log(`webgpu ${arch}: logits max |diff| ${d.toExponential(2)}`);
-        expect(d).toBeLessThanOrEqual(1e-3);
-        const g = await generateAsync(hf.model, ref.input_ids.slice(0, 8), { maxNewTokens: ref.greedy_from_first8.length - 8, greedy: true, stopIds: hf.eosTokenIds });
-        expect(g.ids).toEqual(ref.greedy_from_first8);
-        mk.dispose([ids, logits]);
-        mk.dispose(hf.model.parameters().map(([, t]) => t));
+  // the shared checks of every device: logits (training and inference forward) and router logits within 1e-4 of
+  // transformers, greedy ids exact (generateAsync: reads awaited), one training step's loss within 1e-5 and gradients
+  // within 1e-4 · max(1, max |g|)
+  for (const arch of HF_ARCHS.filter((a) => !ON_DEVICES_ELSEWHERE.includes(a))) {
+    it(`Hugging Face fixture ${arch}: logits within 1e-4 (training and inference forward), greedy ids exact, gradients within 1e-4 · max(1, max |g|)`, async (ctx) => {
+      dev.use(ctx);
+      try {
+        console.log(`webgpu ${arch}: ${parityLine(await fixtureParity(arch))}`);
+      } finally {
+        mk.useBackend(reference);
       }
-    } finally {
-      mk.useBackend(reference);
-    }
-  }, 120_000);
+    }, 120_000);
+  }
 
   it('training runs on webgpu: the training loop\'s losses and final weights equal the wasm backend\'s', async (ctx) => {
-    if (!gpu) return ctx.skip(reason);
+    const gpu = gpuOf(ctx);
     // sigmoid-group routing with a shared gated expert and the aux-loss-free bias update: every MoE path of training
     const cfg = parseConfig({ ...tiny, router: 'sigmoid-group', groups: 2, topGroups: 1, sharedWidth: 16, sharedGate: true });
     const tokens = Int32Array.from({ length: 3000 }, (_, i) => (i * 7919 + (i >> 3)) % cfg.vocabSize);
@@ -142,7 +125,7 @@ describe('webgpu backend', () => {
   }, 120_000);
 
   it('the CLI runs on webgpu: moekit generate --backend webgpu equals transformers, and the process exits', (ctx) => {
-    if (!gpu) return ctx.skip(reason);
+    gpuOf(ctx);
     const dir = path.dirname(fixture('hf/qwen3_moe/config.json'));
     const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { input_ids: number[]; greedy_from_first8: number[] };
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'generate', dir, '--ids', ref.input_ids.slice(0, 8).join(','),
@@ -152,7 +135,7 @@ describe('webgpu backend', () => {
   }, 130_000);
 
   it('reads back only when awaited, reuses pooled buffers, and frees what it allocates', async (ctx) => {
-    if (!gpu) return ctx.skip(reason);
+    const gpu = gpuOf(ctx);
     mk.useBackend(gpu);
     const before = gpu.bytesInUse();
     const a = mk.tensor(Float32Array.from({ length: 300 }, (_, i) => i / 100), [20, 15]);
