@@ -11,6 +11,7 @@ import { registerBench } from './bench.js';
 import { registerRun } from './run.js';
 import { registerCheckpoint } from './checkpoint.js';
 import { registerExport } from './export.js';
+import { registerTrace } from './trace.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -47,6 +48,7 @@ registerBench(program);
 registerRun(program);
 registerCheckpoint(program);
 registerExport(program);
+registerTrace(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);
