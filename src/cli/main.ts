@@ -12,6 +12,8 @@ import { registerRun } from './run.js';
 import { registerCheckpoint } from './checkpoint.js';
 import { registerExport } from './export.js';
 import { registerTrace } from './trace.js';
+import { registerAnalyse } from './analyse.js';
+import { registerPredict } from './predict.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -49,6 +51,8 @@ registerRun(program);
 registerCheckpoint(program);
 registerExport(program);
 registerTrace(program);
+registerAnalyse(program);
+registerPredict(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,0 +1,114 @@
+// moekit analyse: routing statistics of a trace (moekit .safetensors, NumPy .npy, Megatron-LM .jsonl) as tables or one JSON object.
+import path from 'node:path';
+import type { Command } from 'commander';
+import { readTrace } from '../trace/format.js';
+import { readNpyTrace } from '../trace/npy.js';
+import { readMegatronJsonl } from '../trace/megatron.js';
+import { analyse, DEFAULT_BATCHES, DEFAULT_HOT, reportJson, type AnalyseReport } from '../trace/analyse.js';
+import type { RoutingTrace } from '../trace/types.js';
+
+export interface AnalyseFlags {
+  experts?: string;
+  batches?: string;
+  hot?: string;
+  json?: boolean;
+}
+
+/** --experts: a positive integer up to 32768 (ids are stored as int16). */
+export function parseExperts(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < 1 || n > 32768) throw new Error(`--experts must be an integer from 1 to 32768, got "${v}"`);
+  return n;
+}
+
+/** --batches: comma-separated positive integers ("1,8,32,128"). */
+export function parseBatches(v: string | undefined): number[] {
+  if (v === undefined) return DEFAULT_BATCHES;
+  const parts = v.split(',').map((s) => s.trim());
+  const out = parts.map(Number);
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p)) || out.some((b) => b < 1)) {
+    throw new Error(`--batches must be comma-separated positive integers such as 1,8,32,128, got "${v}"`);
+  }
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+/** --hot: a positive number (an expert is hot when its count exceeds hot · mean). */
+export function parseHot(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_HOT;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new Error(`--hot must be a positive number, got "${v}"`);
+  return n;
+}
+
+/** Reads a trace by its extension: .npy, .jsonl (Megatron-LM router trace) or .safetensors (moekit trace). */
+export function loadTrace(file: string, experts: number | undefined): RoutingTrace {
+  const ext = path.extname(file).toLowerCase();
+  let trace: RoutingTrace;
+  if (ext === '.npy') trace = readNpyTrace(file, { experts });
+  else if (ext === '.jsonl') trace = readMegatronJsonl(file, { experts });
+  else if (ext === '.safetensors') trace = readTrace(file);
+  else throw new Error(`analyse: ${file}: unknown trace format "${ext}" (expected .safetensors from moekit trace, .npy [N, L, K] or a Megatron-LM router trace .jsonl)`);
+  trace.metadata.source ??= file;
+  return trace;
+}
+
+/** Reads, checks and analyses a trace with the command's flags. */
+export function analyseFile(file: string, flags: AnalyseFlags): AnalyseReport {
+  const experts = parseExperts(flags.experts);
+  const batches = parseBatches(flags.batches);
+  const hot = parseHot(flags.hot);
+  const trace = loadTrace(file, experts);
+  if (trace.E === null && experts === undefined) {
+    throw new Error(`analyse: ${file} does not say how many experts each layer has; pass --experts E`);
+  }
+  if (trace.E !== null && experts !== undefined && trace.E !== experts) {
+    throw new Error(`analyse: ${file} has E = ${trace.E} experts per layer but --experts is ${experts}`);
+  }
+  return analyse(trace, { experts, batches, hot });
+}
+
+const f = (x: number, d = 2): string => x.toFixed(d);
+
+/** The report as readable tables: loads per layer, the activated-experts curve, per-sequence loads. */
+export function printReport(r: AnalyseReport, hot: number): void {
+  const t = r.trace;
+  console.log(`trace ${t.source} (${t.format}): N = ${t.N} tokens, L = ${t.L} layers, top-${t.K} of E = ${t.E} experts`);
+  console.log(`\nload per layer (hot: count > ${hot} x mean; entropy max log2(E) = ${f(Math.log2(t.E))} bits)`);
+  console.log(`  ${'layer'.padStart(5)} ${'routed'.padStart(10)} ${'max/mean'.padStart(8)} ${'cv'.padStart(6)} ${'gini'.padStart(6)} ${'entropy'.padStart(8)}  hot experts`);
+  for (const l of r.layers) {
+    const hotText = l.hot.length > 8 ? `${l.hot.slice(0, 8).join(' ')} … (${l.hot.length})` : l.hot.join(' ') || '-';
+    console.log(`  ${String(l.layer).padStart(5)} ${String(l.total).padStart(10)} ${f(l.max_over_mean).padStart(8)} ${f(l.cv).padStart(6)} ${f(l.gini, 3).padStart(6)} ${f(l.entropy_bits).padStart(8)}  ${hotText}`);
+  }
+  if (r.activated.length) {
+    console.log('\nactivated experts per batch of B consecutive tokens (mean over batches; min..max over layers)');
+    console.log(`  ${'B'.padStart(6)} ${'batches'.padStart(8)} ${'uniform'.padStart(8)} ${'mean'.padStart(8)} ${'min..max'.padStart(16)} ${'slots/expert'.padStart(12)}`);
+    for (const a of r.activated) {
+      const u = a.mean_unique;
+      const mean = u.reduce((x, y) => x + y, 0) / (u.length || 1);
+      const range = `${f(Math.min(...u), 1)}..${f(Math.max(...u), 1)}`;
+      const tpe = a.tokens_per_expert.reduce((x, y) => x + y, 0) / (u.length || 1);
+      console.log(`  ${String(a.batch).padStart(6)} ${String(a.batches).padStart(8)} ${f(a.theory_uniform, 1).padStart(8)} ${f(mean, 1).padStart(8)} ${range.padStart(16)} ${f(tpe).padStart(12)}`);
+    }
+  }
+  const s = r.sequences;
+  if (s) {
+    console.log(`\nper sequence: ${s.count} sequences, ${f(s.tokens_mean, 1)} tokens each on average; mean over sequences and layers: max/mean ${f(s.mean_max_over_mean)}, cv ${f(s.mean_cv)}`);
+  } else console.log('\nper sequence: the trace has no sequence ids');
+}
+
+export function registerAnalyse(program: Command): void {
+  program
+    .command('analyse')
+    .description('routing statistics of a trace: expert load per layer (max/mean, cv, Gini, entropy, hot experts), activated experts per batch size, per-sequence load, co-activation and layer-to-layer transitions')
+    .argument('<trace>', 'a moekit trace (.safetensors), a NumPy array of expert ids [N, L, K] (.npy) or a Megatron-LM router trace (.jsonl)')
+    .option('--experts <E>', 'experts per layer (required for .npy and .jsonl, which do not record it)')
+    .option('--batches <list>', 'batch sizes for the activated-experts curve, comma-separated', DEFAULT_BATCHES.join(','))
+    .option('--hot <c>', 'an expert is hot when its count exceeds c x mean', String(DEFAULT_HOT))
+    .option('--json', 'print one JSON object')
+    .action((file: string, o: AnalyseFlags) => {
+      const r = analyseFile(file, o);
+      if (o.json) console.log(JSON.stringify(reportJson(r)));
+      else printReport(r, parseHot(o.hot));
+    });
+}
