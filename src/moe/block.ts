@@ -318,6 +318,11 @@ export class MoEBlock extends Module {
     return runMoE('MoEBlock', x, moeStages(this.weights, this.cfg), opts);
   }
 
+  /** The route stage alone (no losses): xt (T, H) -> logits, experts (T, K), weights. */
+  route(xt: Tensor): Routing {
+    return moeStages(this.weights, this.cfg).route(xt, false).routing;
+  }
+
   /** Training forward, with the balance losses: x (T, H) or (B, T, H). */
   forward(x: Tensor, opts: { observer?: RoutingObserver; layer?: number } = {}): MoEOutput {
     return moe(x, this.weights, this.cfg, opts);

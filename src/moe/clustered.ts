@@ -248,6 +248,11 @@ export class ClusteredMoEBlock extends Module {
     return out;
   }
 
+  /** The route stage alone (no losses): xt (T, H) -> logits, experts (T, K), weights. */
+  route(xt: Tensor): Routing {
+    return clusteredStages(this.#outerWeights(), this.#experts, this.cfg).route(xt, false).routing;
+  }
+
   /** Training forward with the balance losses. */
   forward(x: Tensor, opts: { observer?: RoutingObserver; layer?: number } = {}): ClusteredOutput {
     const o = this.run(x, { aux: true, ...observed(opts) });
