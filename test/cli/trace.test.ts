@@ -68,6 +68,29 @@ describe('moekit trace', () => {
     expect(s2).toMatchObject({ tokens: tok.encode('It is a text file.\nWith two lines.\n').length, sequences: 1 });
   });
 
+  it('moekit predict on two traces: every predictor per layer pair; speculative gating only with hidden states', () => {
+    const a = path.join(dir, 'train.safetensors');
+    const b = path.join(dir, 'eval.safetensors');
+    cli(['trace', modelDir, '--out', a, '--max-tokens', '400', '--hidden', '--backend', 'js', '--json']);
+    cli(['trace', modelDir, '--out', b, '--data', 'brown:test', '--max-tokens', '200', '--hidden', '--backend', 'js', '--json']);
+    const r = JSON.parse(cli(['predict', '--train', a, '--eval', b, '--distances', '1', '--backend', 'js', '--json'])) as { speculative: boolean; scores: { predictor: string; from: number; distance: number; layer: number; recall: number; recall2k: number; exact: number; tokens: number }[] };
+    expect(r.speculative).toBe(true);
+    expect(r.scores.map((s) => s.predictor).sort()).toEqual(['activation matrix', 'frequency', 'path table', 'speculative gating', 'speculative gating + adapter']);
+    for (const s of r.scores) {
+      expect([s.from, s.distance, s.layer, s.tokens]).toEqual([0, 1, 2, 200]);
+      expect(s.recall2k).toBeGreaterThanOrEqual(s.recall);
+      expect(s.recall).toBeGreaterThanOrEqual(s.exact);
+      expect(s.recall2k).toBeLessThanOrEqual(1);
+    }
+    // without hidden states: no speculative gating, and no model needed
+    const c = path.join(dir, 'nohidden.safetensors');
+    cli(['trace', modelDir, '--out', c, '--max-tokens', '100', '--backend', 'js', '--json']);
+    const r2 = JSON.parse(cli(['predict', '--train', c, '--eval', c, '--json'])) as { speculative: boolean; scores: unknown[] };
+    expect(r2.speculative).toBe(false);
+    expect(r2.scores.length).toBe(3);
+    expect(cliError(['predict', '--train', a, '--eval', b, '--model', path.join(dir, 'nowhere')])).toContain('speculative gating needs the model');
+  });
+
   it('refuses bad input with the file, line or value, and leaves no trace or part files behind', () => {
     const bad = path.join(dir, 'bad.jsonl');
     writeFileSync(bad, '{"prompt": "ok"}\n{"prompt": 3}\n');
