@@ -37,7 +37,7 @@ export function registerCompare(program: Command): void {
   program
     .command('compare')
     .description('the main job: train the MoE preset and its FLOP-matched dense baseline on Brown and compare them')
-    .option('--preset <name>', 'tiny | small | base', 'small')
+    .option('--preset <name>', 'tiny | small | fine | base', 'small')
     .option('--steps <n>', 'optimizer steps per model (default by preset)')
     .option('--eval-tokens <n>', 'validation tokens scored', '40000')
     .option('--json', 'print one JSON object')

@@ -16,6 +16,7 @@ import { createProgress } from './progress.js';
 export const RUN_DEFAULTS: { [P in PresetName]: { steps: number; batch: number; seqLen: number; lr: number; maxDocs?: number } } = {
   tiny: { steps: 60, batch: 8, seqLen: 32, lr: 1e-2, maxDocs: 40 },
   small: { steps: 400, batch: 8, seqLen: 128, lr: 3e-3 },
+  fine: { steps: 400, batch: 8, seqLen: 128, lr: 3e-3 },
   base: { steps: 20000, batch: 16, seqLen: 512, lr: 1e-3 },
 };
 
@@ -73,7 +74,7 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('train an MoE language model on the embedded Brown corpus (metrics per step, checkpoints, resume)')
-    .option('--preset <name>', 'model size: tiny | small | base', 'small')
+    .option('--preset <name>', 'model size: tiny | small | fine (small with 64 experts of width 32, top-8) | base', 'small')
     .option('--steps <n>', 'optimizer steps (default by preset); with --resume, the total to reach')
     .option('--batch <n>', 'sequences per step')
     .option('--seq-len <n>', 'tokens per sequence')

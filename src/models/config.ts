@@ -257,7 +257,11 @@ export const base: ModelConfig = parseConfig({
   experts: 16, topK: 2, expertWidth: 256, sharedWidth: 256,
 });
 
-export const PRESETS = { tiny, small, base } as const;
+/** `small` with fine-grained experts: 64 experts of width 32, top-8 — the same active expert FLOPs per token
+ *  (K·I = 256) spread over 8× as many experts (the DeepSeek/Qwen3 style), for routing studies. */
+export const fine: ModelConfig = parseConfig({ ...small, experts: 64, topK: 8, expertWidth: 32 });
+
+export const PRESETS = { tiny, small, fine, base } as const;
 export type PresetName = keyof typeof PRESETS;
 
 /** Why a config's routed experts are not plain bias-free SwiGLU behind a bias-free router (what expert compression,

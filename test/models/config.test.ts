@@ -55,3 +55,12 @@ describe('ModelConfig', () => {
     expect({ ...d, ffn: 'moe', denseWidth: undefined }).toEqual({ ...moe, denseWidth: undefined });
   });
 });
+
+describe('the fine preset', () => {
+  it('has small\'s body and active expert width (K·I = 256) over 64 experts of width 32, top-8', () => {
+    const f = PRESETS.fine;
+    expect([f.experts, f.topK, f.expertWidth]).toEqual([64, 8, 32]);
+    expect(f.topK * f.expertWidth).toBe(small.topK * small.expertWidth);
+    expect({ ...f, experts: small.experts, topK: small.topK, expertWidth: small.expertWidth }).toEqual(small);
+  });
+});
