@@ -1,25 +1,8 @@
 // The HTML report of `moekit bench paper --html FILE`: the claims and the per-model table, plus charts rendered to
 // static SVG with Vega-Lite at write time (the page needs no script and no network to be read).
 import os from 'node:os';
+import { BASE, esc, renderSvg, type VlSpec } from '../charts.js';
 import type { Agg, ModelResult, PaperResult } from './experiment.js';
-
-type VlSpec = Record<string, unknown>;
-
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-
-/** Renders Vega-Lite specs to SVG strings (vega's headless renderer, no canvas). */
-async function renderSvg(specs: VlSpec[]): Promise<string[]> {
-  const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
-  const out: string[] = [];
-  for (const s of specs) {
-    const view = new vega.View(vega.parse(vl.compile(s as never).spec), { renderer: 'none' });
-    out.push(await view.toSVG());
-    view.finalize();
-  }
-  return out;
-}
-
-const BASE = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', config: { font: 'sans-serif', view: { stroke: null } } };
 
 /** Bars of a per-model mean with a ±std error bar. */
 function barsWithError(title: string, unit: string, rows: { model: string; mean: number; std: number }[]): VlSpec {
