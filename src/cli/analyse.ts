@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { readTrace } from '../trace/format.js';
 import { readNpyTrace } from '../trace/npy.js';
 import { readMegatronJsonl } from '../trace/megatron.js';
-import { analyse, DEFAULT_BATCHES, DEFAULT_HOT, reportJson, type AnalyseReport } from '../trace/analyse.js';
+import { analyse, DEFAULT_BATCHES, DEFAULT_HOT, reportJson, topPairs, type AnalyseReport } from '../trace/analyse.js';
 import type { RoutingTrace } from '../trace/types.js';
 
 export interface AnalyseFlags {
@@ -90,6 +90,18 @@ export function printReport(r: AnalyseReport, hot: number): void {
       const tpe = a.tokens_per_expert.reduce((x, y) => x + y, 0) / (u.length || 1);
       console.log(`  ${String(a.batch).padStart(6)} ${String(a.batches).padStart(8)} ${f(a.theory_uniform, 1).padStart(8)} ${f(mean, 1).padStart(8)} ${range.padStart(16)} ${f(tpe).padStart(12)}`);
     }
+  }
+  if (r.coactivation && r.transitions) {
+    const EE = t.E * t.E;
+    console.log('\nmost frequent pairs: experts chosen together by a token, and expert at this layer -> expert at the next');
+    console.log(`  ${'layer'.padStart(5)} ${'pair (tokens)'.padEnd(22)} to next layer (slot pairs)`);
+    r.layers.forEach((l, i) => {
+      const [co] = topPairs(r.coactivation!, i * EE, t.E, 1, true);
+      const [tr] = i + 1 < t.L ? topPairs(r.transitions!, i * EE, t.E, 1, false) : [];
+      const coText = co ? `${co.a} + ${co.b} (${co.count})` : '-';
+      const trText = tr ? `${tr.a} -> ${tr.b} (${tr.count}) into layer ${r.layers[i + 1]!.layer}` : '-';
+      console.log(`  ${String(l.layer).padStart(5)} ${coText.padEnd(22)} ${trText}`);
+    });
   }
   const s = r.sequences;
   if (s) {
