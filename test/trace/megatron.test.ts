@@ -79,7 +79,7 @@ describe('readMegatronJsonl', () => {
     expect(bad('array.jsonl', [[1, 2]])).toThrow(/array\.jsonl:1: expected a JSON object .* got an array/);
     expect(bad('ragged.jsonl', [ok, rec(1, 0, [[0, 1], [2, 3, 4]])])).toThrow(/ragged\.jsonl:2: token 1 has 3 expert ids, but K = 2 \(from line 1\); the rows are ragged/);
     expect(bad('float.jsonl', [rec(0, 0, [[0, 1.5]])])).toThrow(/float\.jsonl:1: token 0, slot 1: expert id 1\.5 is not an integer/);
-    expect(bad('string.jsonl', [rec(0, 0, [[0, '1']])])).toThrow(/string\.jsonl:1: token 0, slot 1: expert id "1" is not an integer/);
+    expect(bad('string.jsonl', [rec(0, 0, [[0, '1']] as unknown as number[][])])).toThrow(/string\.jsonl:1: token 0, slot 1: expert id "1" is not an integer/);
     expect(bad('range.jsonl', [ok, ok, rec(0, 0, [[0, 8]])], 8)).toThrow(/range\.jsonl:3: token 0, slot 1: expert id 8 is outside \[-1, 8\) \(E = 8/);
     expect(bad('neg.jsonl', [rec(0, 0, [[-2, 1]])])).toThrow(/neg\.jsonl:1: token 0, slot 0: expert id -2 is outside \[-1, 32768\)/);
     expect(bad('nolayer.jsonl', [{ top_indices: [[0, 1]] }])).toThrow(/nolayer\.jsonl:1: "layer" is undefined, expected a non-negative integer/);
