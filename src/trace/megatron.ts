@@ -131,7 +131,10 @@ export function readMegatronJsonl(file: string, opts: ReadMegatronOptions = {}):
     let n = 0;
     for (const c of layers.get(layer)!.chunks) {
       const rows = c.length / K;
-      for (let t = 0; t < rows; t++, n++) experts.set(c.subarray(t * K, (t + 1) * K), (n * L + l) * K);
+      for (let t = 0; t < rows; t++, n++) {
+        const to = (n * L + l) * K;
+        for (let k = 0; k < K; k++) experts[to + k] = c[t * K + k]!;
+      }
     }
   });
   const metadata: Record<string, string> = { source: file, format: 'megatron-jsonl', records: String(records), steps: String(steps.size) };

@@ -120,7 +120,8 @@ export function activatedExperts(trace: RoutingTrace, E: number, B: number): Act
             const e = experts[base + k]!;
             if (e < 0) continue;
             const x = row + e;
-            seen += stamp[x] !== b ? 1 : 0;
+            const d = stamp[x]! ^ b; // 0 when this batch already selected e
+            seen += (d | -d) >>> 31; // without a branch: it would be taken at random for middling B
             stamp[x] = b;
           }
         }
@@ -146,22 +147,24 @@ export function coactivation(trace: RoutingTrace, E: number): Uint32Array {
   const { N, L, K, experts } = trace;
   const EE = E * E;
   const m = new Uint32Array(L * EE);
+  const ids = new Int32Array(K); // (K) the token's valid ids at the layer
   // tokens in chunks, layers within a chunk: one layer's E×E block stays in cache while its rows are read
   for (let n0 = 0; n0 < N; n0 += CHUNK) {
     const n1 = Math.min(N, n0 + CHUNK);
     for (let l = 0; l < L; l++) {
-      const off = l * EE;
+      const sub = m.subarray(l * EE, (l + 1) * EE); // (E, E) this layer
       for (let n = n0; n < n1; n++) {
         const base = (n * L + l) * K;
-        for (let i = 0; i < K; i++) {
-          const a = experts[base + i]!;
-          if (a < 0) continue;
-          const row = off + a * E;
-          m[row + a]!++;
-          for (let j = i + 1; j < K; j++) {
-            const b = experts[base + j]!;
-            if (b >= 0) m[row + b]!++;
-          }
+        let c = 0;
+        for (let k = 0; k < K; k++) {
+          const e = experts[base + k]!;
+          if (e >= 0) ids[c++] = e;
+        }
+        for (let i = 0; i < c; i++) {
+          const a = ids[i]!;
+          const row = a * E;
+          sub[row + a]!++;
+          for (let j = i + 1; j < c; j++) sub[row + ids[j]!]!++;
         }
       }
     }
@@ -192,7 +195,7 @@ export function transitions(trace: RoutingTrace, E: number): Uint32Array {
   for (let n0 = 0; n0 < N; n0 += CHUNK) {
     const n1 = Math.min(N, n0 + CHUNK);
     for (let l = 0; l + 1 < L; l++) {
-      const off = l * EE;
+      const sub = m.subarray(l * EE, (l + 1) * EE); // (E, E) this layer pair
       for (let n = n0; n < n1; n++) {
         const base = (n * L + l) * K;
         let c = 0;
@@ -200,11 +203,19 @@ export function transitions(trace: RoutingTrace, E: number): Uint32Array {
           const b = experts[base + K + j]!;
           if (b >= 0) next[c++] = b;
         }
+        const c4 = c & ~3;
         for (let i = 0; i < K; i++) {
           const a = experts[base + i]!;
           if (a < 0) continue;
-          const row = off + a * E;
-          for (let j = 0; j < c; j++) m[row + next[j]!]!++;
+          const row = a * E;
+          let j = 0;
+          for (; j < c4; j += 4) {
+            sub[row + next[j]!]!++;
+            sub[row + next[j + 1]!]!++;
+            sub[row + next[j + 2]!]!++;
+            sub[row + next[j + 3]!]!++;
+          }
+          for (; j < c; j++) sub[row + next[j]!]!++;
         }
       }
     }
