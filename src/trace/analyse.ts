@@ -74,7 +74,7 @@ export function reportJson(r: AnalyseReport, top = 8): Record<string, unknown> {
   const EE = E * E;
   const json: Record<string, unknown> = {
     trace: r.trace,
-    layers: r.layers.map((l) => ({ layer: l.layer, tokens: l.total, counts: l.counts, max_over_mean: l.max_over_mean, cv: l.cv, gini: l.gini, entropy_bits: l.entropy_bits, hot: l.hot })),
+    layers: r.layers.map((l) => ({ layer: l.layer, routed: l.total, counts: l.counts, max_over_mean: l.max_over_mean, cv: l.cv, gini: l.gini, entropy_bits: l.entropy_bits, hot: l.hot })),
     activated: r.activated,
     sequences: r.sequences,
   };

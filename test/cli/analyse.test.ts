@@ -23,7 +23,7 @@ const cliError = (args: string[]): string => {
 
 interface Json {
   trace: { N: number; L: number; K: number; E: number; source: string; format: string };
-  layers: { layer: number; tokens: number; counts: number[]; max_over_mean: number; cv: number; gini: number; entropy_bits: number; hot: number[] }[];
+  layers: { layer: number; routed: number; counts: number[]; max_over_mean: number; cv: number; gini: number; entropy_bits: number; hot: number[] }[];
   activated: { batch: number; batches: number; mean_unique: number[]; theory_uniform: number; tokens_per_expert: number[] }[];
   sequences: { count: number; max_over_mean: number[]; cv: number[] } | null;
 }
@@ -59,7 +59,7 @@ describe('moekit analyse', () => {
     expect(j.trace).toEqual({ N: 6, L: 2, K: 2, E: 4, source: npy, format: 'npy' });
     // layer 0: expert 0 in tokens 0, 1, 2, 5; expert 1 in 0, 2, 4; expert 2 in 1, 4; expert 3 in 3, 5 → [4, 3, 2, 2], 11 slots
     // layer 1: expert 0 in 4; 1 in 4, 5; 2 in 0, 1, 2, 5; 3 in 0, 1 → [1, 2, 4, 2], 9 slots
-    expect(j.layers.map((l) => [l.layer, l.tokens, l.counts])).toEqual([
+    expect(j.layers.map((l) => [l.layer, l.routed, l.counts])).toEqual([
       [0, 11, [4, 3, 2, 2]],
       [1, 9, [1, 2, 4, 2]],
     ]);

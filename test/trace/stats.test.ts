@@ -184,11 +184,11 @@ describe('analyse', () => {
     expect(r.layers.map((l) => l.layer)).toEqual([3, 7]);
     expect(r.activated.map((a) => a.batch)).toEqual([1, 2]);
     const j = JSON.parse(JSON.stringify(reportJson(r, 2))) as {
-      layers: { layer: number; counts: number[]; tokens: number }[];
+      layers: { layer: number; counts: number[]; routed: number }[];
       coactivation: { layer: number; top: { experts: number[]; tokens: number }[] }[];
       transitions: { from: number; to: number; top: { from_expert: number; to_expert: number; count: number }[] }[];
     };
-    expect(j.layers[1]).toMatchObject({ layer: 7, counts: [0, 0, 3, 2], tokens: 5 });
+    expect(j.layers[1]).toMatchObject({ layer: 7, counts: [0, 0, 3, 2], routed: 5 });
     expect(j.coactivation[0]).toEqual({ layer: 3, top: [{ experts: [0, 1], tokens: 2 }, { experts: [0, 2], tokens: 1 }] });
     expect(j.transitions).toEqual([{ from: 3, to: 7, top: [{ from_expert: 0, to_expert: 2, count: 3 }, { from_expert: 0, to_expert: 3, count: 2 }] }]);
   });
