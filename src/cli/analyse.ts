@@ -6,6 +6,9 @@ import { readNpyTrace } from '../trace/npy.js';
 import { readMegatronJsonl } from '../trace/megatron.js';
 import { analyse, DEFAULT_BATCHES, DEFAULT_HOT, reportJson, topPairs, type AnalyseReport } from '../trace/analyse.js';
 import type { RoutingTrace } from '../trace/types.js';
+import { writeFileAtomic } from '../io/safetensors.js';
+import { checkWritableFile } from '../io/outputs.js';
+import { analyseHtml } from './analyse-report.js';
 
 export interface AnalyseFlags {
   experts?: string;
@@ -118,9 +121,15 @@ export function registerAnalyse(program: Command): void {
     .option('--batches <list>', 'batch sizes for the activated-experts curve, comma-separated', DEFAULT_BATCHES.join(','))
     .option('--hot <c>', 'an expert is hot when its count exceeds c x mean', String(DEFAULT_HOT))
     .option('--json', 'print one JSON object')
-    .action((file: string, o: AnalyseFlags) => {
+    .option('--html <file>', 'also write a self-contained HTML report: load heatmap, activated-experts curves, co-activation and transitions')
+    .action(async (file: string, o: AnalyseFlags & { html?: string }) => {
+      if (o.html) checkWritableFile(o.html, '--html');
       const r = analyseFile(file, o);
       if (o.json) console.log(JSON.stringify(reportJson(r)));
       else printReport(r, parseHot(o.hot));
+      if (o.html) {
+        await writeFileAtomic(o.html, await analyseHtml(r, file));
+        if (!o.json) console.log(`\nHTML report: ${o.html}`);
+      }
     });
 }
