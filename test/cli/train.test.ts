@@ -62,7 +62,7 @@ describe('moekit train', () => {
     await expect(cli(['train', '--preset', 'tiny', '--dense', '--clustered'])).rejects.toThrow(/--dense and --clustered exclude each other/);
     await expect(cli(['train', '--preset', 'tiny', '--config', '/nonexistent/c.json'])).rejects.toThrow(/--config \/nonexistent\/c.json: cannot read it \(ENOENT\)/);
     await expect(cli(['train', '--preset', 'tiny', '--config', '{"experts": 8'])).rejects.toThrow(/--config \{"experts": 8: not valid JSON/);
-    await expect(cli(['train', '--preset', 'huge'])).rejects.toThrow(/--preset must be one of tiny, small, base, got "huge"/);
+    await expect(cli(['train', '--preset', 'huge'])).rejects.toThrow(/--preset must be one of tiny, small, fine, base, got "huge"/);
     await expect(cli(['train', '--preset', 'tiny', '--steps', 'many'])).rejects.toThrow(/--steps must be a positive integer, got "many"/);
   });
 
