@@ -52,6 +52,26 @@ export function makeGrouped(shape: MoeShape, routing: Routing, seed = 3): Groupe
   };
 }
 
+/** Parses "HxIxE" (hidden × expert width × experts) into a MoeShape with DEFAULT_MOE's tokens and top-k. */
+export function parseMoeDims(s: string): MoeShape {
+  const d = s.split('x').map(Number);
+  if (d.length !== 3 || d.some((v) => !Number.isInteger(v) || v <= 0)) throw new Error(`--moe: bad dims "${s}" (want HxIxE, e.g. 512x1024x16)`);
+  return { ...DEFAULT_MOE, hidden: d[0]!, inter: d[1]!, experts: d[2]! };
+}
+
+/** Balanced grouped problem: every expert gets exactly `rows` rows (the rows-per-expert sweep for the ridge point). */
+export function makeBalanced(shape: MoeShape, rows: number, seed = 3): GroupedProblem {
+  const E = shape.experts;
+  const offsets = new Int32Array(E + 1);
+  for (let e = 0; e <= E; e++) offsets[e] = e * rows;
+  const T = E * rows;
+  return {
+    T, K: shape.hidden, N: shape.inter, E, offsets,
+    x: randomData(T * shape.hidden, seed),
+    w: randomData(E * shape.hidden * shape.inter, seed + 17),
+  };
+}
+
 /** Checks a few rows/columns of y against float64 x_e · W_e; throws on relative error ≥ tol. */
 export function checkGrouped(g: GroupedProblem, y: Float32Array, tol = 1e-3): void {
   if (y.length < g.T * g.N) throw new Error(`wrong result: output has ${y.length} elements, expected ${g.T * g.N}`);

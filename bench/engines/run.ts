@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { JaxWasm } from './jax.js';
 import { startLoadProbe, waitIdle } from './load.js';
-import { checkGrouped, DEFAULT_MOE, describeCounts, makeGrouped } from './moe-problem.js';
+import { checkGrouped, describeCounts, makeBalanced, makeGrouped, parseMoeDims } from './moe-problem.js';
 import { MoekitJs, MoekitWasm, type GroupedProblem } from './moekit.js';
 import { OrtEngine } from './ort.js';
 import { TfjsWasm } from './tfjs.js';
@@ -75,11 +75,12 @@ async function main(): Promise<void> {
     .requiredOption('--threads <n>', 'thread count', Number)
     .option('--bench <kind>', 'gemm | grouped', 'gemm')
     .option('--shapes <list>', 'gemm shapes MxKxN,...', '1024x1024x1024')
-    .option('--cases <list>', 'grouped cases', 'uniform,skewed,dense')
+    .option('--cases <list>', 'grouped cases: uniform, skewed, dense, rows=M (every expert M rows)', 'uniform,skewed,dense')
+    .option('--moe <HxIxE>', 'grouped problem dims', '512x1024x16')
     .option('--min-time <s>', 'seconds per measurement', Number, 1)
     .option('--wait-idle <s>', 'wait up to s seconds for idle CPUs before each measurement', Number, 0)
     .parse()
-    .opts<{ engine: string; threads: number; bench: string; shapes: string; cases: string; minTime: number; waitIdle: number }>();
+    .opts<{ engine: string; threads: number; bench: string; shapes: string; cases: string; moe: string; minTime: number; waitIdle: number }>();
   const { engine: name, threads } = opts;
   const factory = ENGINES[name];
   const gemmShapes = opts.bench === 'gemm' ? parseShapes(opts.shapes) : [];
@@ -109,14 +110,21 @@ async function main(): Promise<void> {
       const prob = makeProblem(M, K, N);
       await timeOne({ engine: name, shape, threads }, 2 * M * K * N, () => engine.prepareGemm(prob), (c) => checkGemm(prob, c), opts, note);
     }
+    const moe = parseMoeDims(opts.moe);
     for (const c of cases) {
-      if (c === 'dense') {
-        const g = makeGrouped(DEFAULT_MOE, 'uniform');
+      const rowsCase = /^rows=(\d+)$/.exec(c);
+      if (rowsCase) {
+        const g = makeBalanced(moe, Number(rowsCase[1]));
+        if (!hasGrouped(engine) || g.T === 0) { emit({ engine: name, case: c, threads, gflops: null, note: g.T === 0 ? 'no rows' : 'no grouped adapter' }); continue; }
+        await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGrouped(g),
+          (y) => checkGrouped(g, y), opts);
+      } else if (c === 'dense') {
+        const g = makeGrouped(moe, 'uniform');
         const prob = makeProblem(g.T, g.K, g.N);
         await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGemm(prob),
           (y) => checkGemm(prob, y), opts, `dense ${g.T}x${g.K}x${g.N}`);
       } else if (c === 'uniform' || c === 'skewed') {
-        const g = makeGrouped(DEFAULT_MOE, c);
+        const g = makeGrouped(moe, c);
         if (!hasGrouped(engine)) { emit({ engine: name, case: c, threads, gflops: null, note: 'no grouped adapter' }); continue; }
         await timeOne({ engine: name, case: c, threads }, 2 * g.T * g.K * g.N, () => engine.prepareGrouped(g),
           (y) => checkGrouped(g, y), opts, `rows/expert ${describeCounts(g)}`);

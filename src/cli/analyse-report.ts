@@ -24,13 +24,14 @@ function pick(L: number, n: number): number[] {
   return [...new Set([0, Math.floor((L - 1) / 2), L - 1])].slice(0, n);
 }
 
-function specs(r: AnalyseReport): VlSpec[] {
+function specs(r: AnalyseReport, ridge: number): VlSpec[] {
   const { E, L } = r.trace;
   const EE = E * E;
   const side = Math.min(480, Math.max(160, 6 * E));
   const load = r.layers.flatMap((l) => l.counts.map((c, e) => ({ x: e, y: l.layer, v: l.total > 0 ? c / l.total : 0 })));
   const out: VlSpec[] = [{ ...heat('Expert load share per layer (row sums to 1; uniform = 1/E)', 'expert', 'layer', load, Math.min(900, Math.max(300, 8 * E)), 'share'), height: Math.min(600, Math.max(120, 14 * L)) }];
   if (r.activated.length > 0) {
+    const order = r.layers.map((l) => `layer ${l.layer}`); // legend in layer order, not "layer 0, layer 1, layer 10"
     const curves = r.activated.flatMap((a) => [
       ...a.mean_unique.map((u, i) => ({ batch: a.batch, experts: u, series: `layer ${r.layers[i]!.layer}` })),
       { batch: a.batch, experts: a.theory_uniform, series: 'uniform routing' },
@@ -41,19 +42,19 @@ function specs(r: AnalyseReport): VlSpec[] {
       encoding: {
         x: { field: 'batch', type: 'quantitative', scale: { type: 'log' }, title: 'batch size B (tokens)' },
         y: { field: 'experts', type: 'quantitative', title: 'mean distinct experts' },
-        color: { field: 'series', type: 'nominal', title: null },
+        color: { field: 'series', type: 'nominal', title: null, sort: [...order, 'uniform routing'] },
         strokeDash: { condition: { test: "datum.series === 'uniform routing'", value: [5, 4] }, value: [1, 0] },
       },
     });
     const per = r.activated.flatMap((a) => a.tokens_per_expert.map((t, i) => ({ batch: a.batch, tokens: t, series: `layer ${r.layers[i]!.layer}` })));
+    const x = { field: 'batch', type: 'quantitative', scale: { type: 'log' }, title: 'batch size B (tokens)' };
+    const y = { field: 'tokens', type: 'quantitative', scale: { type: 'log' }, title: 'slots per activated expert' };
     out.push({
-      ...BASE, title: 'Routed slots per activated expert (rows each expert\'s GEMM gets)', width: 520, height: 260, data: { values: per },
-      mark: { type: 'line', point: true },
-      encoding: {
-        x: { field: 'batch', type: 'quantitative', scale: { type: 'log' }, title: 'batch size B (tokens)' },
-        y: { field: 'tokens', type: 'quantitative', scale: { type: 'log' }, title: 'slots per activated expert' },
-        color: { field: 'series', type: 'nominal', title: null },
-      },
+      ...BASE, title: `Routed slots per activated expert (rows each expert's GEMM gets); dashed: compute-bound from ${ridge} rows`, width: 520, height: 260,
+      layer: [
+        { data: { values: per }, mark: { type: 'line', point: true }, encoding: { x, y, color: { field: 'series', type: 'nominal', title: null, sort: order } } },
+        { data: { values: [{ tokens: ridge }] }, mark: { type: 'rule', strokeDash: [6, 4], color: '#c00' }, encoding: { y } },
+      ],
     });
   }
   if (r.coactivation) {
@@ -74,8 +75,8 @@ function specs(r: AnalyseReport): VlSpec[] {
 }
 
 /** The self-contained HTML page of an analysis. */
-export async function analyseHtml(r: AnalyseReport, file: string): Promise<string> {
-  const svgs = await renderSvg(specs(r));
+export async function analyseHtml(r: AnalyseReport, file: string, ridge: number): Promise<string> {
+  const svgs = await renderSvg(specs(r, ridge));
   const { N, L, K, E } = r.trace;
   const f = (x: number, d = 3): string => x.toFixed(d);
   const rows = r.layers.map((l) => `<tr><td>${l.layer}</td><td>${l.total}</td><td>${f(l.max_over_mean)}</td><td>${f(l.cv)}</td><td>${f(l.gini)}</td><td>${f(l.entropy_bits)} / ${f(Math.log2(E))}</td><td>${esc(l.hot.join(', ') || '—')}</td></tr>`).join('');
@@ -94,7 +95,8 @@ figure { margin: 1.5em 0; overflow-x: auto; }
 <h2>Load per layer</h2>
 <table><thead><tr><th>layer</th><th>routed slots</th><th>max / mean</th><th>cv</th><th>Gini</th><th>entropy (bits) / max</th><th>hot experts</th></tr></thead><tbody>${rows}</tbody></table>
 ${act ? `<h2>Activated experts per batch</h2>
-<table><thead><tr><th>batch B</th><th>batches</th><th>uniform routing</th>${r.layers.map((l) => `<th>layer ${l.layer}</th>`).join('')}</tr></thead><tbody>${act}</tbody></table>` : ''}
+<table><thead><tr><th>batch B</th><th>batches</th><th>uniform routing</th>${r.layers.map((l) => `<th>layer ${l.layer}</th>`).join('')}</tr></thead><tbody>${act}</tbody></table>
+<p>The grouped GEMM is compute-bound from ${ridge} rows per expert (<code>--ridge</code>; measure a machine's with <code>npm run bench:grouped -- --rows 1,2,4,…</code>).</p>` : ''}
 ${svgs.map((s) => `<figure>${s}</figure>`).join('\n')}
 </body></html>
 `;

@@ -15,6 +15,22 @@ export interface AnalyseFlags {
   batches?: string;
   hot?: string;
   json?: boolean;
+  ridge?: string;
+}
+
+/**
+ * Rows per expert from which moekit-wasm's grouped GEMM reaches 90% of its best throughput (the ridge point), measured
+ * with `npm run bench:grouped -- --moe 128x128x8 --rows 1,2,…,512` on a 2-core AMD EPYC, 2 threads (docs/ROUTING.md).
+ * Below it an expert's GEMM is too short to be compute-bound. `--ridge` sets another machine's value.
+ */
+export const DEFAULT_RIDGE_ROWS = 64;
+
+/** --ridge: a positive number of rows per expert. */
+export function parseRidge(v: string | undefined): number {
+  if (v === undefined) return DEFAULT_RIDGE_ROWS;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new Error(`--ridge must be a positive number of rows per expert, got "${v}"`);
+  return n;
 }
 
 /** --experts: a positive integer up to 32768 (ids are stored as int16). */
@@ -74,7 +90,7 @@ export function analyseFile(file: string, flags: AnalyseFlags): AnalyseReport {
 const f = (x: number, d = 2): string => x.toFixed(d);
 
 /** The report as readable tables: loads per layer, the activated-experts curve, per-sequence loads. */
-export function printReport(r: AnalyseReport, hot: number): void {
+export function printReport(r: AnalyseReport, hot: number, ridge = DEFAULT_RIDGE_ROWS): void {
   const t = r.trace;
   console.log(`trace ${t.source} (${t.format}): N = ${t.N} tokens, L = ${t.L} layers, top-${t.K} of E = ${t.E} experts`);
   console.log(`\nload per layer (hot: count > ${hot} x mean; entropy max log2(E) = ${f(Math.log2(t.E))} bits)`);
@@ -93,6 +109,8 @@ export function printReport(r: AnalyseReport, hot: number): void {
       const tpe = a.tokens_per_expert.reduce((x, y) => x + y, 0) / (u.length || 1);
       console.log(`  ${String(a.batch).padStart(6)} ${String(a.batches).padStart(8)} ${f(a.theory_uniform, 1).padStart(8)} ${f(mean, 1).padStart(8)} ${range.padStart(16)} ${f(tpe).padStart(12)}`);
     }
+    const reach = r.activated.find((a) => Math.min(...a.tokens_per_expert) >= ridge);
+    console.log(`  grouped GEMM compute-bound from ${ridge} rows per expert (--ridge): ${reach ? `reached at every layer from B = ${reach.batch}` : 'no batch size here reaches it at every layer'}`);
   }
   if (r.coactivation && r.transitions) {
     const EE = t.E * t.E;
@@ -121,14 +139,16 @@ export function registerAnalyse(program: Command): void {
     .option('--batches <list>', 'batch sizes for the activated-experts curve, comma-separated', DEFAULT_BATCHES.join(','))
     .option('--hot <c>', 'an expert is hot when its count exceeds c x mean', String(DEFAULT_HOT))
     .option('--json', 'print one JSON object')
+    .option('--ridge <rows>', 'rows per expert from which the grouped GEMM is compute-bound, shown next to slots per activated expert (measure yours with npm run bench:grouped -- --rows)', String(DEFAULT_RIDGE_ROWS))
     .option('--html <file>', 'also write a self-contained HTML report: load heatmap, activated-experts curves, co-activation and transitions')
     .action(async (file: string, o: AnalyseFlags & { html?: string }) => {
       if (o.html) checkWritableFile(o.html, '--html');
+      const ridge = parseRidge(o.ridge);
       const r = analyseFile(file, o);
-      if (o.json) console.log(JSON.stringify(reportJson(r)));
-      else printReport(r, parseHot(o.hot));
+      if (o.json) console.log(JSON.stringify({ ...reportJson(r), gemm_ridge_rows: ridge }));
+      else printReport(r, parseHot(o.hot), ridge);
       if (o.html) {
-        await writeFileAtomic(o.html, await analyseHtml(r, file));
+        await writeFileAtomic(o.html, await analyseHtml(r, file, ridge));
         if (!o.json) console.log(`\nHTML report: ${o.html}`);
       }
     });

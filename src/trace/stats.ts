@@ -93,7 +93,7 @@ export interface Activated {
   mean_unique: number[];
   /** E·(1 − (1 − K/E)^B): the expectation when each token picks K distinct experts uniformly at random */
   theory_uniform: number;
-  /** (L) B·K / mean_unique: routed slots per activated expert */
+  /** (L) routed slots per batch (−1 slots left out; B·K without them) / mean_unique: slots per activated expert */
   tokens_per_expert: number[];
 }
 
@@ -105,13 +105,14 @@ export function activatedExperts(trace: RoutingTrace, E: number, B: number): Act
   if (batches === 0) return null;
   const stamp = new Int32Array(L * E).fill(-1); // (L, E) the last batch that selected each expert
   const unique = new Float64Array(L); // (L) distinct experts summed over batches
+  const slots = new Float64Array(L); // (L) routed slots summed over batches
   // whole batches in chunks of about CHUNK tokens, layers within a chunk (the chunk's rows stay in cache)
   const per = Math.max(1, Math.floor(CHUNK / B));
   for (let b0 = 0; b0 < batches; b0 += per) {
     const b1 = Math.min(batches, b0 + per);
     for (let l = 0; l < L; l++) {
       const row = l * E;
-      let seen = 0;
+      let seen = 0, routed = 0;
       for (let b = b0; b < b1; b++) {
         const n1 = (b + 1) * B;
         for (let n = b * B; n < n1; n++) {
@@ -119,6 +120,7 @@ export function activatedExperts(trace: RoutingTrace, E: number, B: number): Act
           for (let k = 0; k < K; k++) {
             const e = experts[base + k]!;
             if (e < 0) continue;
+            routed++;
             const x = row + e;
             const d = stamp[x]! ^ b; // 0 when this batch already selected e
             seen += (d | -d) >>> 31; // without a branch: it would be taken at random for middling B
@@ -127,6 +129,7 @@ export function activatedExperts(trace: RoutingTrace, E: number, B: number): Act
         }
       }
       unique[l]! += seen;
+      slots[l]! += routed;
     }
   }
   const mean_unique = Array.from(unique, (u) => u / batches);
@@ -135,7 +138,7 @@ export function activatedExperts(trace: RoutingTrace, E: number, B: number): Act
     batches,
     mean_unique,
     theory_uniform: E * (1 - Math.pow(1 - K / E, B)),
-    tokens_per_expert: mean_unique.map((u) => (u > 0 ? (B * K) / u : 0)),
+    tokens_per_expert: mean_unique.map((u, l) => (u > 0 ? slots[l]! / batches / u : 0)),
   };
 }
 

@@ -74,10 +74,13 @@ describe('moekit analyse', () => {
     expect(j.activated[0]!.mean_unique[1]).toBeCloseTo(2, 12);
     expect(j.activated[1]!.mean_unique).toEqual([3.5, 2.5]);
     expect(j.activated.map((a) => a.theory_uniform)).toEqual([3, 3.5]); // 4·(1 − 0.5²), 4·(1 − 0.5³)
-    expect(j.activated[1]!.tokens_per_expert).toEqual([6 / 3.5, 6 / 2.5]); // B·K / mean_unique
+    // routed slots per batch / mean_unique (−1 slots left out): layer 0 (6 + 5)/2, layer 1 (5 + 4)/2
+    expect(j.activated[1]!.tokens_per_expert[0]).toBeCloseTo(5.5 / 3.5, 12);
+    expect(j.activated[1]!.tokens_per_expert[1]).toBeCloseTo(4.5 / 2.5, 12);
+    expect((j as unknown as { gemm_ridge_rows: number }).gemm_ridge_rows).toBe(64); // the default --ridge
     expect(j.sequences).toBeNull();
     // and the whole object is the library's report
-    expect(j).toEqual(JSON.parse(JSON.stringify(reportJson(analyse({ ...trace, metadata: { source: npy, format: 'npy' } }, { batches: [2, 3, 10] })))));
+    expect(j).toEqual({ ...JSON.parse(JSON.stringify(reportJson(analyse({ ...trace, metadata: { source: npy, format: 'npy' } }, { batches: [2, 3, 10] })))), gemm_ridge_rows: 64 });
   });
 
   it('the same trace as Megatron-LM JSONL and as a moekit trace (model layer indices, sequences) gives the same loads', () => {
@@ -114,6 +117,10 @@ describe('moekit analyse', () => {
     // 0 -> 2 into layer 1 for tokens 0, 1, 2 and 5 → 4 slot pairs, more than any other
     expect(out).toMatch(/\n\s+0 0 \+ 1 \(2\)\s+0 -> 2 \(4\) into layer 1\n/);
     expect(out).toContain('the trace has no sequence ids');
+    expect(out).toContain('grouped GEMM compute-bound from 64 rows per expert (--ridge): no batch size here reaches it at every layer');
+    // B = 2: slots per activated expert 11/3 / (10/3) = 1.1 (layer 0) and 9/3 / 2 = 1.5 (layer 1), both ≥ 1.05
+    const ridge = cli(['analyse', npy, '--experts', '4', '--batches', '1,2,3', '--ridge', '1.05']);
+    expect(ridge).toContain('grouped GEMM compute-bound from 1.05 rows per expert (--ridge): reached at every layer from B = 2');
   });
 
   it('refuses a missing --experts, bad flags and unknown files, naming the value', () => {
@@ -123,6 +130,7 @@ describe('moekit analyse', () => {
     expect(cliError(['analyse', npy, '--experts', '4', '--batches', '1,x,8'])).toContain('--batches must be comma-separated positive integers such as 1,8,32,128, got "1,x,8"');
     expect(cliError(['analyse', npy, '--experts', '4', '--batches', '0'])).toContain('got "0"');
     expect(cliError(['analyse', npy, '--experts', '4', '--hot', '-1'])).toContain('--hot must be a positive number, got "-1"');
+    expect(cliError(['analyse', npy, '--experts', '4', '--ridge', '0'])).toContain('--ridge must be a positive number of rows per expert, got "0"');
     expect(cliError(['analyse', path.join(dir, 'trace.csv'), '--experts', '4'])).toContain('unknown trace format ".csv"');
   });
 });

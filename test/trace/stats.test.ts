@@ -89,13 +89,14 @@ describe('activated experts per batch', () => {
     expect(b1.mean_unique).toEqual([1.75, 1.25]);
     expect(b1.theory_uniform).toBe(2);
     // B = 2: batches {0, 1} and {2, 3}. Layer 0: {0, 1, 2} and {0, 1, 3} → 3, 3 → 3. Layer 1: {2, 3} and {2} → 2, 1 → 1.5
-    // uniform 4·(1 − 0.5²) = 3; slots per activated expert B·K/mean = 4/3 and 4/1.5
+    // uniform 4·(1 − 0.5²) = 3; slots per activated expert = routed slots per batch / mean, −1 slots left out:
+    // layer 0 (4 + 3)/2 = 3.5 → 3.5/3; layer 1 (4 + 1)/2 = 2.5 → 2.5/1.5
     const b2 = activatedExperts(t, 4, 2)!;
     expect(b2.batches).toBe(2);
     expect(b2.mean_unique).toEqual([3, 1.5]);
     expect(b2.theory_uniform).toBe(3);
-    expect(b2.tokens_per_expert[0]).toBeCloseTo(4 / 3, 12);
-    expect(b2.tokens_per_expert[1]).toBeCloseTo(4 / 1.5, 12);
+    expect(b2.tokens_per_expert[0]).toBeCloseTo(3.5 / 3, 12);
+    expect(b2.tokens_per_expert[1]).toBeCloseTo(2.5 / 1.5, 12);
     // B = 3: one batch, tokens 0..2 (token 3 left over). Layer 0: {0, 1, 2} → 3; layer 1: {2, 3} → 2; uniform 4·(1 − 0.5³) = 3.5
     const b3 = activatedExperts(t, 4, 3)!;
     expect([b3.batches, ...b3.mean_unique, b3.theory_uniform]).toEqual([1, 3, 2, 3.5]);
