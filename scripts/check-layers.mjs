@@ -17,8 +17,9 @@ export const CONTRACT = ['tensor/ops.ts', 'tensor/dtype.ts', 'tensor/shape.ts', 
 
 /** Layer -> the layers it may import (besides itself). Read top-down: nothing reaches up. */
 export const LAYERS = {
-  entry: ['cli', 'trace', 'eval', 'serve', 'train', 'compress', 'models', 'io', 'moe', 'cluster', 'nn', 'tensor', 'registry', 'backend', 'contract'],
-  cli: ['trace', 'eval', 'serve', 'train', 'compress', 'models', 'io', 'moe', 'cluster', 'nn', 'tensor', 'registry', 'backend', 'contract'],
+  entry: ['cli', 'plan', 'trace', 'eval', 'serve', 'train', 'compress', 'models', 'io', 'moe', 'cluster', 'nn', 'tensor', 'registry', 'backend', 'contract'],
+  cli: ['plan', 'trace', 'eval', 'serve', 'train', 'compress', 'models', 'io', 'moe', 'cluster', 'nn', 'tensor', 'registry', 'backend', 'contract'],
+  plan: ['trace', 'io', 'tensor', 'contract'],
   trace: ['models', 'io', 'moe', 'cluster', 'nn', 'tensor', 'contract'],
   eval: ['serve', 'train', 'models', 'io', 'moe', 'cluster', 'nn', 'tensor', 'contract'],
   serve: ['models', 'io', 'moe', 'cluster', 'nn', 'tensor', 'contract'],
