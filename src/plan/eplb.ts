@@ -134,7 +134,7 @@ function layerPlan(w: Float32Array, R: number, G: number, nodes: number, gpus: n
 
 /** EPLB over all layers: phy2log [L][R], log2phy [L][E][maxcount] (−1 padded), logcnt [L][E]. */
 export function eplb(loads: number[][], o: EplbOptions): Plan {
-  const { L, E } = checkLoads(loads);
+  const { E } = checkLoads(loads);
   const policy = checkEplbOptions(E, o);
   const [G, nodes] = policy === 'hierarchical' ? [o.groups, o.nodes] : [1, 1];
   const layers = loads.map((row) => layerPlan(Float32Array.from(row), o.replicas, G, nodes, o.gpus));
