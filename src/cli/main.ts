@@ -14,6 +14,7 @@ import { registerExport } from './export.js';
 import { registerTrace } from './trace.js';
 import { registerAnalyse } from './analyse.js';
 import { registerPredict } from './predict.js';
+import { registerPlan } from './plan.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -53,6 +54,7 @@ registerExport(program);
 registerTrace(program);
 registerAnalyse(program);
 registerPredict(program);
+registerPlan(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);

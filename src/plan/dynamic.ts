@@ -58,6 +58,7 @@ export function libraStep(slots: number[], row: number[], gpus: number, copies: 
 export interface DynamicResult {
   window: number;
   windows: number;
+  history: number;
   /** Σ over scored windows and layers of mean GPU load / Σ of max (vLLM's balancedness), windows 2.. */
   static_balancedness: number;
   dynamic_balancedness: number;
@@ -69,13 +70,16 @@ export interface DynamicResult {
 
 /**
  * Scores static EPLB (planned once on window 1) against Libra-style dynamic replication (starting from the same plan,
- * `copies` per layer after every window) on windows 2.. of the trace; the oracle plans each window on its own load.
+ * up to `copies` per layer after every window, deciding on the load of the last `history` windows) on windows 2.. of
+ * the trace; the oracle plans each window on its own load.
  */
-export function dynamicReplication(trace: RoutingTrace, E: number, o: EplbOptions & { window: number; copies: number }): DynamicResult {
+export function dynamicReplication(trace: RoutingTrace, E: number, o: EplbOptions & { window: number; copies: number; history?: number }): DynamicResult {
   const W = o.window;
   if (!Number.isInteger(W) || W < 1) throw new Error(`--window must be a positive integer of tokens, got ${W}`);
   const windows = Math.floor(trace.N / W);
   if (windows < 2) throw new Error(`the trace has ${trace.N} tokens: fewer than 2 windows of ${W} (one to plan on, one to score)`);
+  const H = o.history ?? 1;
+  if (!Number.isInteger(H) || H < 1) throw new Error(`--history must be a positive integer of windows, got ${H}`);
   const first = windowLoads(trace, E, 0, W);
   const statics = eplb(first, o).phy2log;
   const dyn = statics.map((s) => s.slice());
@@ -88,17 +92,19 @@ export function dynamicReplication(trace: RoutingTrace, E: number, o: EplbOption
       acc[1]! += Math.max(...row);
     }
   };
-  let prev = first;
+  const recent = [first]; // the last `history` windows' loads: what the dynamic policy decides on
   for (let w = 1; w < windows; w++) {
-    dyn.forEach((slots, l) => { copies += libraStep(slots, prev[l]!, o.gpus, o.copies); });
+    const seen = recent.reduce((acc, x) => acc.map((row, l) => row.map((v, e) => v + x[l]![e]!)));
+    dyn.forEach((slots, l) => { copies += libraStep(slots, seen[l]!, o.gpus, o.copies); });
     const cur = windowLoads(trace, E, w * W, (w + 1) * W);
     add(sums.s, statics, cur);
     add(sums.d, dyn, cur);
     add(sums.o, eplb(cur, o).phy2log, cur);
-    prev = cur;
+    recent.push(cur);
+    if (recent.length > H) recent.shift();
   }
   const ratio = (a: number[]): number => (a[1]! > 0 ? a[0]! / a[1]! : 0);
-  return { window: W, windows, static_balancedness: ratio(sums.s), dynamic_balancedness: ratio(sums.d), oracle_balancedness: ratio(sums.o), copies };
+  return { window: W, windows, history: H, static_balancedness: ratio(sums.s), dynamic_balancedness: ratio(sums.d), oracle_balancedness: ratio(sums.o), copies };
 }
 
 /** Balancedness of a placement on given loads (convenience for reports). */
