@@ -1,7 +1,6 @@
 // moekit plan: expert placement and replication plans from expert loads (docs/PLANNING.md): DeepSeek's EPLB, with slot
 // preservation and a budgeted rebalance against a current plan; CRAFT's per-layer replica budgets; Libra-style dynamic
 // replication scored on a trace.
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { craft, craftPlan, layerOptions, planFromPhy2log } from '../plan/craft.js';
 import { dynamicReplication } from '../plan/dynamic.js';
@@ -9,14 +8,15 @@ import { eplb } from '../plan/eplb.js';
 import { budgetedRebalance, migrationCost, preserveSlots, type Migration } from '../plan/migrate.js';
 import { balance, gpuLoads, type Balance } from '../plan/metrics.js';
 import type { Plan } from '../plan/types.js';
+import { readPlanFile, writePlanFile, type PlanFormat } from '../plan/plan-file.js';
+import { sglangLaunchArgs, type SglangLayout } from '../plan/engines.js';
 import { expertsOf } from '../trace/stats.js';
-import { writeFileAtomic } from '../io/safetensors.js';
 import { checkWritableFile } from '../io/outputs.js';
 import { intOption } from './args.js';
 import { loadTrace } from './analyse.js';
 import { readLoads } from './plan-input.js';
 
-interface Common { loads: string; experts?: string; gpus: string; groups: string; nodes: string; json?: boolean; out?: string }
+interface Common { loads: string; experts?: string; gpus: string; groups: string; nodes: string; json?: boolean; out?: string; format: string; modelLayers?: string }
 
 const f = (x: number, d = 3): string => x.toFixed(d);
 
@@ -25,17 +25,6 @@ function baseline(loads: number[][], gpus: number): Balance | null {
   const E = loads[0]!.length;
   if (E % gpus !== 0) return null;
   return balance(gpuLoads(loads.map(() => Array.from({ length: E }, (_, e) => e)), loads, gpus));
-}
-
-function readPlan(file: string): Plan {
-  let p: Plan;
-  try {
-    p = JSON.parse(readFileSync(file, 'utf8')) as Plan;
-  } catch (e) {
-    throw new Error(`--prev ${file}: not a readable moekit plan (${e instanceof Error ? e.message : String(e)})`);
-  }
-  if (!Array.isArray(p?.phy2log) || !Number.isInteger(p.gpus)) throw new Error(`--prev ${file}: expected a moekit plan JSON with phy2log [layers][slots] and gpus`);
-  return p;
 }
 
 function report(name: string, loads: number[][], plan: Plan, before: Balance | null, migration?: Migration): Record<string, unknown> {
@@ -62,15 +51,28 @@ function printReport(r: Record<string, unknown>, what: string): void {
   if (m) console.log(`  migration from --prev: ${m.copies.reduce((a, b) => a + b, 0)} expert copies, ${m.changed_slots.reduce((a, b) => a + b, 0)} slots changed${m.bytes > 0 ? `, ${m.bytes} bytes` : ''}`);
 }
 
-async function emit(r: Record<string, unknown>, o: Common, what: string): Promise<void> {
-  if (o.out) {
-    const { balance: _b, replicas_per_layer: _r, planner: _p, migration: _m, before_is: _i, craft: _c, ...plan } = r;
-    await writeFileAtomic(o.out, JSON.stringify(plan) + '\n');
-  }
+/** --format: moekit (default) or sglang. */
+function parseFormat(v: string): PlanFormat {
+  if (v !== 'moekit' && v !== 'sglang') throw new Error(`--format must be moekit or sglang, got "${v}"`);
+  return v;
+}
+
+/** Where the plan's layers sit among the model's (for SGLang): the trace's layer ids, or 0..L−1, in --model-layers. */
+function layoutOf(o: Common, L: number, traceLayers: number[] | undefined): SglangLayout | undefined {
+  if (o.modelLayers === undefined) return undefined;
+  return { numLayers: intOption('model-layers', o.modelLayers, 0, 1), layers: traceLayers ?? Array.from({ length: L }, (_, i) => i) };
+}
+
+async function emit(r: Record<string, unknown>, plan: Plan, o: Common, what: string, traceLayers?: number[]): Promise<void> {
+  const format = parseFormat(o.format);
+  if (o.out) await writePlanFile(o.out, plan, format, { sglang: layoutOf(o, plan.phy2log.length, traceLayers) });
   if (o.json) console.log(JSON.stringify(r));
   else {
     printReport(r, what);
-    if (o.out) console.log(`plan written to ${o.out}`);
+    if (o.out) {
+      console.log(`plan written to ${o.out} (${format})`);
+      if (format === 'sglang') console.log(`  SGLang: python -m sglang.launch_server --model-path MODEL ${sglangLaunchArgs(plan, o.out).join(' ')}`);
+    }
   }
 }
 
@@ -81,6 +83,8 @@ const common = (c: Command): Command => c
   .option('--groups <G>', 'expert groups (EPLB packs whole groups to nodes when groups % nodes == 0)', '1')
   .option('--nodes <N>', 'nodes (GPUs per node = gpus / nodes)', '1')
   .option('--out <file>', 'write the plan as JSON (atomically)')
+  .option('--format <f>', 'moekit (the plan; read back by --prev and simulate) or sglang (--init-expert-location JSON)', 'moekit')
+  .option('--model-layers <n>', 'sglang: the model\'s decoder layers (num_hidden_layers); plan rows go to the traced layer ids, others get the trivial placement')
   .option('--json', 'print one JSON object: the plan and its balance');
 
 export function registerPlan(program: Command): void {
@@ -93,8 +97,9 @@ export function registerPlan(program: Command): void {
     .option('--expert-bytes <b>', 'bytes of one expert\'s weights, for the migration in bytes')
     .action(async (o: Common & { replicas: string; prev?: string; maxMoves?: string; expertBytes?: string }) => {
       if (o.out) checkWritableFile(o.out, '--out');
+      parseFormat(o.format);
       const experts = o.experts === undefined ? undefined : intOption('experts', o.experts, 0, 1);
-      const { loads, what } = readLoads(o.loads, experts);
+      const { loads, what, trace } = readLoads(o.loads, experts);
       const opts = { replicas: intOption('replicas', o.replicas, 0, 1), groups: intOption('groups', o.groups, 1, 1), nodes: intOption('nodes', o.nodes, 1, 1), gpus: intOption('gpus', o.gpus, 0, 1) };
       const expertBytes = intOption('expert-bytes', o.expertBytes, 0, 0);
       if (o.maxMoves !== undefined && !o.prev) throw new Error('--max-moves rebalances a current plan: pass it with --prev PLAN');
@@ -102,7 +107,7 @@ export function registerPlan(program: Command): void {
       let migration: Migration | undefined;
       let before = baseline(loads, opts.gpus);
       if (o.prev) {
-        const prev = readPlan(o.prev);
+        const prev = readPlanFile(o.prev);
         if (prev.gpus !== opts.gpus) throw new Error(`--prev ${o.prev} is for ${prev.gpus} GPUs, not --gpus ${opts.gpus}`);
         if (prev.phy2log.length !== loads.length) throw new Error(`--prev ${o.prev} has ${prev.phy2log.length} layers; the loads have ${loads.length}`);
         const next = o.maxMoves !== undefined
@@ -114,7 +119,7 @@ export function registerPlan(program: Command): void {
       }
       const r = report('eplb', loads, p, before, migration);
       r.before_is = o.prev ? 'the --prev plan' : 'no replication';
-      await emit(r, o, what);
+      await emit(r, p, o, what, trace?.layers);
     });
 
   common(plan.command('craft').description('per-layer replica budgets (CRAFT): extra slots per GPU chosen per layer under a memory budget, exactly'))
@@ -124,8 +129,9 @@ export function registerPlan(program: Command): void {
     .option('--max-extra <r>', 'most extra slots per GPU at one layer', '4')
     .action(async (o: Common & { budget?: string; budgetBytes?: string; expertBytes?: string; maxExtra: string }) => {
       if (o.out) checkWritableFile(o.out, '--out');
+      parseFormat(o.format);
       const experts = o.experts === undefined ? undefined : intOption('experts', o.experts, 0, 1);
-      const { loads, what } = readLoads(o.loads, experts);
+      const { loads, what, trace } = readLoads(o.loads, experts);
       let budget: number;
       if (o.budget !== undefined) budget = intOption('budget', o.budget, 0, 0);
       else if (o.budgetBytes !== undefined && o.expertBytes !== undefined) budget = Math.floor(intOption('budget-bytes', o.budgetBytes, 0, 0) / intOption('expert-bytes', o.expertBytes, 1, 1));
@@ -133,9 +139,10 @@ export function registerPlan(program: Command): void {
       const co = { gpus: intOption('gpus', o.gpus, 0, 1), groups: intOption('groups', o.groups, 1, 1), nodes: intOption('nodes', o.nodes, 1, 1), maxExtra: intOption('max-extra', o.maxExtra, 4, 0) };
       const options = layerOptions(loads, co);
       const c = craft(loads, budget, co, options);
-      const r = report('craft', loads, craftPlan(c, loads[0]!.length, co), baseline(loads, co.gpus));
+      const cp = craftPlan(c, loads[0]!.length, co);
+      const r = report('craft', loads, cp, baseline(loads, co.gpus));
       r.craft = { budget, spent: c.cost, extra: c.extra, gain: options.map((opts) => opts.map((x) => x.balancedness - opts[0]!.balancedness)) };
-      await emit(r, o, what);
+      await emit(r, cp, o, what, trace?.layers);
       if (!o.json) console.log(`  extra slots per GPU by layer: ${c.extra.join(' ')} (${c.cost} of ${budget})`);
     });
 
@@ -150,19 +157,21 @@ export function registerPlan(program: Command): void {
     .option('--window <tokens>', 'tokens per window (the first plans the static EPLB)', '4096')
     .option('--copies <n>', 'expert copies per layer after each window', '2')
     .option('--history <n>', 'windows of recent load the copies are decided on', '4')
+    .option('--prev <plan>', 'start from this plan (default: EPLB on the first window)')
     .option('--json', 'print one JSON object')
-    .action((file: string, o: { experts?: string; gpus: string; replicas: string; groups: string; nodes: string; window: string; copies: string; history: string; json?: boolean }) => {
+    .action((file: string, o: { experts?: string; gpus: string; replicas: string; groups: string; nodes: string; window: string; copies: string; history: string; prev?: string; json?: boolean }) => {
       const experts = o.experts === undefined ? undefined : intOption('experts', o.experts, 0, 1);
       const t = loadTrace(file, experts);
       const E = expertsOf(t, experts);
       const r = dynamicReplication(t, E, {
         gpus: intOption('gpus', o.gpus, 0, 1), replicas: intOption('replicas', o.replicas, 0, 1), groups: intOption('groups', o.groups, 1, 1),
         nodes: intOption('nodes', o.nodes, 1, 1), window: intOption('window', o.window, 4096, 1), copies: intOption('copies', o.copies, 2, 0), history: intOption('history', o.history, 4, 1),
+        ...(o.prev ? { initial: readPlanFile(o.prev).phy2log } : {}),
       });
       if (o.json) console.log(JSON.stringify(r));
       else {
         console.log(`${file}: ${r.windows} windows of ${r.window} tokens, copies decided on the last ${r.history}; balancedness (Σ mean / Σ max) on windows 2..${r.windows}:`);
-        console.log(`  static EPLB (planned on window 1) ${f(r.static_balancedness)}, dynamic ${f(r.dynamic_balancedness)} (${r.copies} expert copies), per-window EPLB ${f(r.oracle_balancedness)}`);
+        console.log(`  static ${o.prev ? `--prev plan` : 'EPLB (planned on window 1)'} ${f(r.static_balancedness)}, dynamic ${f(r.dynamic_balancedness)} (${r.copies} expert copies), per-window EPLB ${f(r.oracle_balancedness)}`);
       }
     });
 }

@@ -124,7 +124,7 @@ export function craft(loads: number[][], budget: number, o: CraftOptions, option
 }
 
 /** A CRAFT result as a Plan (layers may differ in replicas; log2phy and logcnt rebuilt from phy2log). */
-export function craftPlan(c: CraftPlan, E: number, o: CraftOptions): Plan {
+export function craftPlan(c: CraftPlan, E: number, o: Pick<CraftOptions, 'gpus' | 'groups' | 'nodes'>): Plan {
   return planFromPhy2log(c.phy2log, E, { policy: 'craft', gpus: o.gpus, nodes: o.nodes ?? 1, groups: o.groups ?? 1 });
 }
 

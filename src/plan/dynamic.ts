@@ -59,7 +59,8 @@ export interface DynamicResult {
   window: number;
   windows: number;
   history: number;
-  /** Σ over scored windows and layers of mean GPU load / Σ of max (vLLM's balancedness), windows 2.. */
+  /** Σ over scored windows and layers of mean GPU load / Σ of max (vLLM's balancedness), windows 2..; static is the
+   *  initial plan kept throughout */
   static_balancedness: number;
   dynamic_balancedness: number;
   /** the same with an EPLB plan made from each window's own load (the best a per-window rebalance can know) */
@@ -69,11 +70,12 @@ export interface DynamicResult {
 }
 
 /**
- * Scores static EPLB (planned once on window 1) against Libra-style dynamic replication (starting from the same plan,
+ * Scores a static plan (`initial`, or EPLB planned once on window 1) against Libra-style dynamic replication (starting
+ * from the same plan,
  * up to `copies` per layer after every window, deciding on the load of the last `history` windows) on windows 2.. of
  * the trace; the oracle plans each window on its own load.
  */
-export function dynamicReplication(trace: RoutingTrace, E: number, o: EplbOptions & { window: number; copies: number; history?: number }): DynamicResult {
+export function dynamicReplication(trace: RoutingTrace, E: number, o: EplbOptions & { window: number; copies: number; history?: number; initial?: number[][] }): DynamicResult {
   const W = o.window;
   if (!Number.isInteger(W) || W < 1) throw new Error(`--window must be a positive integer of tokens, got ${W}`);
   const windows = Math.floor(trace.N / W);
@@ -81,7 +83,8 @@ export function dynamicReplication(trace: RoutingTrace, E: number, o: EplbOption
   const H = o.history ?? 1;
   if (!Number.isInteger(H) || H < 1) throw new Error(`--history must be a positive integer of windows, got ${H}`);
   const first = windowLoads(trace, E, 0, W);
-  const statics = eplb(first, o).phy2log;
+  const statics = o.initial ?? eplb(first, o).phy2log;
+  if (statics.length !== trace.L) throw new Error(`the initial plan has ${statics.length} layers; the trace has ${trace.L}`);
   const dyn = statics.map((s) => s.slice());
   let copies = 0;
   const sums = { s: [0, 0], d: [0, 0], o: [0, 0] };

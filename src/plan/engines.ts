@@ -63,6 +63,8 @@ function checkLayout(layout: SglangLayout, planLayers: number): void {
 export function sglangExpertLocation(plan: Plan, layout?: SglangLayout): SglangExpertLocation {
   const E = planExperts(plan);
   const R = plan.replicas;
+  const uneven = plan.phy2log.findIndex((r) => r.length !== R);
+  if (uneven >= 0) throw new Error(`plan layer ${uneven} has ${plan.phy2log[uneven]!.length} slots and others ${R}: SGLang takes one --ep-num-redundant-experts for every layer, so a plan with per-layer budgets (CRAFT) cannot be loaded as is`);
   if (R < E) throw new Error(`plan has ${R} slots per layer, fewer than its ${E} experts; SGLang needs n_routed_experts + redundant ≥ n_routed_experts`);
   const rows = plan.phy2log.map((r) => r.slice());
   if (!layout) return { physical_to_logical_map: rows };

@@ -59,10 +59,11 @@ export function parsePlan(obj: unknown, what = 'plan'): Plan {
 
   let maxcount = 0;
   const counts = phy2log.map((row, l) => {
-    if (Array.isArray(row) && row.length !== R) {
-      throw new Error(`${what}: phy2log[${l}] has ${row.length} slots; expected replicas = ${R} (a multiple of gpus = ${gpus})`);
+    // layers may differ in slots (CRAFT's per-layer budgets): each a multiple of gpus, at least E, at most replicas
+    if (Array.isArray(row) && (row.length > R || row.length < E || row.length % gpus !== 0)) {
+      throw new Error(`${what}: phy2log[${l}] has ${row.length} slots; expected replicas = ${R}, or fewer for a layer with a smaller budget (a multiple of gpus = ${gpus}, at least the ${E} experts)`);
     }
-    const slots = intArray(row, `phy2log[${l}]`, R, 0, E, what);
+    const slots = intArray(row, `phy2log[${l}]`, Array.isArray(row) ? row.length : R, 0, E, what);
     const c = new Array<number>(E).fill(0);
     for (const e of slots) c[e]!++;
     const none = c.indexOf(0);
@@ -79,7 +80,7 @@ export function parsePlan(obj: unknown, what = 'plan'): Plan {
     if (!Array.isArray(layer) || layer.length !== E) throw new Error(`${what}: log2phy[${l}] has ${Array.isArray(layer) ? layer.length : 'no'} experts; expected ${E}`);
     layer.forEach((row: unknown, e) => {
       const f = `log2phy[${l}][${e}]`;
-      const slots = intArray(row, f, maxcount, -1, R, what);
+      const slots = intArray(row, f, maxcount, -1, (phy2log[l] as number[]).length, what);
       const n = counts[l]![e]!;
       const seen = new Set<number>();
       slots.forEach((s, j) => {
@@ -94,6 +95,8 @@ export function parsePlan(obj: unknown, what = 'plan'): Plan {
       });
     });
   });
+  const widest = Math.max(...(phy2log as number[][]).map((r) => r.length));
+  if (widest !== R) throw new Error(`${what}: replicas = ${R}, but the most slots any layer has is ${widest}; expected them equal`);
   return {
     policy: o.policy, gpus, nodes, groups, replicas: R,
     phy2log: phy2log as number[][], log2phy: log2phy as number[][][], logcnt: logcnt as number[][],
@@ -137,6 +140,8 @@ export async function writePlanFile(path: string, plan: Plan, format: PlanFormat
   if (format === 'moekit') {
     out = { policy: plan.policy, gpus: plan.gpus, nodes: plan.nodes, groups: plan.groups, replicas: plan.replicas, phy2log: plan.phy2log, log2phy: plan.log2phy, logcnt: plan.logcnt };
   } else if (format === 'sglang') {
+    // SGLang reads a file only when the argument ends in .json (or .pt); any other string it parses as inline JSON
+    if (!path.endsWith('.json')) throw new Error(`${path}: SGLang reads --init-expert-location as a file only when it ends in .json; name the file *.json`);
     out = { ...sglangExpertLocation(plan, options.sglang) };
   } else throw new Error(`plan format ${show(format)}: expected 'moekit' or 'sglang'`);
   await writeFileAtomic(path, planJson(out));

@@ -65,6 +65,17 @@ describe('moekit plan eplb', () => {
     expect(budget.migration.copies.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(3);
     expect(budget.balance.after.total_balancedness).toBeGreaterThanOrEqual(budget.balance.before.total_balancedness);
   });
+  it('--format sglang writes --init-expert-location JSON at the model\'s layer ids and prints the launch flags', () => {
+    const out = path.join(dir, 'expert_location.json');
+    const text = cli(['plan', 'eplb', '--loads', loads, '--replicas', '16', '--groups', '4', '--nodes', '2', '--gpus', '8', '--format', 'sglang', '--model-layers', '3', '--out', out]);
+    expect(text).toContain(`--ep-size 8 --ep-num-redundant-experts 4 --nnodes 2 --init-expert-location ${out}`);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as { physical_to_logical_map: number[][] };
+    expect(Object.keys(j)).toEqual(['physical_to_logical_map']);
+    // a JSON loads file has no layer ids: plan rows 0 and 1 are model layers 0 and 1; layer 2 gets the trivial placement
+    expect(j.physical_to_logical_map).toEqual([...readme.phy2log, Array.from({ length: 16 }, (_, p) => p % 12)]);
+    expect(cliError(['plan', 'eplb', '--loads', loads, '--replicas', '16', '--gpus', '8', '--prev', out])).toContain('this is SGLang\'s expert-location format');
+    expect(cliError(['plan', 'eplb', '--loads', loads, '--replicas', '16', '--gpus', '8', '--format', 'vllm'])).toContain('--format must be moekit or sglang, got "vllm"');
+  });
   it('refuses bad input, naming the value and the rule', () => {
     expect(cliError(['plan', 'eplb', '--loads', loads, '--replicas', '15', '--gpus', '8'])).toContain('--replicas 15 is not a multiple of --gpus 8');
     expect(cliError(['plan', 'eplb', '--loads', loads, '--replicas', '16', '--groups', '5', '--nodes', '1', '--gpus', '8'])).toContain('--groups 5 does not divide the 12 experts');
