@@ -75,7 +75,7 @@ function specs(r: AnalyseReport, ridge: number): VlSpec[] {
 }
 
 /** The self-contained HTML page of an analysis. */
-export async function analyseHtml(r: AnalyseReport, file: string, ridge: number): Promise<string> {
+export async function analyseHtml(r: AnalyseReport, file: string, ridge: number, extra = ''): Promise<string> {
   const svgs = await renderSvg(specs(r, ridge));
   const { N, L, K, E } = r.trace;
   const f = (x: number, d = 3): string => x.toFixed(d);
@@ -98,6 +98,7 @@ ${act ? `<h2>Activated experts per batch</h2>
 <table><thead><tr><th>batch B</th><th>batches</th><th>uniform routing</th>${r.layers.map((l) => `<th>layer ${l.layer}</th>`).join('')}</tr></thead><tbody>${act}</tbody></table>
 <p>The grouped GEMM is compute-bound from ${ridge} rows per expert (<code>--ridge</code>; measure a machine's with <code>npm run bench:grouped -- --rows 1,2,4,…</code>).</p>` : ''}
 ${svgs.map((s) => `<figure>${s}</figure>`).join('\n')}
+${extra}
 </body></html>
 `;
 }

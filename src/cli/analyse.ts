@@ -9,6 +9,9 @@ import type { RoutingTrace } from '../trace/types.js';
 import { writeFileAtomic } from '../io/safetensors.js';
 import { checkWritableFile } from '../io/outputs.js';
 import { analyseHtml } from './analyse-report.js';
+import { planSection } from './plan-report.js';
+import { readPlanFile } from '../plan/plan-file.js';
+import { intOption } from './args.js';
 
 export interface AnalyseFlags {
   experts?: string;
@@ -141,14 +144,23 @@ export function registerAnalyse(program: Command): void {
     .option('--json', 'print one JSON object')
     .option('--ridge <rows>', 'rows per expert from which the grouped GEMM is compute-bound, shown next to slots per activated expert (measure yours with npm run bench:grouped -- --rows)', String(DEFAULT_RIDGE_ROWS))
     .option('--html <file>', 'also write a self-contained HTML report: load heatmap, activated-experts curves, co-activation and transitions')
-    .action(async (file: string, o: AnalyseFlags & { html?: string }) => {
+    .option('--plan <file>', 'with --html: a page for this moekit plan on the trace: per-GPU load before and after, slots per layer')
+    .option('--prev <file>', 'with --plan: the current plan (before = it), and the expert copies moving from it costs')
+    .option('--expert-bytes <b>', 'with --prev: bytes of one expert, for the migration in bytes')
+    .action(async (file: string, o: AnalyseFlags & { html?: string; plan?: string; prev?: string; expertBytes?: string }) => {
       if (o.html) checkWritableFile(o.html, '--html');
+      if ((o.plan || o.prev) && !o.html) throw new Error('--plan and --prev add a page to the HTML report: pass --html FILE too');
+      if (o.prev && !o.plan) throw new Error('--prev compares against --plan PLAN: pass it too');
+      const plan = o.plan ? readPlanFile(o.plan) : undefined;
+      const prev = o.prev ? readPlanFile(o.prev) : undefined;
+      const expertBytes = intOption('expert-bytes', o.expertBytes, 0, 1);
       const ridge = parseRidge(o.ridge);
       const r = analyseFile(file, o);
       if (o.json) console.log(JSON.stringify({ ...reportJson(r), gemm_ridge_rows: ridge }));
       else printReport(r, parseHot(o.hot), ridge);
       if (o.html) {
-        await writeFileAtomic(o.html, await analyseHtml(r, file, ridge));
+        const page = plan ? await planSection({ plan, planFile: o.plan!, loads: r.layers.map((l) => l.counts), prev, prevFile: o.prev, expertBytes }) : '';
+        await writeFileAtomic(o.html, await analyseHtml(r, file, ridge, page));
         if (!o.json) console.log(`\nHTML report: ${o.html}`);
       }
     });

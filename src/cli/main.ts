@@ -15,6 +15,7 @@ import { registerTrace } from './trace.js';
 import { registerAnalyse } from './analyse.js';
 import { registerPredict } from './predict.js';
 import { registerPlan } from './plan.js';
+import { registerSimulate } from './simulate.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -55,6 +56,7 @@ registerTrace(program);
 registerAnalyse(program);
 registerPredict(program);
 registerPlan(program);
+registerSimulate(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);

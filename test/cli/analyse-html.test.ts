@@ -8,6 +8,11 @@ import { chromium } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/tensor/random.js';
 import { writeNpy } from '../../src/trace/npy.js';
+import { eplb } from '../../src/plan/eplb.js';
+import { migrationCost } from '../../src/plan/migrate.js';
+import { writePlanFile } from '../../src/plan/plan-file.js';
+import { readNpyTrace } from '../../src/trace/npy.js';
+import { traceLoads } from '../../src/cli/plan-input.js';
 
 const CHROMIUM = process.env.MOEKIT_CHROMIUM ?? '/usr/bin/chromium';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'moekit-analyse-html-'));
@@ -62,6 +67,35 @@ describe('moekit analyse --html', () => {
       const shot = path.join(os.tmpdir(), 'moekit-analyse-report.png');
       await p.screenshot({ path: shot, fullPage: true });
       console.log(`analyse --html: ${charts} charts, ${(page.length / 1024).toFixed(0)} KiB; screenshot ${shot}`);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+
+  it('--plan adds the plan page: per-GPU load before and after, slots per layer, the copies a move from --prev costs', async () => {
+    const npy = path.join(dir, 't.npy'); // written by the test above
+    const loads = traceLoads(readNpyTrace(npy, { experts: 16 }), 16);
+    const prevPlan = eplb(loads.map((row) => row.slice().reverse()), { replicas: 16, groups: 1, nodes: 1, gpus: 4 });
+    const plan = eplb(loads, { replicas: 20, groups: 1, nodes: 1, gpus: 4 });
+    const [planFile, prevFile, html] = ['plan.json', 'prev.json', 'plan.html'].map((f) => path.join(dir, f)) as [string, string, string];
+    await writePlanFile(planFile, plan, 'moekit');
+    await writePlanFile(prevFile, prevPlan, 'moekit');
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'analyse', npy, '--experts', '16', '--html', html, '--plan', planFile, '--prev', prevFile, '--expert-bytes', '1000'], { encoding: 'utf8' });
+    const page = readFileSync(html, 'utf8');
+    const m = migrationCost(prevPlan.phy2log, plan.phy2log, 4, 1000);
+    const copies = m.copies.reduce((a, b) => a + b, 0);
+    expect(copies).toBeGreaterThan(0);
+    expect(page).toContain(`Moving from the current plan copies ${copies} experts onto GPUs that lacked them (per layer: ${m.copies.join(', ')}): ${m.bytes.toLocaleString('en-US')} bytes`);
+    expect(page).toContain('Tokens per GPU at each layer: before (current plan');
+    expect(page).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
+    if (!existsSync(CHROMIUM)) return;
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    try {
+      const p = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await p.goto(`file://${html}`);
+      expect(await p.locator('figure svg').count()).toBe(9 + 2); // the analysis's charts, then per-GPU loads and slots per layer
+      expect(await p.locator('h2', { hasText: 'Plan:' }).count()).toBe(1);
+      expect(await p.locator('table').last().locator('tbody tr').count()).toBe(4);
     } finally {
       await browser.close();
     }
