@@ -36,4 +36,20 @@ export { AdamW, clipGradNorm, clipGradNormAsync, type AdamWOptions } from './tra
 export { cosineLr, type CosineSchedule } from './train/schedule.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint, type CheckpointState } from './train/checkpoint.js';
 export { SafetensorsFile, SafetensorsError, encodeSafetensors, writeSafetensors, parseHeader, decodeF32, nonFinite, checkFinite, type StDType, type StTensorInfo, type StTensorIn } from './io/safetensors.js';
-
+// routing traces in memory: statistics, analysis, lookahead prediction (docs/ROUTING.md; file formats in 'moekit/node')
+export type { RoutingTrace } from './trace/types.js';
+export { loadStats, expertsOf, layerCounts, activatedExperts, coactivation, transitions, sequenceStats, type LoadStats, type Activated, type SequenceStats } from './trace/stats.js';
+export { analyse, reportJson, topPairs, DEFAULT_BATCHES, DEFAULT_HOT, type AnalyseOptions, type AnalyseReport, type LayerReport as AnalyseLayerReport } from './trace/analyse.js';
+export { predictExperts, fitAdapter, type LayerRouter, type PredictScore, type PredictOptions } from './trace/predict.js';
+// expert placement and replication, the expert-parallel simulator (docs/PLANNING.md; plan files in 'moekit/node')
+export type { Plan } from './plan/types.js';
+export { eplb, balancedPacking, replicateExperts, checkLoads, checkEplbOptions, type EplbOptions } from './plan/eplb.js';
+export { gpuLoads, balance, identityPlacement, type Balance } from './plan/metrics.js';
+export { craft, craftPlan, layerOptions, knapsackMin, planFromPhy2log, baseSlots, type CraftOptions, type CraftPlan, type LayerOption, type KnapsackItem } from './plan/craft.js';
+export { preserveSlots, migrationCost, budgetedRebalance, type Migration } from './plan/migrate.js';
+export { dynamicReplication, libraStep, windowLoads, scorePlacement, type DynamicResult } from './plan/dynamic.js';
+export { simulate, layerTime, type SimulateOptions, type SimulateReport, type LayerReport as SimulateLayerReport, type LayerTime } from './plan/simulate.js';
+export { dispatchLayout, topology, physicalIds, StepCounter, type DispatchLayout, type Topology, type StepCounts } from './plan/dispatch.js';
+export { requests, prefillLoads, goodput, type Request, type PrefillReport, type GoodputOptions, type GoodputReport } from './plan/prefill.js';
+export { parseHardware, H200, type Hardware, type ModelDims, type DispatchFormat } from './plan/hw.js';
+export { sglangExpertLocation, sglangFlags, sglangLaunchArgs, sglangLoads, checkSglangExpertLocation, firstKDenseLayout, type SglangExpertLocation, type SglangLayout, type SglangFlags } from './plan/engines.js';

@@ -10,3 +10,8 @@ export { train, sampleBatch, type TrainOptions, type TrainResult, type StepMetri
 export { Checkpoint, loadHfModel, readHfConfig, type HfModel } from './models/hf/load.js';
 export { exportHf, type ExportHfOptions } from './models/hf/export.js';
 export { loadModelDir, saveModelDir, materialize, MOEKIT_MODEL_FORMAT, type LoadedModel, type MoekitModelInfo } from './models/dir.js';
+export { TraceWriter, readTrace, TRACE_FORMAT, TRACE_VERSION, type TraceShape, type TraceRows } from './trace/format.js';
+export { traceModel, traceShape, type TraceOptions } from './trace/record.js';
+export { readNpyTrace, writeNpy, parseNpyHeader, type NpyDtype, type NpyData, type ReadNpyOptions, type WriteNpyOptions } from './trace/npy.js';
+export { readMegatronJsonl, writeMegatronJsonl, type ReadMegatronOptions, type WriteMegatronOptions } from './trace/megatron.js';
+export { readPlanFile, writePlanFile, parsePlan, type PlanFormat, type WritePlanOptions } from './plan/plan-file.js';
