@@ -18,6 +18,8 @@ const NODE_ONLY = [
   'BROWN_GENRES', 'loadBrown', 'splitBrown', 'brownGenreTask', 'brownDir', 'trainBpe', 'saveTokenizerJson', 'loadTokenizer', 'tokenizerJson',
   'readGlueTsv', 'readSst2', 'readMrpc', 'loadWikitext', 'WIKITEXT_FILES', 'readLines', 'ExpertStore', 'writeOffloadFile', 'train', 'sampleBatch',
   'Checkpoint', 'loadHfModel', 'readHfConfig', 'exportHf', 'loadModelDir', 'saveModelDir', 'materialize', 'MOEKIT_MODEL_FORMAT',
+  'TraceWriter', 'readTrace', 'TRACE_FORMAT', 'TRACE_VERSION', 'traceModel', 'traceShape', 'readNpyTrace', 'writeNpy', 'parseNpyHeader',
+  'readMegatronJsonl', 'writeMegatronJsonl', 'readPlanFile', 'writePlanFile', 'parsePlan',
 ] as const;
 
 it('re-exports every binding of the main entry unchanged and adds the Node-only ones the main entry leaves out', () => {

@@ -65,6 +65,14 @@ describe('moekit plan eplb', () => {
     expect(budget.migration.copies.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(3);
     expect(budget.balance.after.total_balancedness).toBeGreaterThanOrEqual(budget.balance.before.total_balancedness);
   });
+  it('an `analyse --json` report is a loads file: the same plan as from the trace itself', () => {
+    const report = path.join(dir, 'analysis.json');
+    writeFileSync(report, cli(['analyse', npy, '--experts', '8', '--json']));
+    const a = JSON.parse(cli(['plan', 'eplb', '--loads', report, '--replicas', '12', '--gpus', '4', '--json'])) as Case;
+    const b = JSON.parse(cli(['plan', 'eplb', '--loads', npy, '--experts', '8', '--replicas', '12', '--gpus', '4', '--json'])) as Case;
+    expect(a.phy2log).toEqual(b.phy2log);
+    expect(a.log2phy).toEqual(b.log2phy);
+  });
   it('--format sglang writes --init-expert-location JSON at the model\'s layer ids and prints the launch flags', () => {
     const out = path.join(dir, 'expert_location.json');
     const text = cli(['plan', 'eplb', '--loads', loads, '--replicas', '16', '--groups', '4', '--nodes', '2', '--gpus', '8', '--format', 'sglang', '--model-layers', '3', '--out', out]);
