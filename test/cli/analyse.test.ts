@@ -1,5 +1,4 @@
 // moekit analyse end to end: a small .npy, the same trace as Megatron-LM JSONL and as a moekit trace, described by the CLI in a child process; bad flags refused.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,17 +8,8 @@ import { writeMegatronJsonl } from '../../src/trace/megatron.js';
 import { TraceWriter } from '../../src/trace/format.js';
 import { analyse, reportJson } from '../../src/trace/analyse.js';
 import type { RoutingTrace } from '../../src/trace/types.js';
+import { cli, cliError } from '../helpers/cli.js';
 
-const cli = (args: string[]): string =>
-  execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const cliError = (args: string[]): string => {
-  try {
-    cli(args);
-  } catch (e) {
-    return String((e as { stderr?: string }).stderr);
-  }
-  throw new Error(`moekit ${args.join(' ')} succeeded; expected an error`);
-};
 
 interface Json {
   trace: { N: number; L: number; K: number; E: number; source: string; format: string };

@@ -1,22 +1,12 @@
 // moekit plan end to end in a child process: EPLB on the shared README case as JSON, on a trace, with --prev (slots
 // kept, migration counted), CRAFT under a budget, dynamic replication on a trace; bad input named.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeNpy } from '../../src/trace/npy.js';
+import { cli, cliError } from '../helpers/cli.js';
 
-const cli = (args: string[]): string =>
-  execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const cliError = (args: string[]): string => {
-  try {
-    cli(args);
-  } catch (e) {
-    return String((e as { stderr?: string }).stderr);
-  }
-  throw new Error(`moekit ${args.join(' ')} succeeded; expected an error`);
-};
 
 interface Case { name: string; loads: number[][]; replicas: number; groups: number; nodes: number; gpus: number; phy2log: number[][]; log2phy: number[][][]; logcnt: number[][] }
 const readme = (JSON.parse(readFileSync(path.resolve('../shared/fixtures/eplb/cases.json'), 'utf8')) as { cases: Case[] }).cases.find((c) => c.name === 'readme')!;

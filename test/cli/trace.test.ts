@@ -1,23 +1,13 @@
 // moekit trace: a model directory over JSONL prompts, a text file and Brown valid; the trace holds every token once
 // with its sequence id; bad input is refused before or without writing a trace.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/node.js';
 import { readTrace } from '../../src/trace/format.js';
+import { cli, cliError } from '../helpers/cli.js';
 
-const cli = (args: string[]): string =>
-  execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const cliError = (args: string[]): string => {
-  try {
-    cli(args);
-  } catch (e) {
-    return String((e as { stderr?: string }).stderr);
-  }
-  throw new Error(`moekit ${args.join(' ')} succeeded; expected an error`);
-};
 
 let dir = '';
 let modelDir = '';
