@@ -10,7 +10,7 @@ import { MoEBlock, type MoEConfig } from '../moe/block.js';
 import { ClusteredMoEBlock, type ClusteredConfig } from '../moe/clustered.js';
 import type { LayerStats, RoutingObserver } from '../moe/pipeline.js';
 import { SELECTION_BIAS } from '../moe/names.js';
-import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, softmax, sum, topk } from '../tensor/api.js';
+import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, slice, softmax, sum, topk } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -127,6 +127,9 @@ const makeFfn = (cfg: ModelConfig, rng: Rng): MoEBlock | ClusteredMoEBlock | Swi
   return new SwiGLU(cfg.hidden, denseWidthOf(cfg), rng);
 };
 
+export interface LayerOptions { aux?: boolean; observer?: RoutingObserver; layer?: number }
+export interface LayerOutput { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits?: Tensor; stats: LayerStats | null }
+
 /** One pre-norm decoder layer: x + attn(norm(x)), then h + mlp(norm(h)). */
 export class DecoderLayer extends Module {
   readonly inputLayernorm: RMSNorm;
@@ -153,8 +156,29 @@ export class DecoderLayer extends Module {
   }
 
   /** x (B, T, H) -> (B, T, H), with the block's aux loss, z-loss, router logits and stats when it is an MoE block */
-  forward(x: Tensor, cache?: KVCache, opts: { aux?: boolean; observer?: RoutingObserver; layer?: number } = {}): { y: Tensor; aux: Tensor | null; z?: Tensor; routerLogits?: Tensor; stats: LayerStats | null } {
-    const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), cache ? { cache } : {})); // (B, T, H)
+  forward(x: Tensor, cache?: KVCache, opts: LayerOptions = {}): LayerOutput {
+    return this.ffn(add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), cache ? { cache } : {})), opts); // (B, T, H)
+  }
+
+  /**
+   * Rows of several sequences in one pass (continuous batching): x (1, ΣT, H) holds `segments` of consecutive rows,
+   * each attending over its own KV cache from its own position; the MLP (the MoE block) runs over all rows at once.
+   */
+  forwardRagged(x: Tensor, segments: readonly { rows: number; cache: KVCache }[], opts: LayerOptions = {}): LayerOutput {
+    const H = x.shape[2]!;
+    const n = this.inputLayernorm.forward(x); // (1, ΣT, H)
+    let off = 0;
+    const parts = segments.map((s) => {
+      const part = segments.length === 1 ? n : slice(n, [0, off, 0], [1, s.rows, H]); // (1, T_s, H)
+      off += s.rows;
+      return this.selfAttn.forward(part, { cache: s.cache });
+    });
+    if (off !== x.shape[1]) throw new ShapeError(`DecoderLayer.forwardRagged: segments cover ${off} rows of ${fmtInfo(x.shape, x.dtype)}`);
+    return this.ffn(add(x, parts.length === 1 ? parts[0]! : concat(parts, 1)), opts); // (1, ΣT, H)
+  }
+
+  /** h + mlp(norm(h)) with the block's aux loss, z-loss, router logits and stats when it is an MoE block. */
+  private ffn(h: Tensor, opts: LayerOptions): LayerOutput {
     const n = this.postAttentionLayernorm.forward(h); // (B, T, H)
     if (this.mlp instanceof SwiGLU) return { y: add(h, this.mlp.forward(n)), aux: null, stats: null };
     const o = this.mlp.run(n, { aux: opts.aux ?? true, ...(opts.observer ? { observer: opts.observer, layer: opts.layer ?? 0 } : {}) });
@@ -230,10 +254,15 @@ export class MoELM extends Module {
       const b = mul(globalBalanceLoss(moeLogits, this.cfg.topK), this.cfg.auxLossCoef); // ()
       aux = aux ? add(aux, b) : b;
     }
-    const h = reshape(this.model.norm.forward(x), [B * T, H]); // (B·T, H)
-    const logits = this.lmHead ? this.lmHead.forward(h) : matmul(h, this.model.embedTokens.weight, { transB: true }); // (B·T, V)
+    const logits = this.head(reshape(x, [B * T, H])); // (B·T, V)
     if (logits.shape[1] !== V) throw new Error(`MoELM: internal: logits ${fmtInfo(logits.shape, logits.dtype)} must end in V = ${V}`);
     return { logits, aux, stats, routerLogits };
+  }
+
+  /** Final norm and LM head: hidden rows (N, H) -> logits (N, V). */
+  head(x: Tensor): Tensor {
+    const h = this.model.norm.forward(x); // (N, H)
+    return this.lmHead ? this.lmHead.forward(h) : matmul(h, this.model.embedTokens.weight, { transB: true }); // (N, V)
   }
 
   /** Next-token loss: ids (B, T) i32, targets (B, T) i32 with -100 for ignored positions. loss = ce + aux. */

@@ -152,13 +152,13 @@ export function checkLogits(logits: Float32Array, step: number, position: number
 }
 
 /** What the generation loop asks its driver for: the last logits after feeding `input`, or to emit a token. */
-type Request = { input: readonly number[]; cache: readonly KVCache[] } | { token: number };
+export type LoopRequest = { input: readonly number[]; cache: readonly KVCache[] } | { token: number };
 
 /**
- * The generation loop, written once for the synchronous and the asynchronous driver: it yields a request for the
- * logits of each step (the driver answers through next()) and each chosen token.
+ * The generation loop, written once for every driver (synchronous, asynchronous, the continuous-batching engine): it
+ * yields a request for the logits of each step (the driver answers through next()) and each chosen token.
  */
-function* loop(model: MoELM, prompt: readonly number[], opts: GenerateOptions): Generator<Request, GenerateResult, Float32Array | undefined> {
+export function* loop(model: MoELM, prompt: readonly number[], opts: GenerateOptions): Generator<LoopRequest, GenerateResult, Float32Array | undefined> {
   const { o, rng, cache, ids, seen, newIds } = start(model, prompt, opts);
   let stoppedBy: StopReason = 'length';
   let prefillMs = 0;

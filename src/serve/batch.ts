@@ -1,0 +1,76 @@
+// One step of continuous batching: the rows of several sequences (decode tokens, whole or chunked prompts, or a
+// prompt's hidden state passing a group of layers) in one forward. Every sequence attends over its own KV cache from
+// its own position; the MoE blocks see all rows of the step at once, which is what batching buys an MoE model.
+import type { MoELM } from '../models/moe-lm.js';
+import type { RoutingObserver } from '../moe/pipeline.js';
+import type { KVCache } from '../nn/attention.js';
+import { concat, reshape, slice, tensor } from '../tensor/api.js';
+import { keep, noGrad, tidy } from '../tensor/engine.js';
+import { ShapeError } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** One sequence's part of a step. */
+export interface StepSegment {
+  /** token ids entering at layer `from` (which must be 0), or … */
+  ids?: readonly number[];
+  /** … the hidden state (1, T, H) a previous step left at layer `from` (layered prefill) */
+  hidden?: Tensor;
+  /** the sequence's KV caches, one per layer */
+  cache: readonly KVCache[];
+  /** the layers this step runs for the segment, [from, to); default all */
+  from?: number;
+  to?: number;
+}
+
+export interface StepResult {
+  /** per segment that reached the last layer: the logits (V) of its last row; null otherwise */
+  logits: (Float32Array | null)[];
+  /** per segment that stopped before the last layer: its hidden state (1, T, H), kept for the next step; else null */
+  hidden: (Tensor | null)[];
+}
+
+/** Runs one ragged step. Reads the logits synchronously (CPU backends). The caller disposes returned hidden states. */
+export function raggedStep(model: MoELM, segments: readonly StepSegment[], observer?: RoutingObserver): StepResult {
+  const { layers: L, hidden: H, maxSeqLen } = model.cfg;
+  const spans = segments.map((s, i) => {
+    const from = s.from ?? 0, to = s.to ?? L;
+    if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from < to && to <= L)) throw new RangeError(`segment ${i}: layers [${from}, ${to}) are not within [0, ${L})`);
+    if ((s.ids === undefined) === (s.hidden === undefined)) throw new Error(`segment ${i}: give ids or hidden, not ${s.ids ? 'both' : 'neither'}`);
+    if (s.ids && from !== 0) throw new Error(`segment ${i}: token ids enter at layer 0, not ${from}`);
+    const rows = s.ids ? s.ids.length : s.hidden!.shape[1]!;
+    if (rows < 1) throw new RangeError(`segment ${i}: no rows`);
+    if (s.cache.length !== L) throw new Error(`segment ${i}: ${s.cache.length} KV caches for ${L} layers`);
+    const end = s.cache[from]!.length + rows;
+    if (end > maxSeqLen) throw new RangeError(`segment ${i}: positions up to ${end} exceed maxSeqLen ${maxSeqLen}`);
+    return { from, to, rows };
+  });
+  return noGrad(() => tidy(() => {
+    const xs: Tensor[] = segments.map((s) => s.hidden ?? model.model.embedTokens.forward(tensor(Int32Array.from(s.ids!), [1, s.ids!.length], 'i32'))); // (1, T, H)
+    for (let l = 0; l < L; l++) {
+      const active = spans.flatMap((sp, i) => (sp.from <= l && l < sp.to ? [i] : []));
+      if (active.length === 0) continue;
+      const x = active.length === 1 ? xs[active[0]!]! : concat(active.map((i) => xs[i]!), 1); // (1, ΣT, H)
+      const y = model.layers[l]!.forwardRagged(x, active.map((i) => ({ rows: spans[i]!.rows, cache: segments[i]!.cache[l]! })), { aux: false, ...(observer ? { observer, layer: l } : {}) }).y;
+      let off = 0;
+      for (const i of active) {
+        xs[i] = active.length === 1 ? y : slice(y, [0, off, 0], [1, spans[i]!.rows, H]);
+        off += spans[i]!.rows;
+      }
+    }
+    const logits: (Float32Array | null)[] = [];
+    const hidden: (Tensor | null)[] = [];
+    spans.forEach((sp, i) => {
+      if (sp.to < L) {
+        logits.push(null);
+        hidden.push(keep(xs[i]!));
+        return;
+      }
+      const last = slice(xs[i]!, [0, sp.rows - 1, 0], [1, 1, H]); // (1, 1, H)
+      const v = model.head(reshape(last, [1, H])).dataSync(); // (1, V)
+      if (v.length !== model.cfg.vocabSize) throw new ShapeError(`raggedStep: logits of ${v.length}, expected ${model.cfg.vocabSize}`);
+      logits.push(Float32Array.from(v));
+      hidden.push(null);
+    });
+    return { logits, hidden };
+  }));
+}
