@@ -16,6 +16,7 @@ import { registerAnalyse } from './analyse.js';
 import { registerPredict } from './predict.js';
 import { registerPlan } from './plan.js';
 import { registerSimulate } from './simulate.js';
+import { registerServe } from './serve.js';
 
 const program = new Command();
 program.name('moekit').description('Mixture-of-Experts engine for TypeScript: train, compress, analyse and run MoE models').version('0.1.0');
@@ -57,6 +58,7 @@ registerAnalyse(program);
 registerPredict(program);
 registerPlan(program);
 registerSimulate(program);
+registerServe(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`moekit: ${err instanceof Error ? err.message : String(err)}`);
