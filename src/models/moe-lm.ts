@@ -165,10 +165,11 @@ export class DecoderLayer extends Module {
    * each attending over its own KV cache from its own position; the MLP (the MoE block) runs over all rows at once.
    */
   forwardRagged(x: Tensor, segments: readonly { rows: number; cache: KVCache }[], opts: LayerOptions = {}): LayerOutput {
-    const H = x.shape[2]!;
     const n = this.inputLayernorm.forward(x); // (1, ΣT, H)
+    if (this.selfAttn instanceof Attention) return this.ffn(add(x, this.selfAttn.forwardRagged(n, segments)), opts);
+    const H = x.shape[2]!;
     let off = 0;
-    const parts = segments.map((s) => {
+    const parts = segments.map((s) => { // MLA: one forward per segment
       const part = segments.length === 1 ? n : slice(n, [0, off, 0], [1, s.rows, H]); // (1, T_s, H)
       off += s.rows;
       return this.selfAttn.forward(part, { cache: s.cache });

@@ -1,5 +1,5 @@
 // Multi-head attention: q/k/v/o projections, RoPE, GQA, optional q/k norms and bias, sliding window, KV cache.
-import { arange, attention, concat, maximum, mul, neg, reshape, rope, tensor } from '../tensor/api.js';
+import { arange, attention, concat, maximum, mul, neg, reshape, rope, slice, tensor } from '../tensor/api.js';
 import { keep } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -152,7 +152,39 @@ export class Attention extends Module {
     const [B, T] = flat ? [1, x.shape[0]!] : [x.shape[0]!, x.shape[1]!];
     const start = opts.startPos ?? opts.cache?.length ?? 0;
     if (opts.cache && start !== opts.cache.length) throw new Error(`Attention: startPos ${start} must equal the cache length ${opts.cache.length}`);
-    const x3 = reshape(x, [B, T, this.H]); // (B, T, H)
+    const { q, k, v } = this.project(reshape(x, [B, T, this.H]));
+    const o = this.attend(q, k, v, start, opts.cache); // (B, T, Hq, D)
+    const y = this.oProj.forward(reshape(o, [B, T, this.Hq * this.D])); // (B, T, H)
+    return flat ? reshape(y, [T, this.H]) : y;
+  }
+
+  /**
+   * Rows of several sequences (continuous batching): x (1, ΣT, H) in consecutive segments, each attending over its own
+   * KV cache from its own position. The projections run once over all rows; only RoPE and attention are per segment.
+   */
+  forwardRagged(x: Tensor, segments: readonly { rows: number; cache: KVCache }[]): Tensor {
+    const N = x.shape[1]!;
+    const p = this.project(x); // (1, N, Hq|Hkv, D)
+    // every row's position in its own sequence: RoPE runs once over all rows
+    const pos = new Int32Array(N);
+    let at = 0;
+    for (const s of segments) for (let i = 0; i < s.rows && at < N; i++) pos[at++] = s.cache.length + i;
+    const { q, k, scale } = this.rotate(p.q, p.k, tensor(pos, [N], 'i32'));
+    let off = 0;
+    const parts = segments.map((s) => {
+      const cut = (t: Tensor): Tensor => (segments.length === 1 ? t : slice(t, [0, off, 0, 0], [1, s.rows, t.shape[2]!, this.D]));
+      const o = this.core(cut(q), cut(k), cut(p.v), scale, s.cache); // (1, T_s, Hq, D)
+      off += s.rows;
+      return o;
+    });
+    if (off !== N) throw new ShapeError(`Attention.forwardRagged: segments cover ${off} rows of ${fmtInfo(x.shape, x.dtype)}`);
+    const o = parts.length === 1 ? parts[0]! : concat(parts, 1); // (1, N, Hq, D)
+    return this.oProj.forward(reshape(o, [1, N, this.Hq * this.D])); // (1, N, H)
+  }
+
+  /** q (B, T, Hq, D), k and v (B, T, Hkv, D) from x (B, T, H): projections, q/k norms and clipping, before RoPE. */
+  private project(x3: Tensor): { q: Tensor; k: Tensor; v: Tensor } {
+    const [B, T] = [x3.shape[0]!, x3.shape[1]!];
     let q = this.qProj.forward(x3); // (B, T, Hq·D)
     let k = this.kProj.forward(x3); // (B, T, Hkv·D)
     let vf = this.vProj.forward(x3); // (B, T, Hkv·D)
@@ -172,7 +204,17 @@ export class Attention extends Module {
       q = this.qNorm!.forward(q);
       k = this.kNorm!.forward(k);
     }
-    const pos = arange(start, start + T); // (T) i32
+    return { q, k, v };
+  }
+
+  /** RoPE from position `start`, the cache, and attention: o (B, T, Hq, D). */
+  private attend(q: Tensor, k: Tensor, v: Tensor, start: number, cache?: KVCache): Tensor {
+    const r = this.rotate(q, k, arange(start, start + q.shape[1]!)); // (T) i32 positions
+    return this.core(r.q, r.k, v, r.scale, cache);
+  }
+
+  /** RoPE at positions `pos` (T) along dim 1 of q and k, and YaRN's attention factor; the score scale. */
+  private rotate(q: Tensor, k: Tensor, pos: Tensor): { q: Tensor; k: Tensor; scale: number } {
     const invFreq = this.buffer('inv_freq'); // (R/2): dims [R, D) of each head pass through
     q = rope(q, pos, invFreq, this.ropeInterleaved);
     k = rope(k, pos, invFreq, this.ropeInterleaved);
@@ -187,11 +229,14 @@ export class Attention extends Module {
         k = mul(k, f);
       }
     }
-    const kv = opts.cache ? opts.cache.append(k, v) : { k, v }; // (B, S, Hkv, D)
+    return { q, k, scale };
+  }
+
+  /** Appends k/v to the cache and attends: o (B, T, Hq, D). */
+  private core(q: Tensor, k: Tensor, v: Tensor, scale: number, cache?: KVCache): Tensor {
+    const kv = cache ? cache.append(k, v) : { k, v }; // (B, S, Hkv, D)
     const sinks = this.sinks; // (Hq)
     const attnOpts = { causal: true, window: this.window, scale };
-    const o = sinks ? sinkAttention(q, kv.k, kv.v, sinks, attnOpts) : attention(q, kv.k, kv.v, attnOpts); // (B, T, Hq, D)
-    const y = this.oProj.forward(reshape(o, [B, T, this.Hq * this.D])); // (B, T, H)
-    return flat ? reshape(y, [T, this.H]) : y;
+    return sinks ? sinkAttention(q, kv.k, kv.v, sinks, attnOpts) : attention(q, kv.k, kv.v, attnOpts); // (B, T, Hq, D)
   }
 }
