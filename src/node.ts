@@ -15,3 +15,5 @@ export { traceModel, traceShape, type TraceOptions } from './trace/record.js';
 export { readNpyTrace, writeNpy, parseNpyHeader, type NpyDtype, type NpyData, type ReadNpyOptions, type WriteNpyOptions } from './trace/npy.js';
 export { readMegatronJsonl, writeMegatronJsonl, type ReadMegatronOptions, type WriteMegatronOptions } from './trace/megatron.js';
 export { readPlanFile, writePlanFile, parsePlan, type PlanFormat, type WritePlanOptions } from './plan/plan-file.js';
+export { createServer, type ServerOptions, type MoekitServer } from './serve/http.js';
+export { ServerMetrics } from './serve/metrics.js';

@@ -19,7 +19,7 @@ const NODE_ONLY = [
   'readGlueTsv', 'readSst2', 'readMrpc', 'loadWikitext', 'WIKITEXT_FILES', 'readLines', 'ExpertStore', 'writeOffloadFile', 'train', 'sampleBatch',
   'Checkpoint', 'loadHfModel', 'readHfConfig', 'exportHf', 'loadModelDir', 'saveModelDir', 'materialize', 'MOEKIT_MODEL_FORMAT',
   'TraceWriter', 'readTrace', 'TRACE_FORMAT', 'TRACE_VERSION', 'traceModel', 'traceShape', 'readNpyTrace', 'writeNpy', 'parseNpyHeader',
-  'readMegatronJsonl', 'writeMegatronJsonl', 'readPlanFile', 'writePlanFile', 'parsePlan',
+  'readMegatronJsonl', 'writeMegatronJsonl', 'readPlanFile', 'writePlanFile', 'parsePlan', 'createServer', 'ServerMetrics',
 ] as const;
 
 it('re-exports every binding of the main entry unchanged and adds the Node-only ones the main entry leaves out', () => {
