@@ -6,7 +6,8 @@ import type { LoadedModel } from '../models/dir.js';
 import { AbortedError, type BatchEngine } from './engine.js';
 import type { GenerateOptions } from './generate.js';
 import type { ServerMetrics } from './metrics.js';
-import { ApiError, ChatRequest, CompletionRequest, chatObject, completionObject, parseBody, plainChatPrompt, usage, type FinishReason } from './openai.js';
+import { chatTemplateOf } from './chat.js';
+import { ApiError, ChatRequest, CompletionRequest, chatObject, completionObject, parseBody, usage, type FinishReason } from './openai.js';
 
 export interface ServerOptions {
   loaded: LoadedModel;
@@ -35,6 +36,7 @@ export function createServer(o: ServerOptions): MoekitServer {
   const { loaded, engine, metrics } = o;
   const V = loaded.config.vocabSize, ctx = loaded.config.maxSeqLen;
   const created = Math.floor(Date.now() / 1000);
+  const chat = chatTemplateOf(loaded.assetsDir);
   let draining = false;
   let seq = 0;
   const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
@@ -68,12 +70,12 @@ export function createServer(o: ServerOptions): MoekitServer {
   app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   /** Prompt ids from text (the tokenizer, BOS as the model wants) or from ids, checked against the vocabulary and context. */
-  const promptIds = (prompt: string | number[], field: string): number[] => {
+  const promptIds = (prompt: string | number[], field: string, bos = true): number[] => {
     let ids: number[];
     if (typeof prompt === 'string') {
       if (!loaded.tokenizer) throw new ApiError(400, `${field}: this model has no tokenizer, so text cannot be encoded; send token ids (an array of integers)`, field);
       ids = loaded.tokenizer.encode(prompt);
-      if (loaded.bosTokenId !== null && loaded.addBos) ids.unshift(loaded.bosTokenId);
+      if (bos && loaded.bosTokenId !== null && loaded.addBos) ids.unshift(loaded.bosTokenId);
     } else ids = prompt;
     if (ids.length === 0) throw new ApiError(400, `${field}: encodes to no tokens`, field);
     const bad = ids.findIndex((t) => t >= V);
@@ -167,7 +169,13 @@ export function createServer(o: ServerOptions): MoekitServer {
   });
   app.post('/v1/chat/completions', async (req, reply) => {
     const b = parseBody(ChatRequest, req.body);
-    const ids = promptIds(plainChatPrompt(b.messages), 'messages');
+    let text: string;
+    try {
+      text = chat.render(b.messages);
+    } catch (e) {
+      throw new ApiError(400, `messages: the model's chat template fails on them (${e instanceof Error ? e.message : String(e)})`, 'messages');
+    }
+    const ids = promptIds(text, 'messages', !chat.fromModel); // a model's template writes its own BOS
     const id = `chatcmpl-${++seq}`;
     return answer(req, reply, '/v1/chat/completions', b, ids, (t, f, u, chunk, first) => chatObject(id, o.modelId, Math.floor(Date.now() / 1000), t, f, u, chunk, first));
   });

@@ -61,12 +61,6 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   throw new ApiError(400, `${field ?? 'body'}: ${what}${got === undefined ? ' (missing)' : `, got ${JSON.stringify(got)?.slice(0, 80)}`}${n}`, field);
 }
 
-/** The plain chat template for models without one: "role: content" lines, then "assistant:". */
-export function plainChatPrompt(messages: ChatRequest['messages']): string {
-  const text = (c: ChatRequest['messages'][number]['content']): string => (typeof c === 'string' ? c : c.map((p) => p.text).join(''));
-  return `${messages.map((m) => `${m.role}: ${text(m.content)}`).join('\n')}\nassistant:`;
-}
-
 export type FinishReason = 'stop' | 'length';
 
 export interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens: number }
