@@ -8,6 +8,7 @@ import { getBackend } from '../tensor/engine.js';
 import { intOption } from './args.js';
 import { paperHtml } from './paper/report.js';
 import { writeFileAtomic } from '../io/safetensors.js';
+import { registerBenchServe } from './bench-serve.js';
 
 const kib = (v: number): string => `${(v / 1024).toFixed(0)} KiB`;
 
@@ -112,6 +113,7 @@ function rate(name: string, v: string): number {
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks');
+  registerBenchServe(bench);
   bench
     .command('paper')
     .description('reproduce the clustered-experts paper: dense, standard MoE and clustered MoE trained on the same tokens, plus post-training baselines')

@@ -16,6 +16,8 @@ export class ServerMetrics implements RoutingObserver {
   readonly steps = new Counter({ name: 'moekit_steps_total', help: 'batched forward steps, by kind (decode, prefill, mixed)', labelNames: ['kind'], registers: [this.registry] });
   readonly expertTokens = new Counter({ name: 'moekit_expert_tokens_total', help: 'tokens routed to each expert, per MoE layer', labelNames: ['layer', 'expert'], registers: [this.registry] });
   readonly activated = new Histogram({ name: 'moekit_activated_experts', help: 'distinct experts a step activates at a layer, by step kind', labelNames: ['layer', 'kind'], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [this.registry] });
+  /** called after each step with the distinct experts of each MoE layer in it (benchmarks) */
+  onStepExperts?: (s: StepInfo, distinct: number[]) => void;
   /** this step's distinct experts per layer, until the step's kind is known */
   #pending: { layer: number; distinct: number }[] = [];
 
@@ -38,6 +40,7 @@ export class ServerMetrics implements RoutingObserver {
   step(s: StepInfo): void {
     this.steps.inc({ kind: s.kind });
     for (const p of this.#pending) this.activated.observe({ layer: String(p.layer), kind: s.kind }, p.distinct);
+    this.onStepExperts?.(s, this.#pending.map((p) => p.distinct));
     this.#pending = [];
     this.running.set(s.running);
     this.queue.set(s.waiting);
