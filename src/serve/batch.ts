@@ -4,7 +4,7 @@
 import type { MoELM } from '../models/moe-lm.js';
 import type { RoutingObserver } from '../moe/pipeline.js';
 import type { KVCache } from '../nn/attention.js';
-import { concat, reshape, slice, tensor } from '../tensor/api.js';
+import { concat, gather, reshape, slice, tensor } from '../tensor/api.js';
 import { keep, noGrad, tidy } from '../tensor/engine.js';
 import { ShapeError } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -44,6 +44,7 @@ export function raggedStep(model: MoELM, segments: readonly StepSegment[], obser
     if (end > maxSeqLen) throw new RangeError(`segment ${i}: positions up to ${end} exceed maxSeqLen ${maxSeqLen}`);
     return { from, to, rows };
   });
+  if (spans.every((sp, i) => sp.from === 0 && sp.to === L && segments[i]!.ids)) return wholeStep(model, segments, spans.map((sp) => sp.rows), observer);
   return noGrad(() => tidy(() => {
     const xs: Tensor[] = segments.map((s) => s.hidden ?? model.model.embedTokens.forward(tensor(Int32Array.from(s.ids!), [1, s.ids!.length], 'i32'))); // (1, T, H)
     for (let l = 0; l < L; l++) {
@@ -72,5 +73,26 @@ export function raggedStep(model: MoELM, segments: readonly StepSegment[], obser
       hidden.push(null);
     });
     return { logits, hidden };
+  }));
+}
+
+/**
+ * The common step, every segment through every layer from token ids: the rows stay one tensor from the embedding to
+ * the head (one embedding, one gather of the segments' last rows, one LM head), so a sequence adds only its attention.
+ */
+function wholeStep(model: MoELM, segments: readonly StepSegment[], rows: readonly number[], observer?: RoutingObserver): StepResult {
+  const { hidden: H, vocabSize: V } = model.cfg;
+  const N = rows.reduce((a, b) => a + b, 0);
+  return noGrad(() => tidy(() => {
+    const ids = Int32Array.from(segments.flatMap((s) => s.ids!));
+    let x = model.model.embedTokens.forward(tensor(ids, [1, N], 'i32')); // (1, N, H)
+    model.layers.forEach((layer, l) => {
+      x = layer.forwardRagged(x, segments.map((s, i) => ({ rows: rows[i]!, cache: s.cache[l]! })), { aux: false, ...(observer ? { observer, layer: l } : {}) }).y;
+    });
+    let end = 0;
+    const last = Int32Array.from(rows, (r) => (end += r) - 1); // each segment's last row
+    const v = model.head(gather(reshape(x, [N, H]), tensor(last, [last.length], 'i32'))).dataSync(); // (B, V)
+    if (v.length !== V * segments.length) throw new ShapeError(`raggedStep: logits of ${v.length}, expected ${segments.length} × ${V}`);
+    return { logits: segments.map((_, i) => Float32Array.from(v.subarray(i * V, (i + 1) * V))), hidden: segments.map(() => null) };
   }));
 }
