@@ -266,6 +266,47 @@ function gemvT(x: usize, b: usize, ldb: i32, y: usize, N: i32, K: i32): void {
   }
 }
 
+/** Rows of A up to which C = A·Bᵀ runs as gemmSmallT (decode batches) rather than through packed panels. */
+export const SMALL_M: i32 = 8;
+
+/**
+ * C (M, N) += A (M, K) · Bᵀ, B stored (N, K), for small M (decode batches): four rows of A per pass over each row of
+ * B, so B is read M/4 times instead of M. Every output is summed exactly as gemvT sums it (two accumulators over
+ * alternating 4-wide steps of K, their sum, then the tail), so a row gets the same bits whatever else is in the batch.
+ */
+function gemmSmallT(a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, M: i32, N: i32, K: i32): void {
+  const ls = <usize>ldb << 2, la = <usize>lda << 2, lc = <usize>ldc << 2;
+  let m = 0;
+  for (; m + 4 <= M; m += 4) {
+    const x0 = a + <usize>m * la, x1 = x0 + la, x2 = x1 + la, x3 = x2 + la;
+    const c0 = c + <usize>m * lc, c1 = c0 + lc, c2 = c1 + lc, c3 = c2 + lc;
+    for (let n = 0; n < N; n++) {
+      const r = b + <usize>n * ls;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+      let k = 0;
+      for (; k + 8 <= K; k += 8) {
+        const o = <usize>k << 2;
+        const bv = v128.load(r + o), bw = v128.load(r + o, 16);
+        a0 = fma(bv, v128.load(x0 + o), a0); e0 = fma(bw, v128.load(x0 + o, 16), e0);
+        a1 = fma(bv, v128.load(x1 + o), a1); e1 = fma(bw, v128.load(x1 + o, 16), e1);
+        a2 = fma(bv, v128.load(x2 + o), a2); e2 = fma(bw, v128.load(x2 + o, 16), e2);
+        a3 = fma(bv, v128.load(x3 + o), a3); e3 = fma(bw, v128.load(x3 + o, 16), e3);
+      }
+      let s0 = hsum(f32x4.add(a0, e0)), s1 = hsum(f32x4.add(a1, e1)), s2 = hsum(f32x4.add(a2, e2)), s3 = hsum(f32x4.add(a3, e3));
+      for (; k < K; k++) {
+        const o = <usize>k << 2;
+        const bs = load<f32>(r + o);
+        s0 += load<f32>(x0 + o) * bs; s1 += load<f32>(x1 + o) * bs; s2 += load<f32>(x2 + o) * bs; s3 += load<f32>(x3 + o) * bs;
+      }
+      const o = <usize>n << 2;
+      store<f32>(c0 + o, load<f32>(c0 + o) + s0); store<f32>(c1 + o, load<f32>(c1 + o) + s1);
+      store<f32>(c2 + o, load<f32>(c2 + o) + s2); store<f32>(c3 + o, load<f32>(c3 + o) + s3);
+    }
+  }
+  for (; m < M; m++) gemvT(a + <usize>m * la, b, ldb, c + <usize>m * lc, N, K);
+}
+
 /**
  * General single-thread GEMM on a sub-problem: C (M, N) (row stride ldc) = [C] + [bias (N)] + op(A)·op(B).
  * A (M, K) row stride lda, or stored (K, M) when transA; B (K, N) row stride ldb, or stored (N, K) when transB.
@@ -278,6 +319,11 @@ export function gemm(a: usize, lda: i32, transA: bool, b: usize, ldb: i32, trans
     initC(c, ldc, bias, 1, N, accumulate);
     if (transB) gemvT(a, b, ldb, c, N, K);
     else gemvN(a, b, ldb, c, N, K);
+    return;
+  }
+  if (M <= SMALL_M && transB && !transA) {
+    initC(c, ldc, bias, M, N, accumulate);
+    gemmSmallT(a, lda, b, ldb, c, ldc, M, N, K);
     return;
   }
   if (!transA && !transB && (K <= 16 || N <= 8)) {

@@ -2,7 +2,7 @@
 // Every exported kernel takes (tid, nthreads) last and does its own share of the rows; none allocates.
 import { fma, hsum } from './common';
 import { at, hmax, INV_SQRT_2, lo, sp, SQRT_2_OVER_PI, vexp, vgeluDeriv, vlog, vOnePlusErf, vsigmoid, vtanh } from './nn_math';
-export { nn_attention, nn_attention_grad } from './nn_attention';
+export { nn_attention, nn_attention_grad, nn_ragged_attention } from './nn_attention';
 
 
 // ---------------------------------------------------------------------------------------------------------------

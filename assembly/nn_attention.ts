@@ -207,6 +207,33 @@ export function nn_attention(q: usize, k: usize, v: usize, o: usize, lse: usize,
 }
 
 /**
+ * Attention of several sequences over their slots of a KV pool: seqs (B, 4) i32 of [qStart, rows, slot, length]; q
+ * (N, Hq, D), k (P, C, Hkv, D), v (P, C, Hkv, Dv), o (N, Hq, Dv), lse (N, Hq). Each (row, head) is attnRow over its own
+ * slot, the same arithmetic as nn_attention, so a sequence gets the bits it gets alone. Work items (sequence, head,
+ * row) are dealt round-robin in chunks of 4; the caller zeroes o and fills lse with -inf for unclaimed rows.
+ */
+export function nn_ragged_attention(q: usize, k: usize, v: usize, o: usize, lse: usize, seqs: usize, B: i32, Hq: i32, Hkv: i32,
+  C: i32, D: i32, Dv: i32, scale: f32, window: i32, tid: i32, nthreads: i32): void {
+  const group = Hq / Hkv;
+  const ks = <usize>Hkv * <usize>D * 4, vs = <usize>Hkv * <usize>Dv * 4;
+  let g = 0;
+  for (let b = 0; b < B; b++) {
+    const q0 = load<i32>(seqs + (<usize>(4 * b) << 2)), rows = load<i32>(seqs + (<usize>(4 * b + 1) << 2));
+    const slot = load<i32>(seqs + (<usize>(4 * b + 2) << 2)), S = load<i32>(seqs + (<usize>(4 * b + 3) << 2));
+    for (let h = 0; h < Hq; h++) {
+      const kh = h / group;
+      const kb = k + <usize>(slot * C * Hkv + kh) * <usize>D * 4, vb = v + <usize>(slot * C * Hkv + kh) * <usize>Dv * 4;
+      for (let i = 0; i < rows; i++, g++) {
+        if ((g >> 2) % nthreads != tid) continue;
+        const jlo = keyLo(i, rows, S, window), jhi = keyHi(i, rows, S, 1, jlo);
+        const row = (q0 + i) * Hq + h;
+        store<f32>(at(lse, row), attnRow(q + <usize>row * <usize>D * 4, kb, vb, ks, vs, o + <usize>row * <usize>Dv * 4, D, Dv, jlo, jhi, scale));
+      }
+    }
+  }
+}
+
+/**
  * Attention backward: dq, dk, dv. Threads take (b, kv head) pairs, so each owns its dk/dv rows and the dq rows of the
  * query heads in that group (the wrapper runs one thread when there is a single pair).
  */

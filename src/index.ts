@@ -5,7 +5,7 @@ export { type DType, DTYPES, f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './
 export { ShapeError } from './tensor/shape.js';
 export { Tensor } from './tensor/tensor.js';
 export { Rng } from './tensor/random.js';
-export { useBackend, assign, getBackend, registerBackend, tidy, keep, dispose, noGrad, fromTyped } from './tensor/engine.js';
+export { useBackend, assign, assignRange, getBackend, registerBackend, tidy, keep, dispose, noGrad, fromTyped } from './tensor/engine.js';
 // setBackend and ready from the backend registry, which registers js, wasm and webgpu when loaded
 export { setBackend, ready } from './backend/registry.js';
 export * from './tensor/api.js';

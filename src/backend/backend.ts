@@ -22,6 +22,8 @@ export interface Backend {
   readSync?(id: DataId): TypedArray;
   /** Copies the contents of `src` into `dst` (same dtype and size), on the device. */
   copy(src: DataId, dst: DataId): void;
+  /** Copies `count` elements of `src` from element `srcOffset` into `dst` at element `dstOffset` (same dtype), on the device. */
+  copyRange(src: DataId, dst: DataId, srcOffset: number, dstOffset: number, count: number): void;
   /** Runs one op; outputs are freshly allocated with the shapes and dtypes shape inference gave. */
   /** Whether the backend implements `op` (absent: every op). Models use it to pick fused kernels when present. */
   supports?(op: Op): boolean;

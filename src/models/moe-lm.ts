@@ -1,5 +1,6 @@
 // MoELM: a decoder-only language model (Llama/Mixtral layout; GQA or latent attention) from a ModelConfig, with MoE or dense SwiGLU FFNs.
 import { Attention, type AttentionConfig, type KVCache } from '../nn/attention.js';
+import type { KVPool, PoolSegment } from '../nn/kv-pool.js';
 import { MLAttention, type MlaConfig } from '../nn/mla.js';
 import { mscaleOf } from '../nn/yarn.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
@@ -10,7 +11,7 @@ import { MoEBlock, type MoEConfig } from '../moe/block.js';
 import { ClusteredMoEBlock, type ClusteredConfig } from '../moe/clustered.js';
 import type { LayerStats, RoutingObserver } from '../moe/pipeline.js';
 import { SELECTION_BIAS } from '../moe/names.js';
-import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, slice, softmax, sum, topk } from '../tensor/api.js';
+import { add, concat, crossEntropy, div, matmul, mean, mul, ones, reshape, scatterAlong, softmax, sum, topk } from '../tensor/api.js';
 import { noGrad } from '../tensor/engine.js';
 import { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
@@ -162,20 +163,10 @@ export class DecoderLayer extends Module {
 
   /**
    * Rows of several sequences in one pass (continuous batching): x (1, ΣT, H) holds `segments` of consecutive rows,
-   * each attending over its own KV cache from its own position; the MLP (the MoE block) runs over all rows at once.
+   * each attending over its slot of the KV pool from its own position; the MLP (the MoE block) runs over all rows at once.
    */
-  forwardRagged(x: Tensor, segments: readonly { rows: number; cache: KVCache }[], opts: LayerOptions = {}): LayerOutput {
-    const n = this.inputLayernorm.forward(x); // (1, ΣT, H)
-    if (this.selfAttn instanceof Attention) return this.ffn(add(x, this.selfAttn.forwardRagged(n, segments)), opts);
-    const H = x.shape[2]!;
-    let off = 0;
-    const parts = segments.map((s) => { // MLA: one forward per segment
-      const part = segments.length === 1 ? n : slice(n, [0, off, 0], [1, s.rows, H]); // (1, T_s, H)
-      off += s.rows;
-      return this.selfAttn.forward(part, { cache: s.cache });
-    });
-    if (off !== x.shape[1]) throw new ShapeError(`DecoderLayer.forwardRagged: segments cover ${off} rows of ${fmtInfo(x.shape, x.dtype)}`);
-    return this.ffn(add(x, parts.length === 1 ? parts[0]! : concat(parts, 1)), opts); // (1, ΣT, H)
+  forwardRagged(x: Tensor, segments: readonly PoolSegment[], pool: KVPool, layer: number, opts: LayerOptions = {}): LayerOutput {
+    return this.ffn(add(x, this.selfAttn.forwardRagged(this.inputLayernorm.forward(x), segments, pool, layer)), opts); // (1, ΣT, H)
   }
 
   /** h + mlp(norm(h)) with the block's aux loss, z-loss, router logits and stats when it is an MoE block. */

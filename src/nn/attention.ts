@@ -1,9 +1,10 @@
 // Multi-head attention: q/k/v/o projections, RoPE, GQA, optional q/k norms and bias, sliding window, KV cache.
-import { arange, attention, concat, maximum, mul, neg, reshape, rope, slice, tensor } from '../tensor/api.js';
+import { arange, attention, concat, maximum, mul, neg, raggedAttention, reshape, rope, sigmoid, sub, tensor } from '../tensor/api.js';
 import { keep } from '../tensor/engine.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { KVPool, KVShape, PoolSegment } from './kv-pool.js';
 import { Linear, RMSNorm } from './layers.js';
 import { Module, initNormal } from './module.js';
 import { sinkAttention } from './sinks.js';
@@ -158,27 +159,26 @@ export class Attention extends Module {
     return flat ? reshape(y, [T, this.H]) : y;
   }
 
+  /** What the layer caches per position (for a KVPool). */
+  get kvShape(): KVShape {
+    return { heads: this.Hkv, dk: this.D, dv: this.D };
+  }
+
   /**
-   * Rows of several sequences (continuous batching): x (1, ΣT, H) in consecutive segments, each attending over its own
-   * KV cache from its own position. The projections run once over all rows; only RoPE and attention are per segment.
+   * Rows of several sequences (continuous batching): x (1, N, H) holds the segments' rows back to back, each sequence
+   * attending over its slot of the pool from its own position. Projections, RoPE, the KV write and attention each run
+   * once over all rows (RaggedAttention), so a step costs the same number of ops for 1 or 64 sequences.
    */
-  forwardRagged(x: Tensor, segments: readonly { rows: number; cache: KVCache }[]): Tensor {
+  forwardRagged(x: Tensor, segments: readonly PoolSegment[], pool: KVPool, layer: number): Tensor {
     const N = x.shape[1]!;
     const p = this.project(x); // (1, N, Hq|Hkv, D)
-    // every row's position in its own sequence: RoPE runs once over all rows
-    const pos = new Int32Array(N);
-    let at = 0;
-    for (const s of segments) for (let i = 0; i < s.rows && at < N; i++) pos[at++] = s.cache.length + i;
-    const { q, k, scale } = this.rotate(p.q, p.k, tensor(pos, [N], 'i32'));
-    let off = 0;
-    const parts = segments.map((s) => {
-      const cut = (t: Tensor): Tensor => (segments.length === 1 ? t : slice(t, [0, off, 0, 0], [1, s.rows, t.shape[2]!, this.D]));
-      const o = this.core(cut(q), cut(k), cut(p.v), scale, s.cache); // (1, T_s, Hq, D)
-      off += s.rows;
-      return o;
-    });
-    if (off !== N) throw new ShapeError(`Attention.forwardRagged: segments cover ${off} rows of ${fmtInfo(x.shape, x.dtype)}`);
-    const o = parts.length === 1 ? parts[0]! : concat(parts, 1); // (1, N, Hq, D)
+    const pos = raggedPositions(segments, pool, layer, N); // (N) each row's position in its own sequence
+    const { q, k, scale } = this.rotate(p.q, p.k, pos);
+    const seqs = pool.append(layer, segments, k, p.v); // (B, 4)
+    const { k: kp, v: vp } = pool.tensors(layer);
+    const r = raggedAttention(reshape(q, [N, this.Hq, this.D]), kp, vp, seqs, { window: this.window, scale }); // (N, Hq, D), (N, Hq)
+    const sinks = this.sinks; // (Hq)
+    const o = sinks ? mul(r.o, reshape(sigmoid(sub(r.lse, sinks)), [N, this.Hq, 1])) : r.o; // (N, Hq, D)
     return this.oProj.forward(reshape(o, [1, N, this.Hq * this.D])); // (1, N, H)
   }
 
@@ -239,4 +239,13 @@ export class Attention extends Module {
     const attnOpts = { causal: true, window: this.window, scale };
     return sinks ? sinkAttention(q, kv.k, kv.v, sinks, attnOpts) : attention(q, kv.k, kv.v, attnOpts); // (B, T, Hq, D)
   }
+}
+
+/** Each row's position in its own sequence, (N) i32: segment rows follow the positions its slot already holds. */
+export function raggedPositions(segments: readonly PoolSegment[], pool: KVPool, layer: number, N: number): Tensor {
+  const pos = new Int32Array(N);
+  let at = 0;
+  for (const s of segments) for (let i = 0; i < s.rows; i++) pos[at++] = pool.length(layer, s.slot) + i;
+  if (at !== N) throw new ShapeError(`forwardRagged: segments cover ${at} rows of ${N}`);
+  return tensor(pos, [N], 'i32');
 }

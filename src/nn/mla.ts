@@ -1,9 +1,10 @@
 // Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): low-rank query, joint key/value compression, a RoPE key shared by all heads.
-import { arange, attention, concat, mul, ones, reshape, rope, slice, tensor } from '../tensor/api.js';
+import { arange, attention, concat, mul, ones, raggedAttention, reshape, rope, slice, tensor } from '../tensor/api.js';
 import type { Rng } from '../tensor/random.js';
 import { ShapeError, fmtInfo } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { AttentionForwardOptions } from './attention.js';
+import { raggedPositions, type AttentionForwardOptions } from './attention.js';
+import type { KVPool, KVShape, PoolSegment } from './kv-pool.js';
 import type { RopeFrequencies } from './yarn.js';
 import { Linear, RMSNorm } from './layers.js';
 import { Module } from './module.js';
@@ -106,6 +107,11 @@ export class MLAttention extends Module {
     this.ropeFactor = cfg.rope?.attentionFactor ?? 1;
   }
 
+  /** What the layer caches per position (for a KVPool): keys and values expanded per head. */
+  get kvShape(): KVShape {
+    return { heads: this.Hq, dk: this.D, dv: this.Dv };
+  }
+
   /** x (B, T, H) or (T, H) -> same shape */
   forward(x: Tensor, opts: AttentionForwardOptions = {}): Tensor {
     const flat = x.rank === 2;
@@ -113,14 +119,32 @@ export class MLAttention extends Module {
     const [B, T] = flat ? [1, x.shape[0]!] : [x.shape[0]!, x.shape[1]!];
     const start = opts.startPos ?? opts.cache?.length ?? 0;
     if (opts.cache && start !== opts.cache.length) throw new Error(`MLAttention: startPos ${start} must equal the cache length ${opts.cache.length}`);
+    const { q, k, v } = this.qkv(reshape(x, [B, T, this.H]), arange(start, start + T));
+    const all = opts.cache ? opts.cache.append(k, v) : { k, v }; // (B, S, Hq, D), (B, S, Hq, Dv)
+    const o = attention(q, all.k, all.v, { causal: true, window: this.window, scale: this.scale }); // (B, T, Hq, Dv)
+    const y = this.oProj.forward(reshape(o, [B, T, this.Hq * this.Dv])); // (B, T, H)
+    return flat ? reshape(y, [T, this.H]) : y;
+  }
+
+  /** Rows of several sequences over their slots of a KV pool, as Attention.forwardRagged: x (1, N, H) -> (1, N, H). */
+  forwardRagged(x: Tensor, segments: readonly PoolSegment[], pool: KVPool, layer: number): Tensor {
+    const N = x.shape[1]!;
+    const { q, k, v } = this.qkv(x, raggedPositions(segments, pool, layer, N));
+    const seqs = pool.append(layer, segments, k, v); // (B, 4)
+    const { k: kp, v: vp } = pool.tensors(layer);
+    const { o } = raggedAttention(reshape(q, [N, this.Hq, this.D]), kp, vp, seqs, { window: this.window, scale: this.scale }); // (N, Hq, Dv)
+    return this.oProj.forward(reshape(o, [1, N, this.Hq * this.Dv])); // (1, N, H)
+  }
+
+  /** q and k (B, T, Hq, D) with RoPE at positions pos (T), v (B, T, Hq, Dv), from x (B, T, H). */
+  private qkv(x3: Tensor, pos: Tensor): { q: Tensor; k: Tensor; v: Tensor } {
+    const [B, T] = [x3.shape[0]!, x3.shape[1]!];
     const { Hq, D, R, Dv, C } = this;
     const N = D - R; // nope part of each q/k head
-    const x3 = reshape(x, [B, T, this.H]); // (B, T, H)
     const qf = this.qProj ? this.qProj.forward(x3) : this.qBProj!.forward(this.qALayernorm!.forward(this.qAProj!.forward(x3))); // (B, T, Hq·D)
     const q = reshape(qf, [B, T, Hq, D]); // (B, T, Hq, D)
     const ckv = this.kvAProj.forward(x3); // (B, T, C + R)
     const kv = reshape(this.kvBProj.forward(this.kvALayernorm.forward(slice(ckv, [0, 0, 0], [B, T, C]))), [B, T, Hq, N + Dv]); // (B, T, Hq, N + Dv)
-    const pos = arange(start, start + T); // (T) i32
     const invFreq = this.buffer('inv_freq'); // (R/2)
     let qRot = rope(slice(q, [0, 0, 0, N], [B, T, Hq, R]), pos, invFreq, this.ropeInterleaved); // (B, T, Hq, R)
     let kRot = rope(reshape(slice(ckv, [0, 0, C], [B, T, R]), [B, T, 1, R]), pos, invFreq, this.ropeInterleaved); // (B, T, 1, R)
@@ -132,9 +156,6 @@ export class MLAttention extends Module {
     const qAll = N > 0 ? concat([slice(q, [0, 0, 0, 0], [B, T, Hq, N]), qRot], 3) : qRot; // (B, T, Hq, D)
     const k = N > 0 ? concat([slice(kv, [0, 0, 0, 0], [B, T, Hq, N]), kRotAll], 3) : kRotAll; // (B, T, Hq, D)
     const v = slice(kv, [0, 0, 0, N], [B, T, Hq, Dv]); // (B, T, Hq, Dv)
-    const all = opts.cache ? opts.cache.append(k, v) : { k, v }; // (B, S, Hq, D), (B, S, Hq, Dv)
-    const o = attention(qAll, all.k, all.v, { causal: true, window: this.window, scale: this.scale }); // (B, T, Hq, Dv)
-    const y = this.oProj.forward(reshape(o, [B, T, Hq * Dv])); // (B, T, H)
-    return flat ? reshape(y, [T, this.H]) : y;
+    return { q: qAll, k, v };
   }
 }

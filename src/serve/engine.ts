@@ -6,8 +6,9 @@
 import type { MoELM } from '../models/moe-lm.js';
 import type { RoutingObserver } from '../moe/pipeline.js';
 import type { KVCache } from '../nn/attention.js';
+import type { KVPool } from '../nn/kv-pool.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { raggedStep, type StepSegment } from './batch.js';
+import { newKVPool, raggedStep, type StepSegment } from './batch.js';
 import { loop, type GenerateOptions, type GenerateResult, type LoopRequest } from './generate.js';
 
 export type PrefillPolicy = { kind: 'whole' } | { kind: 'chunked'; chunk: number } | { kind: 'layered'; stages: number };
@@ -42,6 +43,8 @@ interface Seq {
   it: Generator<LoopRequest, GenerateResult, Float32Array | undefined>;
   /** the current request for logits */
   want: { input: readonly number[]; cache: readonly KVCache[] };
+  /** the sequence's slot in the engine's KV pool */
+  slot: number;
   /** prompt rows already fed (chunked) */
   fed: number;
   /** layered prefill: the next layer group, and the hidden state it starts from */
@@ -68,6 +71,8 @@ export class BatchEngine {
   #waiting: { prompt: readonly number[]; opts: SubmitOptions; resolve: (r: GenerateResult) => void; reject: (e: unknown) => void }[] = [];
   #running: Seq[] = [];
   #steps = 0;
+  /** KV storage of the running sequences, allocated on demand and freed whenever the engine goes idle */
+  #pool: KVPool;
   #loop: Promise<void> | null = null;
   /** every step's summary, as it happens */
   onStep?: (s: StepInfo) => void;
@@ -83,6 +88,12 @@ export class BatchEngine {
     this.maxBatch = o.maxBatch;
     this.prefill = p;
     if (o.observer) this.observer = o.observer;
+    this.#pool = newKVPool(model, o.maxBatch);
+  }
+
+  /** Bytes the KV pool holds now (0 while idle), and slots in use. */
+  get kv(): { bytes: number; slots: number } {
+    return { bytes: this.#pool.bytes, slots: this.#pool.inUse };
   }
 
   get running(): number {
@@ -116,6 +127,7 @@ export class BatchEngine {
           this.step();
         }
       } finally {
+        this.#pool.dispose();
         this.#loop = null;
       }
     })();
@@ -134,8 +146,9 @@ export class BatchEngine {
       s.opts.onToken?.(r.value.token);
       r = this.#next(s);
     }
-    if (!r) return false;
+    if (!r) return this.#free(s);
     if (r.done) {
+      this.#free(s);
       s.resolve(r.value);
       return false;
     }
@@ -154,7 +167,15 @@ export class BatchEngine {
     }
   }
 
+  /** Gives the sequence's KV slot back (once); false, for #advance. */
+  #free(s: Seq): false {
+    if (s.slot >= 0) this.#pool.release(s.slot);
+    s.slot = -1;
+    return false;
+  }
+
   #drop(s: Seq, why: unknown): void {
+    this.#free(s);
     s.hidden?.dispose();
     s.hidden = null;
     try {
@@ -181,7 +202,7 @@ export class BatchEngine {
         w.reject(e);
         continue;
       }
-      const s = { it, fed: 0, stage: 0, hidden: null, prefilling: true, opts: w.opts, resolve: w.resolve, reject: w.reject } as unknown as Seq;
+      const s = { it, fed: 0, stage: 0, hidden: null, prefilling: true, opts: w.opts, resolve: w.resolve, reject: w.reject, slot: this.#pool.acquire() } as unknown as Seq;
       if (this.#advance(s)) this.#running.push(s); // its first request is the whole prompt
     }
     if (this.#running.length === 0) return null;
@@ -192,14 +213,14 @@ export class BatchEngine {
     for (const s of this.#running) {
       const input = s.want.input;
       if (!s.prefilling) {
-        segs.push({ ids: input, cache: s.want.cache });
+        segs.push({ ids: input, slot: s.slot });
         owners.push({ s, rows: input.length, completes: true });
         decodeRows += input.length;
         continue;
       }
       if (this.prefill.kind === 'layered') {
         const [from, to] = this.#group(s.stage, this.prefill.stages);
-        segs.push({ ...(s.hidden ? { hidden: s.hidden } : { ids: input }), cache: s.want.cache, from, to });
+        segs.push({ ...(s.hidden ? { hidden: s.hidden } : { ids: input }), slot: s.slot, from, to });
         owners.push({ s, rows: input.length, completes: to === this.model.cfg.layers });
         prefillRows += input.length;
         continue;
@@ -207,13 +228,13 @@ export class BatchEngine {
       const n = Math.min(input.length - s.fed, budget);
       if (n <= 0) continue;
       budget -= n;
-      segs.push({ ids: input.slice(s.fed, s.fed + n), cache: s.want.cache });
+      segs.push({ ids: input.slice(s.fed, s.fed + n), slot: s.slot });
       owners.push({ s, rows: n, completes: s.fed + n === input.length });
       prefillRows += n;
     }
     let out;
     try {
-      out = raggedStep(this.model, segs, this.observer);
+      out = raggedStep(this.model, segs, this.#pool, this.observer);
     } catch (e) {
       for (const o of owners) this.#drop(o.s, e);
       const failed = new Set(owners.map((o) => o.s));

@@ -217,6 +217,14 @@ export function attentionLse(q: Tensor, k: Tensor, v: Tensor, opts: Partial<Atte
   const [o, lse] = runOp(Op.Attention, [q, k, v], p) as [Tensor, Tensor];
   return { o, lse };
 }
+/**
+ * Attention of several sequences in one call, each over its own slot of a KV pool (see Op.RaggedAttention): q (N, Hq,
+ * D), k (P, C, Hkv, D), v (P, C, Hkv, Dv), seqs i32 (B, 4) of [qStart, rows, slot, length] -> o (N, Hq, Dv), lse (N, Hq).
+ */
+export function raggedAttention(q: Tensor, k: Tensor, v: Tensor, seqs: Tensor, opts: { window?: number; scale?: number } = {}): { o: Tensor; lse: Tensor } {
+  const [o, lse] = runOp(Op.RaggedAttention, [q, k, v, seqs], { window: opts.window ?? 0, scale: opts.scale ?? 1 / Math.sqrt(q.shape[2] ?? 1) }) as [Tensor, Tensor];
+  return { o, lse };
+}
 /** Per-row cross-entropy of logits (N, V) against i32 targets (N); rows with ignoreIndex give 0. */
 export const crossEntropyRows = (logits: Tensor, targets: Tensor, ignoreIndex = -100): Tensor => one(runOp(Op.CrossEntropy, [logits, targets], { ignoreIndex }));
 /** Mean cross-entropy over the rows whose target is not ignoreIndex. */

@@ -188,6 +188,7 @@ export const GRAD: { [O in Op]: GradRule<O> } = {
     return [dq, dk, T.slice(dv1, [0, 0, 0, 0], [-1, -1, -1, v.shape[3]!])];
   },
   [Op.AttentionGrad]: null,
+  [Op.RaggedAttention]: null,
   [Op.CrossEntropy]: (c) => {
     if (c.dys[1]) throw new Error('cross_entropy: gradients through the log-sum-exp output are not supported');
     return [T.run(Op.CrossEntropyGrad, [c.inputs[0]!, c.inputs[1]!, c.outputs[1]!, first(c)], c.params)[0]!, null];

@@ -16,6 +16,7 @@ export type SyncBackendFactory = () => Backend;
 export const NON_DIFFERENTIABLE: ReadonlySet<Op> = new Set<Op>([
   Op.Compare, Op.Argmax, Op.GeluGrad, Op.RMSNormGrad, Op.AttentionGrad, Op.CrossEntropyGrad,
   Op.GroupedMatmulWeightGrad, Op.Quantize, Op.Dequantize, Op.ExpertBins, Op.RouteTopK, Op.MoeFfn, Op.ClusteredFfn,
+  Op.RaggedAttention,
 ]);
 
 class Engine {
@@ -179,6 +180,24 @@ export function assign(target: Tensor, value: Tensor): void {
   }
   if (target.backend !== value.backend) throw new Error(`assign: value lives on backend ${value.backend.name}, target on ${target.backend.name}`);
   if (target.dataId !== value.dataId) target.backend.copy(value.dataId, target.dataId);
+}
+
+/**
+ * Overwrites `count` elements of `target`'s storage from element `at` with `value`'s elements from `from` (same dtype,
+ * same backend): an in-place write, as `assign`, for storage that grows in place (a KV pool). Not recorded for autograd;
+ * shows through every view of the target.
+ */
+export function assignRange(target: Tensor, at: number, value: Tensor, from = 0, count = value.size - from): void {
+  target.assertAlive('assignRange');
+  value.assertAlive('assignRange');
+  if (target.dtype !== value.dtype) throw new ShapeError(`assignRange: value ${fmtInfo(value.shape, value.dtype)} does not match the dtype of target ${fmtInfo(target.shape, target.dtype)}`);
+  if (target.backend !== value.backend) throw new Error(`assignRange: value lives on backend ${value.backend.name}, target on ${target.backend.name}`);
+  for (const [name, n] of [['at', at], ['from', from], ['count', count]] as const) {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`assignRange: ${name} must be a non-negative integer, got ${n}`);
+  }
+  if (from + count > value.size) throw new RangeError(`assignRange: elements [${from}, ${from + count}) are not within value ${fmtInfo(value.shape, value.dtype)} (${value.size} elements)`);
+  if (at + count > target.size) throw new RangeError(`assignRange: elements [${at}, ${at + count}) are not within target ${fmtInfo(target.shape, target.dtype)} (${target.size} elements)`);
+  if (count > 0) target.backend.copyRange(value.dataId, target.dataId, from, at, count);
 }
 
 /** Runs fn without recording ops for autograd. */

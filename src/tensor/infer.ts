@@ -432,6 +432,21 @@ export const INFER: { [O in Op]: Infer<O> } = {
     if (!shapesEqual(o.shape, [B, T, Hq, Dv]) || !shapesEqual(dO.shape, o.shape) || !shapesEqual(lse.shape, [B, Hq, T])) throw new ShapeError(`${Op.AttentionGrad}: o ${show(o)}, lse ${show(lse)}, dO ${show(dO)} do not fit q ${show(q)}`);
     return [info(q.shape, 'f32'), info(k.shape, 'f32'), info(v.shape, 'f32')];
   },
+  [Op.RaggedAttention]: (ins) => {
+    arity(Op.RaggedAttention, ins, 4);
+    const [q, k, v, seqs] = ins as [TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+    rankIs(Op.RaggedAttention, 'q', q, 3);
+    for (const [n, t] of [['k', k], ['v', v]] as const) rankIs(Op.RaggedAttention, n, t, 4);
+    for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) dtypeIs(Op.RaggedAttention, n, t, 'f32');
+    dtypeIs(Op.RaggedAttention, 'seqs', seqs, 'i32');
+    const [N, Hq, D] = q.shape as [number, number, number];
+    const [P, C, Hkv, Dk] = k.shape as [number, number, number, number];
+    if (!shapesEqual(v.shape.slice(0, 3), [P, C, Hkv]) || Dk !== D || Hkv === 0 || Hq % Hkv !== 0) {
+      throw new ShapeError(`${Op.RaggedAttention}: q ${show(q)}, k ${show(k)}, v ${show(v)} do not fit (N, Hq, D), (P, C, Hkv, D), (P, C, Hkv, Dv) with Hq % Hkv = 0`);
+    }
+    if (seqs.shape.length !== 2 || seqs.shape[1] !== 4) throw new ShapeError(`${Op.RaggedAttention}: seqs ${show(seqs)} must be (B, 4): [qStart, rows, slot, length] per sequence`);
+    return [info([N, Hq, v.shape[3]!], 'f32'), info([N, Hq], 'f32')];
+  },
   [Op.CrossEntropy]: (ins) => {
     arity(Op.CrossEntropy, ins, 2);
     const [logits, tg] = ins as [TensorInfo, TensorInfo];

@@ -125,6 +125,14 @@ export enum Op {
   Attention = 'attention',
   /** q, k, v, o, lse, dO -> [dq, dk, dv] */
   AttentionGrad = 'attention_grad',
+  /**
+   * Attention of several sequences in one call, each over its own slot of a KV pool (continuous batching): q (N, Hq, D),
+   * k (P, C, Hkv, D), v (P, C, Hkv, Dv), seqs i32 (B, 4) -> [o (N, Hq, Dv), lse (N, Hq)]. Row b of seqs is
+   * [qStart, rows, slot, length]: query rows qStart..qStart+rows-1 belong to a sequence whose keys are rows
+   * 0..length-1 of that slot, the queries being its last `rows` positions (length - rows + i), causal, with the
+   * sliding window; rows no sequence claims give o = 0 and lse = -Infinity. Inference only (no gradient)
+   */
+  RaggedAttention = 'ragged_attention',
   /** logits (N, V), targets i32 (N) -> [loss (N) (0 where ignored), lse (N)] */
   CrossEntropy = 'cross_entropy',
   /** logits, targets, lse, dloss (N) -> dlogits (N, V) */
@@ -202,6 +210,7 @@ export interface OpParams {
   [Op.RoPE]: { interleaved: boolean; inverse: boolean };
   [Op.Attention]: AttentionParams;
   [Op.AttentionGrad]: AttentionParams;
+  [Op.RaggedAttention]: { window: number; scale: number };
   [Op.CrossEntropy]: { ignoreIndex: number };
   [Op.CrossEntropyGrad]: { ignoreIndex: number };
 }

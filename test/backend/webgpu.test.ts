@@ -134,6 +134,19 @@ describe('webgpu backend', () => {
     expect((JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { ids: number[] }).ids).toEqual(ref.greedy_from_first8);
   }, 130_000);
 
+  it('assignRange writes a range in place, between dispatches, as the KV pool does', async (ctx) => {
+    const gpu = gpuOf(ctx);
+    mk.useBackend(gpu);
+    const pool = mk.tensor(new Float32Array(12), [4, 3]);
+    const rows = mk.tidy(() => mk.add(mk.tensor(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]), 10)); // computed on the device
+    mk.assignRange(pool, 3, rows); // rows 1..2
+    mk.assignRange(pool, 9, rows, 3, 3); // row 3 from the second row
+    const doubled = mk.mul(pool, 2); // a dispatch after the copies sees them
+    expect(Array.from(await doubled.data())).toEqual([0, 0, 0, 22, 24, 26, 28, 30, 32, 28, 30, 32]);
+    mk.dispose([pool, rows, doubled]);
+    mk.useBackend(reference);
+  });
+
   it('reads back only when awaited, reuses pooled buffers, and frees what it allocates', async (ctx) => {
     const gpu = gpuOf(ctx);
     mk.useBackend(gpu);

@@ -86,6 +86,18 @@ function attn(rng: Rng, n: number): OpCase<OpParams[Op.Attention]>[] {
     { name: `non-causal S=T+2`, inputs: [f(rng, [1, T, 2, 4]), f(rng, [1, T + 2, 2, 4]), f(rng, [1, T + 2, 2, 4])], params: { causal: false, window: 0, scale: 0.5 } },
   ];
 }
+/** RaggedAttention: three sequences of a pool of 3 slots (C = n + 4 rows), one decode row, one prompt, one chunk. */
+function ragged(rng: Rng, n: number): OpCase<OpParams[Op.RaggedAttention]>[] {
+  const C = n + 4;
+  // [qStart, rows, slot, length]: a decode row at slot 2; n prompt rows at slot 0; a 2-row chunk after 3 cached rows
+  const seqs = [0, 1, 2, 5, 1, n, 0, n, 1 + n, 2, 1, 5];
+  const N = n + 3;
+  const table: GradcheckInput = { data: seqs, shape: [3, 4], dtype: 'i32', grad: false };
+  return [
+    { name: `GQA decode + prompt + chunk n=${n}`, inputs: [f(rng, [N, 4, 8]), f(rng, [3, C, 2, 8]), f(rng, [3, C, 2, 8]), table], params: { window: 0, scale: 0.35 } },
+    { name: `window 2, Dv=5, a row unclaimed`, inputs: [f(rng, [N + 1, 2, 4]), f(rng, [3, C, 1, 4]), f(rng, [3, C, 1, 5]), table], params: { window: 2, scale: 0.5 } },
+  ];
+}
 function quantInputs(rng: Rng, format: 'int8' | 'int4' | 'f16' | 'bf16', N: number, K: number, g: number): GradcheckInput[] {
   if (format === 'f16') return [raw(Array.from({ length: N * K }, () => f32ToF16(rng.normal() * 0.5)), [N, K], 'f16')];
   if (format === 'bf16') return [raw(Array.from({ length: N * K }, () => (f32ToF16(0) | 0x3c00) ^ rng.int(0x3fff)), [N, K], 'bf16')];
@@ -225,6 +237,7 @@ export const CASES: { [O in Op]: Gen<O> } = {
     const oShape = [q.shape[0]!, q.shape[1]!, q.shape[2]!, v.shape[3]!];
     return { name: c.name, params: c.params, inputs: [q, k, v, { data: o!, shape: oShape }, { data: lse!, shape: [q.shape[0]!, q.shape[2]!, q.shape[1]!] }, f(r, oShape)] };
   }),
+  [Op.RaggedAttention]: ragged,
   [Op.CrossEntropy]: (r, n) => {
     const tg = idx(r, [n + 1], 11);
     (tg.data as number[])[0] = -100;

@@ -60,6 +60,28 @@ for (const backend of ['js', 'wasm'] as const) {
   });
 }
 
+describe('BatchEngine over other attention forms (wasm)', () => {
+  beforeAll(async () => {
+    await mk.setBackend('wasm');
+  });
+  const variants: [string, Partial<mk.ModelConfig>][] = [
+    ['sliding window 4 on layer 1, attention sinks (gpt-oss)', { slidingWindow: 4, slidingLayers: [1], attnSinks: true }],
+    ['per-head q/k norms, partial RoPE (Qwen3, GLM-4.5)', { qkNorm: 'head', rotaryDim: 4 }],
+    ['multi-head latent attention (DeepSeek-V3)', { attention: 'mla', kvHeads: 4, kvLoraRank: 8, qLoraRank: 8, vHeadDim: 6 }],
+  ];
+  for (const [name, cfg] of variants) {
+    it(`${name}: 8 batched requests give generate()'s greedy tokens`, async () => {
+      const m = new mk.MoELM({ ...mk.PRESETS.tiny, experts: 8, topK: 2, layers: 2, maxSeqLen: 64, seed: 5, ...cfg });
+      const want = prompts.map((p) => generate(m, p, { maxNewTokens: MAX_NEW }).newIds);
+      for (const prefill of [{ kind: 'whole' }, { kind: 'chunked', chunk: 5 }, { kind: 'layered', stages: 2 }] as PrefillPolicy[]) {
+        const engine = new BatchEngine(m, { maxBatch: 8, prefill });
+        const got = await Promise.all(prompts.map((p) => engine.submit(p, { maxNewTokens: MAX_NEW })));
+        expect(got.map((r) => r.newIds), JSON.stringify(prefill)).toEqual(want);
+      }
+    });
+  }
+});
+
 describe('BatchEngine: aborts and bad input', () => {
   beforeAll(async () => {
     await mk.setBackend('js');
@@ -75,8 +97,10 @@ describe('BatchEngine: aborts and bad input', () => {
     const a = engine.submit(prompts[2]!, { maxNewTokens: 50, signal: ac.signal, onToken: () => { if (++seen === 3) ac.abort(); } });
     const b = engine.submit(prompts[1]!, { maxNewTokens: MAX_NEW });
     await expect(a).rejects.toThrow('the request was aborted');
+    expect(engine.kv.slots).toBe(1); // the aborted sequence's slot is back while the other still runs
     expect((await b).newIds).toEqual(want);
     await engine.idle();
+    expect(engine.kv).toEqual({ bytes: 0, slots: 0 }); // an idle engine holds no KV memory
     expect(seen).toBe(3);
     expect(engine.running).toBe(0);
     expect(getBackend().bytesInUse()).toBe(before);

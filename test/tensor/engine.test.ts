@@ -164,4 +164,21 @@ describe('assign', () => {
       await wasm.dispose();
     }
   });
+  it('assignRange writes a range of elements in place on js and wasm, refusing ranges outside either tensor', async () => {
+    const wasm = await mk.WasmBackend.create({ threads: 1 });
+    try {
+      for (const be of [mk.getBackend(), wasm]) {
+        const t = mk.fromTyped(new Float32Array(6), [2, 3], 'f32', be);
+        const v = mk.fromTyped(new Float32Array([7, 8, 9, 10]), [4], 'f32', be);
+        mk.assignRange(t, 2, v, 1, 3);
+        expect(t.toArray()).toEqual([0, 0, 8, 9, 10, 0]);
+        expect(() => mk.assignRange(t, 4, v)).toThrow('assignRange: elements [4, 8) are not within target f32(2, 3) (6 elements)');
+        expect(() => mk.assignRange(t, 0, v, 2, 3)).toThrow('assignRange: elements [2, 5) are not within value f32(4) (4 elements)');
+        expect(() => mk.assignRange(t, -1, v, 0, 1)).toThrow('assignRange: at must be a non-negative integer, got -1');
+        expect(() => mk.assignRange(t, 0, mk.fromTyped(new Int32Array(1), [1], 'i32', be))).toThrow('assignRange: value i32(1) does not match the dtype of target f32(2, 3)');
+      }
+    } finally {
+      await wasm.dispose();
+    }
+  });
 });

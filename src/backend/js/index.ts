@@ -58,6 +58,13 @@ export class JsBackend implements Backend {
     b.data.set(a.data);
   }
 
+  copyRange(src: DataId, dst: DataId, srcOffset: number, dstOffset: number, count: number): void {
+    const a = this.get(src);
+    const b = this.get(dst);
+    if (a.dtype !== b.dtype) throw new Error(`js backend: copy of ${a.dtype} into ${b.dtype}`);
+    b.data.set(a.data.subarray(srcOffset, srcOffset + count), dstOffset);
+  }
+
   readSync(id: DataId): TypedArray {
     return this.get(id).data.slice();
   }

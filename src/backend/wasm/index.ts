@@ -105,6 +105,15 @@ export class WasmBackend implements Backend {
     this.view(dst).set(this.view(src));
   }
 
+  copyRange(src: DataId, dst: DataId, srcOffset: number, dstOffset: number, count: number): void {
+    const a = this.slot(src);
+    const b = this.slot(dst);
+    if (a.dtype !== b.dtype) throw new Error(`wasm backend: copy of ${a.dtype} into ${b.dtype}`);
+    this.memos.delete(dst);
+    const bytes = bytesPerElement(a.dtype);
+    new Uint8Array(this.rt.memory.buffer).copyWithin(b.ptr + dstOffset * bytes, a.ptr + srcOffset * bytes, a.ptr + (srcOffset + count) * bytes);
+  }
+
   readSync(id: DataId): TypedArray {
     return this.view(id).slice();
   }

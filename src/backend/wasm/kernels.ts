@@ -72,6 +72,9 @@ export interface QMatmulParams {
   chunks?: number;
 }
 
+/** Rows of A up to which A·Bᵀ runs as row-times-rows dot products (assembly/gemm.ts SMALL_M), not packed panels. */
+const SMALL_M = 8;
+
 /** Flops (or equivalent work) below which dispatching to workers costs more than it saves. */
 const MIN_PARALLEL_WORK = 1 << 18;
 /** Flops a chunk of a larger product gets at least (claiming a chunk and its tile edges stay a few % of its work). */
@@ -98,7 +101,7 @@ export function matmul(rt: WasmRuntime, p: MatmulParams): void {
   const s = rt.scratch();
   // products that take the packed path (not a GEMV, not a thin product; the same test as gemm() in assembly/gemm.ts),
   // cut into chunks: pack both operands once, then compute tiles from the shared panels
-  if (nc > 1 && batch === 1 && p.M > 1 && p.K > 0 && !(!p.transA && !p.transB && (p.K <= 16 || p.N <= 8))) {
+  if (nc > 1 && batch === 1 && p.M > 1 && p.K > 0 && !(!p.transA && !p.transB && (p.K <= 16 || p.N <= 8)) && !(p.transB && !p.transA && p.M <= SMALL_M)) {
     segmentedGemm(rt, [{ a: p.a, lda: p.transA ? p.M : p.K, transA: !!p.transA, b: p.b, ldb: p.transB ? p.K : p.N, transB: !!p.transB, c: p.c, M: p.M, R: p.K }],
       p.N, nc, { bias: p.bias ?? 0, accumulate: !!p.accumulate });
     return;

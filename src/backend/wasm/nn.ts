@@ -2,6 +2,7 @@
 // attention. Each cuts its work into chunks by the problem size and falls back to the js kernel for the cases the
 // wasm kernels do not take (non-f32 dtypes, unusual broadcasts, reductions along a non-last axis).
 import { JS_KERNELS } from '../js/kernels/index.js';
+import { checkRaggedSeqs } from '../js/kernels/attention.js';
 import type { View } from '../js/view.js';
 import { Op, type OpParams } from '../../tensor/ops.js';
 import { normAxis, splitAxis } from '../../tensor/shape.js';
@@ -209,6 +210,28 @@ export const attention: WasmKernel<Op.Attention> = (rt, ins, p, outs) => {
   if (B * T * Hq === 0) return;
   const nt = Math.min(chunksFor(attnWork(B, T, S, Hq, D, Dv, p.causal), 1 << 16), B * Hq * T);
   par(rt, 'nn_attention', [q.ptr, k.ptr, v.ptr, o.ptr, lse.ptr, B, T, S, Hq, Hkv, D, Dv, p.scale, p.causal ? 1 : 0, p.window], nt);
+};
+
+export const raggedAttention: WasmKernel<Op.RaggedAttention> = (rt, ins, p, outs) => {
+  const [q, k, v, seqs] = ins as [WasmView, WasmView, WasmView, WasmView];
+  const [o, lse] = outs as [WasmView, WasmView];
+  const [N, Hq, D] = q.shape as [number, number, number];
+  const [P, C, Hkv] = k.shape as [number, number, number];
+  const Dv = v.shape[3]!;
+  const table = seqs.data as Int32Array;
+  checkRaggedSeqs(table, N, P, C);
+  (o.data as Float32Array).fill(0);
+  (lse.data as Float32Array).fill(-Infinity);
+  const B = table.length / 4;
+  let work = 0, items = 0;
+  for (let b = 0; b < B; b++) {
+    const rows = table[4 * b + 1]!, S = table[4 * b + 3]!;
+    work += attnWork(1, rows, S, Hq, D, Dv, true);
+    items += rows * Hq;
+  }
+  if (items === 0) return;
+  const nt = Math.min(chunksFor(work, 1 << 16), Math.ceil(items / 4));
+  par(rt, 'nn_ragged_attention', [q.ptr, k.ptr, v.ptr, o.ptr, lse.ptr, seqs.ptr, B, Hq, Hkv, C, D, Dv, p.scale, p.window], nt);
 };
 
 export const attentionGrad: WasmKernel<Op.AttentionGrad> = (rt, ins, p, outs) => {

@@ -125,6 +125,7 @@ export const WASM_KERNELS: { [O in Op]: WasmKernel<O> } = {
   [Op.RoPE]: viaJs(Op.RoPE),
   [Op.Attention]: NN.attention,
   [Op.AttentionGrad]: NN.attentionGrad,
+  [Op.RaggedAttention]: NN.raggedAttention,
   [Op.CrossEntropy]: NN.crossEntropy,
   [Op.CrossEntropyGrad]: NN.crossEntropyGrad,
 };

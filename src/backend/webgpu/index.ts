@@ -151,6 +151,18 @@ export class WebGpuBackend implements Backend, DeviceContext {
     this.enc().copyBufferToBuffer(a.buffer, 0, b.buffer, 0, n);
   }
 
+  copyRange(src: DataId, dst: DataId, srcOffset: number, dstOffset: number, count: number): void {
+    const a = this.stored(src);
+    const b = this.stored(dst);
+    const bytes = bytesPerElement(a.dtype);
+    if (count === 0) return;
+    if ((srcOffset * bytes) % 4 !== 0 || (dstOffset * bytes) % 4 !== 0 || (count * bytes) % 4 !== 0) {
+      throw new Error(`webgpu backend: copyRange of ${count} ${a.dtype} elements from ${srcOffset} to ${dstOffset} is not in whole 4-byte words`);
+    }
+    this.endPass();
+    this.enc().copyBufferToBuffer(a.buffer, srcOffset * bytes, b.buffer, dstOffset * bytes, count * bytes);
+  }
+
   // ---- commands ----
   private enc(): GPUCommandEncoder {
     return (this.encoder ??= this.device.createCommandEncoder());

@@ -214,6 +214,59 @@ ${MAIN} {
 };
 
 /**
+ * Several sequences over their slots of a KV pool: one thread per (query row, head), which finds its sequence in the
+ * table (B is a batch of sequences: a short scan) and runs the online-softmax pass of attentionKernel over its slot.
+ */
+const raggedAttentionKernel: Kernel<Op.RaggedAttention> = (b, ins, p, outs) => {
+  const [q, k, v, seqs] = ins as [BackendInput, BackendInput, BackendInput, BackendInput];
+  const [o, lse] = outs as [Out, Out];
+  const [N, Hq, D] = q.shape as [number, number, number];
+  const [, C, Hkv] = k.shape as [number, number, number];
+  const Dv = v.shape[3]!;
+  // prm: 0 N, 1 Hq, 2 D, 3 Hkv, 4 C, 5 Dv, 6 scale, 7 window, 8 B
+  const code = `${bindings(['f32', 'f32', 'f32', 'i32'], ['f32', 'f32'])}
+${MAIN} {
+  ${INDEX}
+  let N = prm[0]; let Hq = prm[1]; let D = prm[2]; let Hkv = prm[3]; let C = prm[4]; let Dv = prm[5];
+  let scale = bitcast<f32>(prm[6]); let win = i32(prm[7]); let group = Hq / Hkv;
+  if (i >= N * Hq) { return; }
+  let n = i / Hq; let h = i % Hq; let kh = h / group;
+  let oo = (n * Hq + h) * Dv;
+  for (var d = 0u; d < Dv; d++) { out0[oo + d] = 0.0; }
+  out1[n * Hq + h] = ${NEG_INF};
+  for (var s = 0u; s < prm[8]; s++) {
+    let q0 = in3[4u * s]; let rows = in3[4u * s + 1u]; let slot = u32(in3[4u * s + 2u]); let S = in3[4u * s + 3u];
+    if (i32(n) < q0 || i32(n) >= q0 + rows) { continue; }
+    let qpos = i32(n) - q0 + S - rows;
+    let hi = min(S, qpos + 1);
+    var lo = 0;
+    if (win > 0) { lo = max(0, qpos - win + 1); }
+    let qo = (n * Hq + h) * D;
+    var m = ${NEG_INF}; var sum = 0.0;
+    for (var j = lo; j < hi; j++) {
+      let ko = ((slot * C + u32(j)) * Hkv + kh) * D;
+      var sc = 0.0;
+      for (var d = 0u; d < D; d++) { sc = sc + in0[qo + d] * in1[ko + d]; }
+      sc = sc * scale;
+      let mNew = max(m, sc);
+      let corr = exp(m - mNew);
+      let w = exp(sc - mNew);
+      sum = sum * corr + w;
+      let vo = ((slot * C + u32(j)) * Hkv + kh) * Dv;
+      for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] * corr + w * in2[vo + d]; }
+      m = mNew;
+    }
+    if (sum > 0.0) {
+      for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] / sum; }
+      out1[n * Hq + h] = m + log(sum);
+    }
+    return;
+  }
+}`;
+  launch(b, code, [q, k, v, seqs], [o, lse], [N, Hq, D, Hkv, C, Dv, f32Bits(p.scale), p.window, seqs.shape[0]!], N * Hq);
+};
+
+/**
  * Backward in four passes (at most 8 storage bindings each): Di = dO·O per query; dQ per (b, h, i) thread; dK and
  * dV per (b, kv head, j) thread, over the group's heads and the queries that see key j.
  */
@@ -310,4 +363,5 @@ export const nnKernels = {
   [Op.RoPE]: ropeKernel,
   [Op.Attention]: attentionKernel,
   [Op.AttentionGrad]: attentionGradKernel,
-} satisfies { [O in Op.RMSNorm | Op.RMSNormGrad | Op.CrossEntropy | Op.CrossEntropyGrad | Op.RoPE | Op.Attention | Op.AttentionGrad]: Kernel<O> };
+  [Op.RaggedAttention]: raggedAttentionKernel,
+} satisfies { [O in Op.RMSNorm | Op.RMSNormGrad | Op.CrossEntropy | Op.CrossEntropyGrad | Op.RoPE | Op.Attention | Op.AttentionGrad | Op.RaggedAttention]: Kernel<O> };
