@@ -27,7 +27,7 @@ export { DequantSource, dequantSource, parseQuantization, HfQuantError, QUANT_ME
 export { e4m3ToF32, e5m2ToF32, e8m0ToF32, FP4_E2M1_VALUES } from './tensor/minifloat.js';
 export { dequantMxfp4, dequantFp8Blocks } from './tensor/blockquant.js';
 export { BatchEngine, AbortedError, type EngineOptions, type PrefillPolicy, type StepInfo, type SubmitOptions } from './serve/engine.js';
-export { raggedStep, type StepSegment, type StepResult } from './serve/batch.js';
+export { raggedStep, newKVPool, type StepSegment, type StepResult } from './serve/batch.js';
 export { generate, generateStream, generateAsync, generateStreamAsync, checkGenerate, checkLogits, NonFiniteLogitsError, type GenerateOptions, type GenerateResult, type StopReason } from './serve/generate.js';
 export { sizeProblem, allocationProblem, MAX_TENSOR_ELEMENTS, MAX_MODEL_PARAMS } from './models/sizes.js';
 export { globalBalanceLoss } from './models/moe-lm.js';

@@ -171,6 +171,33 @@ const ATT_DIMS = `let B = prm[0]; let T = prm[1]; let Hq = prm[2]; let D = prm[3
   let scale = bitcast<f32>(prm[7]); let group = Hq / Hkv;`;
 const NEG_INF = 'bitcast<f32>(0xff800000u | (prm[0] & 0u))'; // not a constant expression: WGSL rejects a constant -inf
 
+/**
+ * WGSL: one query row (q at qo, o at oo), an online-softmax pass (flash-style running max and sum) over keys [lo, hi),
+ * key j at kBase + j·ks in in1 and its value at vBase + j·vs in in2; returns the lse (negInf when no key is visible).
+ */
+const ATTEND_ROW = `fn attendRow_(qo: u32, oo: u32, kBase: u32, vBase: u32, ks: u32, vs: u32, lo: i32, hi: i32, D: u32, Dv: u32, scale: f32, negInf: f32) -> f32 {
+  var m = negInf; var sum = 0.0;
+  for (var d = 0u; d < Dv; d++) { out0[oo + d] = 0.0; }
+  for (var j = lo; j < hi; j++) {
+    let ko = kBase + u32(j) * ks;
+    var s = 0.0;
+    for (var d = 0u; d < D; d++) { s = s + in0[qo + d] * in1[ko + d]; }
+    s = s * scale;
+    let mNew = max(m, s);
+    let corr = exp(m - mNew);
+    let w = exp(s - mNew);
+    sum = sum * corr + w;
+    let vo = vBase + u32(j) * vs;
+    for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] * corr + w * in2[vo + d]; }
+    m = mNew;
+  }
+  if (sum > 0.0) {
+    for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] / sum; }
+    return m + log(sum);
+  }
+  return negInf;
+}`;
+
 /** One thread per (b, h, i): an online-softmax pass over the visible keys (flash-style running max and sum). */
 const attentionKernel: Kernel<Op.Attention> = (b, ins, p, outs) => {
   const [q, k, v] = ins as [BackendInput, BackendInput, BackendInput];
@@ -179,6 +206,7 @@ const attentionKernel: Kernel<Op.Attention> = (b, ins, p, outs) => {
   const [B, T, Hq] = meta as [number, number, number];
   const code = `${bindings(['f32', 'f32', 'f32'], ['f32', 'f32'])}
 ${KEY_RANGE}
+${ATTEND_ROW}
 ${MAIN} {
   ${INDEX}
   ${ATT_DIMS}
@@ -188,34 +216,14 @@ ${MAIN} {
   let qo = ((bb * T + qi) * Hq + h) * D;
   let oo = ((bb * T + qi) * Hq + h) * Dv;
   let r = keyRange_(qi);
-  var m = ${NEG_INF}; var sum = 0.0;
-  for (var d = 0u; d < Dv; d++) { out0[oo + d] = 0.0; }
-  for (var j = r.x; j < r.y; j++) {
-    let ko = ((bb * S + u32(j)) * Hkv + kh) * D;
-    var s = 0.0;
-    for (var d = 0u; d < D; d++) { s = s + in0[qo + d] * in1[ko + d]; }
-    s = s * scale;
-    let mNew = max(m, s);
-    let corr = exp(m - mNew);
-    let w = exp(s - mNew);
-    sum = sum * corr + w;
-    let vo = ((bb * S + u32(j)) * Hkv + kh) * Dv;
-    for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] * corr + w * in2[vo + d]; }
-    m = mNew;
-  }
-  if (sum > 0.0) {
-    for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] / sum; }
-    out1[(bb * Hq + h) * T + qi] = m + log(sum);
-  } else {
-    out1[(bb * Hq + h) * T + qi] = ${NEG_INF};
-  }
+  out1[(bb * Hq + h) * T + qi] = attendRow_(qo, oo, (bb * S * Hkv + kh) * D, (bb * S * Hkv + kh) * Dv, Hkv * D, Hkv * Dv, r.x, r.y, D, Dv, scale, ${NEG_INF});
 }`;
   launch(b, code, [q, k, v], [o, lse], meta, B * Hq * T);
 };
 
 /**
  * Several sequences over their slots of a KV pool: one thread per (query row, head), which finds its sequence in the
- * table (B is a batch of sequences: a short scan) and runs the online-softmax pass of attentionKernel over its slot.
+ * table (B is a batch of sequences: a short scan) and runs attentionKernel's row pass over its slot.
  */
 const raggedAttentionKernel: Kernel<Op.RaggedAttention> = (b, ins, p, outs) => {
   const [q, k, v, seqs] = ins as [BackendInput, BackendInput, BackendInput, BackendInput];
@@ -225,6 +233,7 @@ const raggedAttentionKernel: Kernel<Op.RaggedAttention> = (b, ins, p, outs) => {
   const Dv = v.shape[3]!;
   // prm: 0 N, 1 Hq, 2 D, 3 Hkv, 4 C, 5 Dv, 6 scale, 7 window, 8 B
   const code = `${bindings(['f32', 'f32', 'f32', 'i32'], ['f32', 'f32'])}
+${ATTEND_ROW}
 ${MAIN} {
   ${INDEX}
   let N = prm[0]; let Hq = prm[1]; let D = prm[2]; let Hkv = prm[3]; let C = prm[4]; let Dv = prm[5];
@@ -233,7 +242,7 @@ ${MAIN} {
   let n = i / Hq; let h = i % Hq; let kh = h / group;
   let oo = (n * Hq + h) * Dv;
   for (var d = 0u; d < Dv; d++) { out0[oo + d] = 0.0; }
-  out1[n * Hq + h] = ${NEG_INF};
+  out1[n * Hq + h] = ${NEG_INF}; // a row no sequence claims
   for (var s = 0u; s < prm[8]; s++) {
     let q0 = in3[4u * s]; let rows = in3[4u * s + 1u]; let slot = u32(in3[4u * s + 2u]); let S = in3[4u * s + 3u];
     if (i32(n) < q0 || i32(n) >= q0 + rows) { continue; }
@@ -241,25 +250,8 @@ ${MAIN} {
     let hi = min(S, qpos + 1);
     var lo = 0;
     if (win > 0) { lo = max(0, qpos - win + 1); }
-    let qo = (n * Hq + h) * D;
-    var m = ${NEG_INF}; var sum = 0.0;
-    for (var j = lo; j < hi; j++) {
-      let ko = ((slot * C + u32(j)) * Hkv + kh) * D;
-      var sc = 0.0;
-      for (var d = 0u; d < D; d++) { sc = sc + in0[qo + d] * in1[ko + d]; }
-      sc = sc * scale;
-      let mNew = max(m, sc);
-      let corr = exp(m - mNew);
-      let w = exp(sc - mNew);
-      sum = sum * corr + w;
-      let vo = ((slot * C + u32(j)) * Hkv + kh) * Dv;
-      for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] * corr + w * in2[vo + d]; }
-      m = mNew;
-    }
-    if (sum > 0.0) {
-      for (var d = 0u; d < Dv; d++) { out0[oo + d] = out0[oo + d] / sum; }
-      out1[n * Hq + h] = m + log(sum);
-    }
+    let base = slot * C * Hkv + kh;
+    out1[n * Hq + h] = attendRow_((n * Hq + h) * D, oo, base * D, base * Dv, Hkv * D, Hkv * Dv, lo, hi, D, Dv, scale, ${NEG_INF});
     return;
   }
 }`;
