@@ -11,6 +11,8 @@ import { archMismatches, archHoldsSelectionBias, selectionBiases } from '../mode
 import { setBackend } from '../backend/registry.js';
 import { encodeTexts } from '../train/corpus.js';
 import { checkOut, sourceConfig } from './checkpoint.js';
+import { checkGgufOut, ggufArchOption, writeGgufExport } from './export-gguf.js';
+import { GGUF_ARCHS, GGUF_DTYPES, type GgufDtype } from '../models/gguf/export.js';
 import { LOAD_DTYPE_HELP, loadDtypeOption } from './args.js';
 
 /** Brown validation tokens to measure routing changes on (at most `max`), or null without a usable tokenizer. */
@@ -42,30 +44,34 @@ export function registerExport(program: Command): void {
     .command('export')
     .description('write a model in a Hugging Face architecture\'s layout (clustered experts are materialised); refuses what would change the model')
     .argument('<model>', 'moekit or Hugging Face model directory, a training run (`moekit train --out`), or one of its checkpoints/step-N')
-    .requiredOption('--out <dir>', 'output directory')
-    .option('--format <name>', 'hf', 'hf')
-    .option('--arch <name>', `target architecture (${HF_ARCHS.join(' | ')}); default: the model's source architecture, else the first it fits exactly`)
+    .requiredOption('--out <path>', 'output directory (hf), or the .gguf file to write (gguf)')
+    .option('--format <name>', 'hf | gguf (llama.cpp, Ollama, LM Studio)', 'hf')
+    .option('--arch <name>', `target architecture (${HF_ARCHS.join(' | ')}; gguf: ${Object.keys(GGUF_ARCHS).join(' | ')}, also by llama.cpp's names ${Object.values(GGUF_ARCHS).join(' | ')}); default: the model's source architecture, else the first it fits exactly`)
     .option('--layout <name>', 'legacy (per-expert tensors, what save_pretrained writes) | fused (transformers 5 gate_up_proj)', 'legacy')
-    .option('--dtype <name>', 'F32 | F16 | BF16', 'F32')
+    .option('--dtype <name>', 'F32 | F16 | BF16; gguf also Q8_0 | Q4_0', 'F32')
     .option('--drop-bias', 'export a model that routes with a selection bias to an architecture without one (its routing changes; refused by default)')
     .option('--bias-tokens <n>', 'Brown valid tokens on which the routing change of dropping the bias is measured', '4096')
     .option('--load-dtype <d>', LOAD_DTYPE_HELP, 'auto')
     .option('--backend <name>', 'js | wasm', 'wasm')
     .option('--json', 'print one JSON object')
     .action(async (dir: string, o: ExportCliOptions) => {
-      if (o.format !== 'hf') throw new Error(`--format must be "hf", got "${o.format}"`);
+      if (o.format !== 'hf' && o.format !== 'gguf') throw new Error(`--format must be "hf" or "gguf", got "${o.format}"`);
+      const gguf = o.format === 'gguf';
       if (o.layout !== 'legacy' && o.layout !== 'fused') throw new Error(`--layout must be legacy or fused, got "${o.layout}"`);
-      if (!['F32', 'F16', 'BF16'].includes(o.dtype)) throw new Error(`--dtype must be F32, F16 or BF16, got "${o.dtype}"`);
+      const dtypes: readonly string[] = gguf ? GGUF_DTYPES : ['F32', 'F16', 'BF16'];
+      if (!dtypes.includes(o.dtype)) throw new Error(`--dtype must be one of ${dtypes.join(', ')} for --format ${o.format}, got "${o.dtype}"`);
+      if (gguf && o.arch !== undefined) o.arch = ggufArchOption(o.arch);
       if (o.arch !== undefined && !HF_ARCHS.includes(o.arch as HfArch)) throw new Error(`--arch must be one of ${HF_ARCHS.join(', ')}, got "${o.arch}"`);
       const biasTokens = Number(o.biasTokens);
       if (!Number.isSafeInteger(biasTokens) || biasTokens < 1) throw new Error(`--bias-tokens must be a positive integer, got "${o.biasTokens}"`);
-      checkOut(dir, o.out);
+      if (gguf) checkGgufOut(o.out);
+      else checkOut(dir, o.out);
       await setBackend(o.backend);
       const m = await loadModelDir(dir, { loadDtype: loadDtypeOption(o.loadDtype) });
       const model = materialize(m.model);
       let arch = (o.arch as HfArch | undefined) ?? m.arch;
       if (!arch) {
-        arch = HF_ARCHS.find((a) => archMismatches(model.cfg, a).length === 0) ?? null;
+        arch = (gguf ? (Object.keys(GGUF_ARCHS) as HfArch[]) : HF_ARCHS).find((a) => archMismatches(model.cfg, a).length === 0) ?? null;
         if (!arch) throw new Error(`export: ${dir} fits none of ${HF_ARCHS.join(', ')} exactly (${HF_ARCHS.map((a) => `${a}: ${archMismatches(model.cfg, a).join(', ') || 'its own checks'}`).join('; ')})`);
         if (!o.json) console.error(`moekit export: no --arch given and ${dir} names no source architecture: ${arch} is the first it fits exactly`);
       }
@@ -82,6 +88,10 @@ export function registerExport(program: Command): void {
       }
       const problem = exportProblem(model, arch, { dropBias: o.dropBias ?? false });
       if (problem) throw new Error(`export: ${problem}`);
+      if (gguf) {
+        await writeGgufExport(m, model, arch, o.out, o.dtype as GgufDtype, { dropBias: o.dropBias ?? false, json: o.json ?? false, biasDropped: effect !== null });
+        return;
+      }
       let files: string[];
       try {
         files = await exportHf(model, arch, o.out, { layout: o.layout, dtype: o.dtype as 'F32' | 'F16' | 'BF16', baseConfig: sourceConfig(m), copyFrom: m.assetsDir, dropBias: o.dropBias ?? false });
