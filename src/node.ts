@@ -9,6 +9,8 @@ export { ExpertStore, writeOffloadFile, type OffloadOptions, type OffloadStats }
 export { train, sampleBatch, type TrainOptions, type TrainResult, type StepMetrics, type RegroupLog } from './train/loop.js';
 export { Checkpoint, loadHfModel, readHfConfig, type HfModel } from './models/hf/load.js';
 export { exportHf, type ExportHfOptions } from './models/hf/export.js';
+export { exportGguf, ggufTensors, GGUF_ARCHS, GGUF_DTYPES, type ExportGgufOptions, type GgufDtype } from './models/gguf/export.js';
+export { writeGguf, readGgufHeader, ggmlEncode, type GgufValue, type GgufTensorIn, type GgufHeader, type GgufTensorInfo, type GgmlType } from './io/gguf.js';
 export { loadModelDir, saveModelDir, materialize, MOEKIT_MODEL_FORMAT, type LoadedModel, type MoekitModelInfo } from './models/dir.js';
 export { TraceWriter, readTrace, TRACE_FORMAT, TRACE_VERSION, type TraceShape, type TraceRows } from './trace/format.js';
 export { traceModel, traceShape, type TraceOptions } from './trace/record.js';

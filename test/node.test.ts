@@ -20,6 +20,7 @@ const NODE_ONLY = [
   'Checkpoint', 'loadHfModel', 'readHfConfig', 'exportHf', 'loadModelDir', 'saveModelDir', 'materialize', 'MOEKIT_MODEL_FORMAT',
   'TraceWriter', 'readTrace', 'TRACE_FORMAT', 'TRACE_VERSION', 'traceModel', 'traceShape', 'readNpyTrace', 'writeNpy', 'parseNpyHeader',
   'readMegatronJsonl', 'writeMegatronJsonl', 'readPlanFile', 'writePlanFile', 'parsePlan', 'createServer', 'ServerMetrics',
+  'exportGguf', 'ggufTensors', 'GGUF_ARCHS', 'GGUF_DTYPES', 'writeGguf', 'readGgufHeader', 'ggmlEncode',
 ] as const;
 
 it('re-exports every binding of the main entry unchanged and adds the Node-only ones the main entry leaves out', () => {

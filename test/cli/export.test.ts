@@ -1,5 +1,6 @@
 // A trained run is a model directory: train → generate → export end to end; export refuses to change the model
-// silently (a selection bias the target cannot hold, a feature it lacks) and the export reloads with equal logits.
+// silently (a selection bias the target cannot hold, a feature it lacks) and the export reloads with equal logits;
+// --format gguf writes a llama.cpp file.
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as mk from '../../src/index.js';
 import { loadModelDir } from '../../src/models/dir.js';
 import { selectionBiases } from '../../src/models/hf/fit.js';
+import { readGgufHeader } from '../../src/io/gguf.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Runs the CLI (asynchronously, so the test worker stays responsive): exit status, stdout and stderr. */
@@ -89,6 +91,26 @@ describe('a training run as a model directory', () => {
     const o = await run(['export', runDir, '--arch', 'olmoe', '--drop-bias', '--out', out, '--backend', 'js']);
     expect(o.stderr).toContain('qkNorm "none" (olmoe always has full-width q/k norms');
     expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+  }, 120_000);
+
+  it('export --format gguf writes the run as a llama.cpp llama file with its vocabulary; bad flags are refused', async () => {
+    const file = path.join(tmp, 'run.gguf');
+    const r = JSON.parse(await cli(['export', runDir, '--format', 'gguf', '--dtype', 'Q8_0', '--drop-bias', '--out', file, '--backend', 'js', '--json'])) as { arch: string; gguf_arch: string; bytes: number; tokenizer: boolean };
+    expect(r).toMatchObject({ arch: 'mixtral', gguf_arch: 'llama', tokenizer: true });
+    const h = readGgufHeader(file);
+    expect(h.tensors.reduce((a, t) => Math.max(a, t.offset + t.bytes), 0)).toBeLessThanOrEqual(r.bytes);
+    expect(h.metadata['general.architecture']).toBe('llama');
+    expect(h.metadata['general.file_type']).toBe(7); // MOSTLY_Q8_0
+    const bad = async (args: string[], msg: string): Promise<void> => {
+      const b = await run(['export', runDir, '--format', 'gguf', '--drop-bias', '--backend', 'js', ...args]);
+      expect(b.status).not.toBe(0);
+      expect(b.stderr).toContain(msg);
+    };
+    await bad(['--out', path.join(tmp, 'x.gguf'), '--dtype', 'Q5_K'], '--dtype must be one of F32, F16, BF16, Q8_0, Q4_0 for --format gguf, got "Q5_K"');
+    await bad(['--out', path.join(tmp, 'x.bin')], 'expected a file name ending in .gguf');
+    await bad(['--out', path.join(tmp, 'nowhere', 'x.gguf')], 'does not exist');
+    await bad(['--out', path.join(tmp, 'x.gguf'), '--arch', 'olmoe'], '--arch for --format gguf must be one of mixtral (llama), qwen3_moe (qwen3moe), got "olmoe"');
+    expect(existsSync(path.join(tmp, 'x.gguf'))).toBe(false);
   }, 120_000);
 
   it('a --tokenizer given to train is kept in the run', async () => {
