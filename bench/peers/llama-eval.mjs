@@ -9,7 +9,7 @@ if (!file || !idsArg) {
 }
 const ids = idsArg.split(',').map(Number);
 const n = Number(nArg ?? 8);
-const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+const llama = await getLlama({ gpu: false, build: 'never', logLevel: process.env.LLAMA_LOG === "1" ? LlamaLogLevel.debug : LlamaLogLevel.error });
 const model = await llama.loadModel({ modelPath: file });
 // an F32 KV cache (llama.cpp keeps F16 by default), so an F32 model is compared in F32 throughout
 const ctx = await model.createContext({ contextSize: Math.max(64, ids.length + n + 8), threads: 2, batchSize: ids.length + n, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false });

@@ -109,7 +109,7 @@ describe('a training run as a model directory', () => {
     await bad(['--out', path.join(tmp, 'x.gguf'), '--dtype', 'Q5_K'], '--dtype must be one of F32, F16, BF16, Q8_0, Q4_0 for --format gguf, got "Q5_K"');
     await bad(['--out', path.join(tmp, 'x.bin')], 'expected a file name ending in .gguf');
     await bad(['--out', path.join(tmp, 'nowhere', 'x.gguf')], 'does not exist');
-    await bad(['--out', path.join(tmp, 'x.gguf'), '--arch', 'olmoe'], '--arch for --format gguf must be one of mixtral (llama), qwen3_moe (qwen3moe), got "olmoe"');
+    await bad(['--out', path.join(tmp, 'x.gguf'), '--arch', 'gpt_oss'], '--arch for --format gguf must be one of mixtral (llama), qwen3_moe (qwen3moe), qwen2_moe (qwen2moe), olmoe (olmoe), got "gpt_oss"');
     expect(existsSync(path.join(tmp, 'x.gguf'))).toBe(false);
   }, 120_000);
 

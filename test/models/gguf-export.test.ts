@@ -1,5 +1,5 @@
 // GGUF export: the tensor names, shapes and metadata keys of llama.cpp's converter (Mixtral as `llama` with its q/k rows
-// permuted, Qwen3-MoE as `qwen3moe`), the tokenizer as a gpt2 vocabulary; and, where the llama.cpp peer is installed
+// permuted, Qwen3-MoE, Qwen2-MoE and OLMoE as `qwen3moe`, `qwen2moe`, `olmoe`), the tokenizer as a gpt2 vocabulary; and, where the llama.cpp peer is installed
 // (npm run peers:install), the files run in llama.cpp: greedy ids equal moekit's / transformers', next-token
 // log-probabilities within 1e-3 (F32). Without the peer those cases are skipped, and the reason is printed.
 import { spawnSync } from 'node:child_process';
@@ -16,7 +16,6 @@ import { fixture } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'moekit-gguf-export-'));
 const TRAINED = path.resolve('test/fixtures/legacy-model');
-const QWEN3 = path.dirname(fixture('hf/qwen3_moe/config.json'));
 const MIXTRAL = path.dirname(fixture('hf/mixtral/config.json'));
 const PEER = path.resolve('bench/peers/node_modules/node-llama-cpp');
 const peerMissing = existsSync(PEER) ? null : `the llama.cpp peer is not installed (${PEER}); run npm run peers:install to compare GGUF files in llama.cpp`;
@@ -90,7 +89,7 @@ describe('GGUF export', () => {
 
   it('refuses architectures it does not write and models that do not fit', async () => {
     const m = await loadModelDir(TRAINED);
-    await expect(exportGguf(m.model, 'olmoe', path.join(dir, 'x.gguf'))).rejects.toThrow('exportGguf: olmoe has no GGUF writer; GGUF export writes mixtral, qwen3_moe');
+    await expect(exportGguf(m.model, 'gpt_oss', path.join(dir, 'x.gguf'))).rejects.toThrow('exportGguf: gpt_oss has no GGUF writer; GGUF export writes mixtral, qwen3_moe, qwen2_moe, olmoe');
     await expect(exportGguf(m.model, 'qwen3_moe', path.join(dir, 'x.gguf'))).rejects.toThrow(/exportGguf: the model does not fit qwen3_moe/);
     const plain = materialize(m.model);
     await expect(exportGguf(plain, 'mixtral', path.join(dir, 'x.gguf'))).rejects.toThrow(/routes with a selection bias .* that mixtral cannot hold/);
@@ -134,17 +133,37 @@ describe('GGUF export', () => {
     }
   }, 180_000);
 
-  it('in llama.cpp: the Qwen3-MoE fixture as qwen3moe (placeholder vocabulary) gives transformers\' greedy ids', async (ctx) => {
+  for (const [arch, as] of [['qwen3_moe', 'qwen3moe'], ['qwen2_moe', 'qwen2moe']] as const) {
+    it(`in llama.cpp: the ${arch} fixture as ${as} (placeholder vocabulary) gives transformers' greedy ids and log-probs within 1e-3`, async (ctx) => {
+      if (peerMissing) return ctx.skip(peerMissing);
+      const fx = path.dirname(fixture(`hf/${arch}/config.json`));
+      const m = await loadModelDir(fx);
+      const ref = JSON.parse(readFileSync(path.join(fx, 'reference.json'), 'utf8')) as { input_ids: number[]; greedy_from_first8: number[] };
+      const file = path.join(dir, `${arch}.gguf`);
+      await exportGguf(m.model, arch, file);
+      const h = readGgufHeader(file);
+      expect(h.metadata['general.architecture']).toBe(as);
+      expect(h.metadata['tokenizer.ggml.tokens']).toHaveLength(m.model.cfg.vocabSize);
+      const got = llamaCpp(file, ref.input_ids.slice(0, 8), ref.greedy_from_first8.length - 8);
+      expect(got.greedy).toEqual(ref.greedy_from_first8.slice(8));
+      const diff = topDiff(got.probs, logProbs(m.model, ref.input_ids.slice(0, 8)));
+      console.log(`llama.cpp ${as} F32: top-50 next-token log-prob max |diff| ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThan(1e-3);
+    }, 180_000);
+  }
+
+  it('olmoe: the fixture (kvHeads < heads) is refused, since llama.cpp\'s olmoe norms k over the full width; with kvHeads = heads it runs in llama.cpp with moekit\'s greedy ids', async (ctx) => {
+    const fx = await loadModelDir(path.dirname(fixture('hf/olmoe/config.json')));
+    await expect(exportGguf(fx.model, 'olmoe', path.join(dir, 'x.gguf'))).rejects.toThrow(/llama.cpp's olmoe takes k_norm over the full hidden width, so it needs kvHeads = heads; this model has kvHeads \d+ and heads \d+/);
     if (peerMissing) return ctx.skip(peerMissing);
-    const m = await loadModelDir(QWEN3);
-    const ref = JSON.parse(readFileSync(path.join(QWEN3, 'reference.json'), 'utf8')) as { input_ids: number[]; greedy_from_first8: number[] };
-    const file = path.join(dir, 'qwen3.gguf');
-    await exportGguf(m.model, 'qwen3_moe', file);
-    expect(readGgufHeader(file).metadata['tokenizer.ggml.tokens']).toHaveLength(m.model.cfg.vocabSize);
-    const got = llamaCpp(file, ref.input_ids.slice(0, 8), ref.greedy_from_first8.length - 8);
-    expect(got.greedy).toEqual(ref.greedy_from_first8.slice(8));
-    const diff = topDiff(got.probs, logProbs(m.model, ref.input_ids.slice(0, 8)));
-    console.log(`llama.cpp qwen3moe F32: top-50 next-token log-prob max |diff| ${diff.toExponential(2)}`);
+    const m = new mk.MoELM({ ...fx.model.cfg, kvHeads: fx.model.cfg.heads, seed: 3 });
+    const file = path.join(dir, 'olmoe-mha.gguf');
+    await exportGguf(m, 'olmoe', file);
+    const ids = [3, 17, 42, 99, 250, 7, 7, 123];
+    const got = llamaCpp(file, ids, 8);
+    expect(got.greedy).toEqual(generate(m, ids, { maxNewTokens: 8 }).newIds);
+    const diff = topDiff(got.probs, logProbs(m, ids));
+    console.log(`llama.cpp olmoe F32 (kvHeads = heads, random weights): top-50 next-token log-prob max |diff| ${diff.toExponential(2)}`);
     expect(diff).toBeLessThan(1e-3);
   }, 180_000);
 });

@@ -1,6 +1,6 @@
 // Node: writes a MoELM as a GGUF file for llama.cpp (and what builds on it: Ollama, LM Studio, node-llama-cpp), with
 // tensor names, metadata keys and the q/k row order of llama.cpp's own converter (convert_hf_to_gguf.py): Mixtral as
-// its `llama` architecture with experts, Qwen3-MoE as `qwen3moe`. The model's Hugging Face tensors (the same ones
+// its `llama` architecture with experts, Qwen3-MoE as `qwen3moe`, Qwen2-MoE (shared expert) as `qwen2moe`, OLMoE as `olmoe`. The model's Hugging Face tensors (the same ones
 // `moekit export --format hf` writes) are renamed, the experts stacked, and the weights encoded as F32, F16, BF16, Q8_0
 // or Q4_0. The tokenizer goes in as llama.cpp's `gpt2` (byte-level BPE) vocabulary; a model without one gets a
 // placeholder vocabulary of its size, so it loads and token ids can be compared.
@@ -14,7 +14,7 @@ import { HfConfigError } from '../hf/config.js';
 import { hfTensors, type HfTensor } from '../hf/weights.js';
 
 /** HF architectures moekit writes as GGUF, and llama.cpp's name for each. */
-export const GGUF_ARCHS: Readonly<Partial<Record<HfArch, string>>> = { mixtral: 'llama', qwen3_moe: 'qwen3moe' };
+export const GGUF_ARCHS: Readonly<Partial<Record<HfArch, string>>> = { mixtral: 'llama', qwen3_moe: 'qwen3moe', qwen2_moe: 'qwen2moe', olmoe: 'olmoe' };
 export const GGUF_DTYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0'] as const;
 export type GgufDtype = (typeof GGUF_DTYPES)[number];
 /** general.file_type (llama_ftype) of each. */
@@ -51,6 +51,9 @@ function ggufName(name: string): string | null {
     'self_attn.q_proj.weight': 'attn_q.weight', 'self_attn.k_proj.weight': 'attn_k.weight', 'self_attn.v_proj.weight': 'attn_v.weight',
     'self_attn.o_proj.weight': 'attn_output.weight', 'self_attn.q_norm.weight': 'attn_q_norm.weight', 'self_attn.k_norm.weight': 'attn_k_norm.weight',
     'block_sparse_moe.gate.weight': 'ffn_gate_inp.weight', 'mlp.gate.weight': 'ffn_gate_inp.weight',
+    'self_attn.q_proj.bias': 'attn_q.bias', 'self_attn.k_proj.bias': 'attn_k.bias', 'self_attn.v_proj.bias': 'attn_v.bias', 'self_attn.o_proj.bias': 'attn_output.bias',
+    'mlp.shared_expert.gate_proj.weight': 'ffn_gate_shexp.weight', 'mlp.shared_expert.up_proj.weight': 'ffn_up_shexp.weight',
+    'mlp.shared_expert.down_proj.weight': 'ffn_down_shexp.weight', 'mlp.shared_expert_gate.weight': 'ffn_gate_inp_shexp.weight',
   };
   if (/\.experts\.\d+\./.test(m[2]!)) return null;
   const r = rest[m[2]!];
@@ -66,7 +69,7 @@ export function ggufTensors(model: MoELM, arch: HfArch, dtype: GgufDtype): GgufT
   const experts = new Map<string, { shape: number[]; parts: Float32Array[] }>(); // blk.l.ffn_{gate,up,down}_exps
   // block types need rows of 32k values; norms, the router and odd-width rows stay F32, as llama.cpp's converter keeps them
   const typeOf = (name: string, shape: readonly number[]): GgmlType => {
-    if (shape.length < 2 || name.endsWith('ffn_gate_inp.weight')) return 'F32';
+    if (shape.length < 2 || name.endsWith('ffn_gate_inp.weight') || name.endsWith('ffn_gate_inp_shexp.weight')) return 'F32';
     if ((dtype === 'Q8_0' || dtype === 'Q4_0') && shape.at(-1)! % 32 !== 0) return 'F32';
     return dtype;
   };
@@ -108,7 +111,9 @@ function archMetadata(model: MoELM, arch: HfArch): Record<string, GgufValue> {
     [`${a}.rope.freq_base`]: { f32: c.ropeTheta }, [`${a}.attention.layer_norm_rms_epsilon`]: { f32: c.normEps },
     [`${a}.expert_count`]: c.experts, [`${a}.expert_used_count`]: c.topK, [`${a}.vocab_size`]: c.vocabSize,
   };
-  if (a === 'qwen3moe') md[`${a}.expert_feed_forward_length`] = c.expertWidth;
+  if (a !== 'llama') md[`${a}.expert_feed_forward_length`] = c.expertWidth;
+  if (a === 'qwen2moe' && c.sharedWidth) md[`${a}.expert_shared_feed_forward_length`] = c.sharedWidth;
+  if (c.clipQkv !== undefined) md[`${a}.attention.clamp_kqv`] = { f32: c.clipQkv };
   return md;
 }
 
@@ -148,6 +153,9 @@ export async function exportGguf(model: MoELM, arch: HfArch, file: string, o: Ex
   if (!a) throw new HfConfigError(`exportGguf: ${arch} has no GGUF writer; GGUF export writes ${Object.keys(GGUF_ARCHS).join(', ')}`);
   const problem = exportProblem(model, arch, o);
   if (problem) throw new HfConfigError(`exportGguf: ${problem}`);
+  if (a === 'olmoe' && model.cfg.kvHeads !== model.cfg.heads) {
+    throw new HfConfigError(`exportGguf: llama.cpp's olmoe takes k_norm over the full hidden width, so it needs kvHeads = heads; this model has kvHeads ${model.cfg.kvHeads} and heads ${model.cfg.heads}`);
+  }
   if (o.tokenizerFile && !existsSync(o.tokenizerFile)) throw new HfConfigError(`exportGguf: tokenizer ${o.tokenizerFile} does not exist`);
   const metadata: Record<string, GgufValue> = {
     'general.architecture': a, 'general.name': o.name ?? path.basename(file).replace(/\.gguf$/i, ''), 'general.file_type': FILE_TYPE[dtype],
